@@ -1,0 +1,232 @@
+/*
+ * core/ — the foundation every other room builds on: errors, logging,
+ * clocks, the event loop (epoll + timerfd + signalfd), small containers.
+ *
+ * core/ depends on no other room.
+ *
+ * Error conventions (CONVENTIONS.md):
+ *   - Data paths return int: 0 or -errno.
+ *   - Setup paths return bool/pointer and take `struct fl_error **errp` as
+ *     the last parameter.  On failure they set *errp (if errp is not NULL)
+ *     with fl_error_setf(); on success they never touch *errp.  Passing NULL
+ *     means "the caller does not care about the message".
+ */
+#ifndef FL_CORE_H
+#define FL_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FL_EXPORT __attribute__((visibility("default")))
+#define FL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define FL_UNUSED __attribute__((unused))
+
+#define FL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define FL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define FL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#ifndef container_of
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+#define FL_NS_PER_US INT64_C(1000)
+#define FL_NS_PER_MS INT64_C(1000000)
+#define FL_NS_PER_SEC INT64_C(1000000000)
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+struct fl_error {
+    int code;  /* errno-style code (positive), or 0 when only a message */
+    char *msg; /* heap-allocated, never NULL */
+};
+
+/* Sets *errp to a new error unless errp is NULL.  *errp must be NULL on
+ * entry (an error is never silently overwritten; a second error is
+ * dropped and the first kept). */
+void fl_error_setf(struct fl_error **errp, int code, const char *fmt, ...) FL_PRINTF(3, 4);
+void fl_error_vsetf(struct fl_error **errp, int code, const char *fmt, va_list ap);
+/* Like fl_error_setf, appending ": strerror(code)". */
+void fl_error_setf_errno(struct fl_error **errp, int code, const char *fmt, ...) FL_PRINTF(3, 4);
+/* Prefix an existing error's message: "<prefix><old message>". */
+void fl_error_prepend(struct fl_error **errp, const char *fmt, ...) FL_PRINTF(2, 3);
+/* Move src into *dst (if dst is NULL or *dst already set, src is freed). */
+void fl_error_propagate(struct fl_error **dst, struct fl_error *src);
+void fl_error_free(struct fl_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Memory and strings (abort on out-of-memory: the controller cannot   */
+/* carry on meaningfully without memory and must not corrupt a trace). */
+/* ------------------------------------------------------------------ */
+
+void *fl_xmalloc(size_t size);
+void *fl_xcalloc(size_t n, size_t size);
+void *fl_xrealloc(void *p, size_t size);
+/* Grows an array of n elements of elem_size to at least want elements,
+ * doubling; updates *alloc.  Returns the (possibly moved) array. */
+void *fl_xgrow(void *p, size_t *alloc, size_t want, size_t elem_size);
+char *fl_xstrdup(const char *s);
+char *fl_xstrndup(const char *s, size_t n);
+char *fl_xasprintf(const char *fmt, ...) FL_PRINTF(1, 2);
+char *fl_xvasprintf(const char *fmt, va_list ap);
+
+/* A growable, always NUL-terminated byte string. */
+struct fl_buf {
+    char *data;  /* NUL-terminated; NULL until the first append */
+    size_t size; /* bytes used, not counting the NUL */
+    size_t alloc;
+};
+void fl_buf_append(struct fl_buf *b, const void *data, size_t size);
+void fl_buf_puts(struct fl_buf *b, const char *s);
+void fl_buf_printf(struct fl_buf *b, const char *fmt, ...) FL_PRINTF(2, 3);
+/* Appends s as a JSON string literal, quotes included. */
+void fl_buf_json_string(struct fl_buf *b, const char *s);
+void fl_buf_reset(struct fl_buf *b);
+/* Returns the string (caller frees) and leaves b empty. */
+char *fl_buf_steal(struct fl_buf *b);
+void fl_buf_free(struct fl_buf *b);
+
+/* Levenshtein distance, for "did you mean ...?" suggestions. */
+size_t fl_edit_distance(const char *a, const char *b);
+
+/* 64-bit FNV-1a over bytes; stable across runs and hosts. */
+uint64_t fl_hash64(const void *data, size_t size);
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+/* ------------------------------------------------------------------ */
+
+#define FL_LOG_LEVELS(X)                                                                           \
+    X(ERROR, "error")                                                                              \
+    X(WARN, "warning")                                                                             \
+    X(INFO, "info")                                                                                \
+    X(DEBUG, "debug")
+
+enum fl_log_level {
+#define FL_LOG_LEVEL_ENUM(name, str) FL_LOG_##name,
+    FL_LOG_LEVELS(FL_LOG_LEVEL_ENUM)
+#undef FL_LOG_LEVEL_ENUM
+};
+const char *fl_log_level_name(enum fl_log_level level);
+
+/* Default: FL_LOG_WARN to stderr.  FAULTLINE_LOG=debug|info|warning|error
+ * in the environment overrides the default at first use. */
+void fl_log_set_level(enum fl_log_level level);
+enum fl_log_level fl_log_get_level(void);
+/* Redirect log lines (default: stderr).  fn == NULL restores stderr. */
+typedef void fl_log_fn(void *arg, enum fl_log_level level, const char *room, const char *line);
+void fl_log_set_sink(fl_log_fn *fn, void *arg);
+bool fl_log_enabled(enum fl_log_level level);
+void fl_log(enum fl_log_level level, const char *room, const char *fmt, ...) FL_PRINTF(3, 4);
+
+/* Rate limiting for packet paths (OVS VLOG_RATE_LIMIT_INIT): at most
+ * `burst` messages per `interval_ns`; suppressed messages are counted and
+ * reported with the next message that gets through. */
+struct fl_ratelimit {
+    int64_t interval_ns;
+    uint32_t burst;
+    uint32_t tokens;
+    int64_t last_refill_ns;
+    uint64_t suppressed;
+};
+#define FL_RATELIMIT_INIT(interval_ns_, burst_) {(interval_ns_), (burst_), (burst_), 0, 0}
+/* Returns true if a message may be logged now; *suppressed receives the
+ * count of messages dropped since the last one allowed. */
+bool fl_ratelimit_allow(struct fl_ratelimit *rl, int64_t now_ns, uint64_t *suppressed);
+#define FL_LOG_RL(rl, level, room, ...)                                                            \
+    do {                                                                                           \
+        uint64_t fl_rl_supp_;                                                                      \
+        if (fl_log_enabled(level) && fl_ratelimit_allow((rl), fl_clock_mono_ns(), &fl_rl_supp_)) { \
+            if (fl_rl_supp_) {                                                                     \
+                fl_log(level, room, "(%llu similar messages suppressed)",                          \
+                       (unsigned long long)fl_rl_supp_);                                           \
+            }                                                                                      \
+            fl_log(level, room, __VA_ARGS__);                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* ------------------------------------------------------------------ */
+/* Clocks                                                              */
+/* ------------------------------------------------------------------ */
+
+/* CLOCK_MONOTONIC in ns. */
+int64_t fl_clock_mono_ns(void);
+/* CLOCK_REALTIME in ns (for wall-clock stamps in run records only). */
+int64_t fl_clock_real_ns(void);
+
+/* A clock source an event loop runs on.  The real one reads
+ * CLOCK_MONOTONIC; a manual one (tests) is frozen until advanced. */
+struct fl_clock;
+struct fl_clock *fl_clock_manual_create(int64_t start_ns);
+void fl_clock_manual_advance(struct fl_clock *clock, int64_t delta_ns);
+void fl_clock_manual_set(struct fl_clock *clock, int64_t now_ns);
+void fl_clock_destroy(struct fl_clock *clock); /* accepts NULL */
+int64_t fl_clock_now(const struct fl_clock *clock); /* NULL = real monotonic */
+
+/* ------------------------------------------------------------------ */
+/* Event loop: epoll for fds, one timerfd (absolute CLOCK_MONOTONIC)   */
+/* for all timers, signalfd for signals.  Single-threaded.             */
+/* ------------------------------------------------------------------ */
+
+struct fl_loop;
+struct fl_timer;
+
+/* events: EPOLLIN/EPOLLOUT/... bits as given to and returned by epoll. */
+typedef void fl_fd_cb(struct fl_loop *loop, int fd, uint32_t events, void *arg);
+typedef void fl_timer_cb(struct fl_loop *loop, struct fl_timer *timer, void *arg);
+typedef void fl_signal_cb(struct fl_loop *loop, int signo, void *arg);
+
+/* clock == NULL: real monotonic clock.  With a manual clock the loop never
+ * sleeps on timers: fl_loop_run_once() fires every timer due at the
+ * clock's current time. */
+struct fl_loop *fl_loop_create(struct fl_clock *clock, struct fl_error **errp);
+void fl_loop_destroy(struct fl_loop *loop); /* accepts NULL; does not close fds */
+int64_t fl_loop_now(const struct fl_loop *loop);
+
+/* 0 or -errno.  One registration per fd. */
+int fl_loop_add_fd(struct fl_loop *loop, int fd, uint32_t events, fl_fd_cb *cb, void *arg);
+int fl_loop_mod_fd(struct fl_loop *loop, int fd, uint32_t events);
+/* Safe to call from inside any callback, including the fd's own. */
+int fl_loop_del_fd(struct fl_loop *loop, int fd);
+
+struct fl_timer *fl_timer_create(struct fl_loop *loop, fl_timer_cb *cb, void *arg);
+/* Arms (or re-arms) at an absolute time on the loop's clock. */
+void fl_timer_arm(struct fl_timer *timer, int64_t deadline_ns);
+void fl_timer_arm_in(struct fl_timer *timer, int64_t delay_ns);
+void fl_timer_disarm(struct fl_timer *timer);
+bool fl_timer_armed(const struct fl_timer *timer);
+int64_t fl_timer_deadline(const struct fl_timer *timer); /* INT64_MAX when disarmed */
+/* Safe to call from inside the timer's own callback.  Accepts NULL. */
+void fl_timer_destroy(struct fl_timer *timer);
+
+/* Blocks the signal in this thread and delivers it through the loop. */
+int fl_loop_add_signal(struct fl_loop *loop, int signo, fl_signal_cb *cb, void *arg);
+
+/* One iteration: waits up to timeout_ms (-1: until something happens,
+ * 0: poll) and dispatches.  Returns the number of callbacks run, or
+ * -errno. */
+int fl_loop_run_once(struct fl_loop *loop, int timeout_ms);
+/* Runs until fl_loop_stop().  Returns 0 or -errno. */
+int fl_loop_run(struct fl_loop *loop);
+void fl_loop_stop(struct fl_loop *loop);
+bool fl_loop_stopped(const struct fl_loop *loop);
+
+/* ------------------------------------------------------------------ */
+/* Files and processes                                                 */
+/* ------------------------------------------------------------------ */
+
+/* mkdir -p with the given mode for created components. */
+bool fl_mkdir_p(const char *path, mode_t mode, struct fl_error **errp);
+/* rm -rf (does not follow symlinks).  Returns 0 or -errno. */
+int fl_rm_rf(const char *path);
+/* Reads a whole file (NUL-terminated; *size excludes the NUL). */
+char *fl_read_file(const char *path, size_t *size, struct fl_error **errp);
+bool fl_write_file(const char *path, const void *data, size_t size, struct fl_error **errp);
+int fl_set_nonblock(int fd);
+int fl_set_cloexec(int fd);
+
+#endif /* FL_CORE_H */
