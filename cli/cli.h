@@ -15,10 +15,10 @@
 
 /* Exit codes shared by every subcommand (docs/cli.md). */
 #define FL_EXIT_CODES(X)                                                                           \
-    X(OK, 0, "success; for `run`: every check passed")                                            \
-    X(CHECK_FAILED, 1, "`run`: at least one check failed")                                        \
-    X(USAGE, 2, "bad command line or invalid scenario/input file")                                \
-    X(INFRA, 3, "infrastructure failure (QEMU missing, image build failed, I/O error)")           \
+    X(OK, 0, "success; for `run`: every check passed")                                             \
+    X(CHECK_FAILED, 1, "`run`: at least one check failed")                                         \
+    X(USAGE, 2, "bad command line or invalid scenario/input file")                                 \
+    X(INFRA, 3, "infrastructure failure (QEMU missing, image build failed, I/O error)")            \
     X(INTERRUPTED, 130, "interrupted by SIGINT/SIGTERM; partial results kept")
 
 enum cli_exit {

@@ -18,8 +18,9 @@ static const struct cli_command *const commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "faultline %s - a distributed-system emulator\n\n"
-                 "usage: faultline <command> [options]\n\ncommands:\n",
+    fprintf(out,
+            "faultline %s - a distributed-system emulator\n\n"
+            "usage: faultline <command> [options]\n\ncommands:\n",
             FL_VERSION);
     for (size_t i = 0; commands[i]; i++) {
         fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);

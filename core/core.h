@@ -20,20 +20,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define FL_EXPORT __attribute__((visibility("default")))
+#define FL_EXPORT       __attribute__((visibility("default")))
 #define FL_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define FL_UNUSED __attribute__((unused))
+#define FL_UNUSED       __attribute__((unused))
 
 #define FL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define FL_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define FL_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define FL_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define FL_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
-#define FL_NS_PER_US INT64_C(1000)
-#define FL_NS_PER_MS INT64_C(1000000)
+#define FL_NS_PER_US  INT64_C(1000)
+#define FL_NS_PER_MS  INT64_C(1000000)
 #define FL_NS_PER_SEC INT64_C(1000000000)
 
 /* ------------------------------------------------------------------ */
@@ -133,7 +133,10 @@ struct fl_ratelimit {
     int64_t last_refill_ns;
     uint64_t suppressed;
 };
-#define FL_RATELIMIT_INIT(interval_ns_, burst_) {(interval_ns_), (burst_), (burst_), 0, 0}
+#define FL_RATELIMIT_INIT(interval_ns_, burst_)                                                    \
+    {                                                                                              \
+        (interval_ns_), (burst_), (burst_), 0, 0                                                   \
+    }
 /* Returns true if a message may be logged now; *suppressed receives the
  * count of messages dropped since the last one allowed. */
 bool fl_ratelimit_allow(struct fl_ratelimit *rl, int64_t now_ns, uint64_t *suppressed);
@@ -164,7 +167,7 @@ struct fl_clock;
 struct fl_clock *fl_clock_manual_create(int64_t start_ns);
 void fl_clock_manual_advance(struct fl_clock *clock, int64_t delta_ns);
 void fl_clock_manual_set(struct fl_clock *clock, int64_t now_ns);
-void fl_clock_destroy(struct fl_clock *clock); /* accepts NULL */
+void fl_clock_destroy(struct fl_clock *clock);      /* accepts NULL */
 int64_t fl_clock_now(const struct fl_clock *clock); /* NULL = real monotonic */
 
 /* ------------------------------------------------------------------ */

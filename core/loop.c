@@ -175,8 +175,7 @@ int fl_loop_del_fd(struct fl_loop *loop, int fd)
     loop->fds[fd].active = false;
     /* The fd may already be closed by the caller; that removed it from the
      * epoll set anyway. */
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF &&
-        errno != ENOENT) {
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF && errno != ENOENT) {
         return -errno;
     }
     return 0;
