@@ -212,7 +212,7 @@ struct nb_link_stats {
 struct nb_port_stats {
     uint64_t rx_frames; /* valid frames received from the guest */
     uint64_t rx_bytes;  /* their Ethernet bytes (no length prefixes) */
-    uint64_t tx_frames; /* frames written to the guest's socket */
+    uint64_t tx_frames; /* frames accepted into the output queue (they leave in order) */
     uint64_t tx_bytes;
     uint64_t tx_queue_drops;        /* frames dropped because the output queue was full */
     uint64_t tx_down_drops;         /* frames due while no guest was connected */
@@ -236,9 +236,5 @@ void nb_link_foreach(const struct netback *nb, nb_link_visit_fn *fn, void *arg);
 typedef void nb_port_visit_fn(void *arg, const char *network, const char *node, const char *nic,
                               const char *socket_path, const struct nb_port_stats *stats);
 void nb_port_foreach(const struct netback *nb, nb_port_visit_fn *fn, void *arg);
-
-/* Writes buffered pcap data to the files (also done every second and at
- * nb_destroy).  0 or -errno of the first failure. */
-int nb_flush(struct netback *nb);
 
 #endif /* FL_NETBACK_H */

@@ -1,0 +1,126 @@
+/*
+ * netback/ internals shared by its files (never included outside the
+ * room, except by netback's own tests and fuzz target).
+ */
+#ifndef FL_NETBACK_INTERNAL_H
+#define FL_NETBACK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "impair/impair.h"
+#include "netback/mactable.h"
+#include "netback/netback.h"
+#include "netback/outq.h"
+#include "netback/reassembly.h"
+#include "trace/trace.h"
+
+#define NB_DEFAULT_PORT_QUEUE_SIZE ((size_t)1 << 20)
+#define NB_DEFAULT_MAC_AGING_NS    (300 * FL_NS_PER_SEC)
+#define NB_DEFAULT_SPIN_NS         (200 * FL_NS_PER_US)
+/* One read buffer for every port (the loop is single-threaded and a read
+ * is processed before the next one): up to ~2000 small frames per read(). */
+#define NB_READ_BUFFER_SIZE ((size_t)256 << 10)
+/* A frame due within this much of now is delivered now (it would not be
+ * worth a timer round trip). */
+#define NB_DELIVER_EPSILON_NS (2 * FL_NS_PER_US)
+#define NB_NAME_MAX           63
+
+struct netback;
+struct nb_network;
+
+/* A directed link (network, src node -> dst node). */
+struct nb_link {
+    struct nb_network *net;
+    size_t src, dst; /* node indexes in the netback */
+    struct impair_link *il;
+    bool cut;
+    bool impaired;      /* parameters other than a perfect link's are set */
+    uint64_t tx_seq;    /* copies handed to impair, for reorder detection */
+    uint64_t last_done; /* highest tx_seq delivered so far */
+    int64_t trace_id;
+    struct nb_link_stats stats;
+};
+
+struct nb_port {
+    struct netback *nb;
+    struct nb_network *net;
+    uint32_t index; /* in net->ports */
+    size_t node;    /* node index in the netback */
+    size_t local;   /* node index in net->nodes */
+    char *node_name, *nic, *path;
+    uint8_t mac[6];
+    bool has_mac;
+    int lfd;        /* listening socket */
+    int fd;         /* the connection, -1 when none */
+    bool out_armed; /* EPOLLOUT registered */
+    bool dirty;     /* on nb->dirty list: output queued since the last flush */
+    struct nb_port *next_dirty;
+    struct nb_reasm reasm;
+    struct nb_outq outq;
+    int64_t rx_now; /* time of the read being processed */
+    struct trace_pcap *pcap;
+    int64_t pcap_packets; /* packets written to pcap so far */
+    int64_t trace_nic_id;
+    struct nb_port_stats stats;
+};
+
+struct nb_network {
+    struct netback *nb;
+    char *name;
+    struct nb_port **ports;
+    size_t n_ports, ports_alloc;
+    size_t *nodes; /* node indexes (netback-wide) of the nodes on this network */
+    size_t n_nodes, nodes_alloc;
+    struct nb_link **links; /* n_nodes x n_nodes, row = src local index */
+    struct nb_mactable macs;
+    int64_t trace_id;
+};
+
+/* A frame copy waiting in the delivery queue. */
+struct nb_pkt {
+    struct nb_link *link;
+    struct nb_port *src, *dst;
+    int64_t sent_ns;
+    int64_t pcap_index;
+    uint64_t seq; /* link tx_seq */
+    uint32_t size;
+    uint32_t hash;
+    uint32_t corrupt_offset;
+    uint8_t corrupt_mask;
+    uint16_t copy;
+    uint8_t data[];
+};
+
+struct netback {
+    struct fl_loop *loop;
+    struct nb_config cfg;
+    char *pcap_dir;
+    struct trace_db *trace;
+    struct nb_network **nets;
+    size_t n_nets, nets_alloc;
+    char **nodes; /* node names, index = node id */
+    int64_t *node_trace_ids;
+    size_t n_nodes, nodes_alloc;
+    uint8_t *rxbuf;
+    struct nb_port *dirty;
+    struct impair_tq *tq; /* of struct nb_pkt, by delivery time */
+    struct fl_timer *timer;
+    int64_t spin_ns;
+    int64_t wall_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for pcap stamps */
+    struct fl_ratelimit rl_malformed, rl_info;
+    bool in_destroy;
+};
+
+/* The port input path, for the fuzz target: feeds `size` bytes as if read
+ * from the port's connection at `now_ns`, processing frames as the real
+ * read path does (switching, impairment, delivery queue), then flushes.
+ * Returns 0, or -EBADMSG after disconnecting the port as malformed. */
+int nb_port_input(struct nb_port *port, const uint8_t *data, size_t size, int64_t now_ns);
+/* Makes fd (a connected stream socket, non-blocking) the port's connection,
+ * as accept() does; the port owns fd from then on.  0 or -errno. */
+int nb_port_attach(struct nb_port *port, int fd);
+
+#endif /* FL_NETBACK_INTERNAL_H */
