@@ -1,0 +1,1536 @@
+/*
+ * The NBD server: listening sockets, connections, the fixed newstyle
+ * handshake, request validation, impair decisions and replies held until
+ * their completion time.
+ *
+ * Life of a request:
+ *
+ *   bytes ─▶ parse header (+ payload) ─▶ validate ─▶ bad: error reply now
+ *                                           │ good
+ *                                           ▼
+ *                     impair_disk_decide(): complete_ns, errno, corruption
+ *                                           │
+ *                      disk stalled? ──yes──▶ stall queue (in arrival order)
+ *                                           │ no
+ *                                           ▼
+ *                     execute on the layer stack (capacity ▸ cache ▸ file)
+ *                                           │
+ *                     complete_ns > now? ──yes──▶ fl_timer ─▶ reply
+ *                                           │ no
+ *                                           ▼
+ *                                  reply + trace_io record
+ *
+ * I/O to the backing file is synchronous in the loop: reads and writes hit
+ * the page cache (microseconds); only FLUSH/FUA wait for fdatasync()
+ * (docs/blkback.md has the measurements behind this choice).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "blkback/blkback.h"
+#include "blkback/nbd.h"
+#include "blkback/store.h"
+#include "impair/impair.h"
+#include "trace/trace.h"
+
+#define ROOM        "blkback"
+#define READ_CHUNK  (256u << 10)
+#define OUT_HIGH    (64u << 20) /* stop reading a client that does not read replies */
+#define REQ_HDR_LEN 28u
+
+struct blkback {
+    struct fl_loop *loop;
+    uint64_t seed;
+    struct trace_db *trace;
+    struct bb_disk *disks;
+};
+
+struct bb_req;
+
+struct bb_disk {
+    struct blkback *bb;
+    struct bb_disk *next;
+    char *node, *name, *export_name, *socket_path;
+    int listen_fd;
+    uint64_t size;
+    bool read_only;
+    enum bb_crash_policy policy;
+    struct bb_layer *top, *cache, *file;
+    struct impair_disk *imp;
+    struct impair_rng crash_rng;
+    struct bb_disk_stats st;
+    struct bb_conn *conns;
+    bool stalled;
+    struct bb_req *stall_head, *stall_tail;
+    uint64_t serial;
+    int64_t trace_id;
+    struct fl_ratelimit rl;
+};
+
+enum conn_state {
+    CS_CLIENT_FLAGS,
+    CS_OPT_HDR,
+    CS_OPT_DATA,
+    CS_REQ_HDR,
+    CS_WRITE_DATA,
+    CS_SKIP,
+    CS_CLOSED,
+};
+
+struct bb_req {
+    struct bb_conn *conn;
+    struct bb_req *cprev, *cnext; /* conn's outstanding requests */
+    struct bb_req *snext;         /* disk stall queue */
+    bool in_stall;
+    bool executed;
+    uint16_t type, flags;
+    uint64_t handle, off;
+    uint32_t len;
+    uint64_t tag;
+    int64_t submit_ns, complete_ns;
+    int error; /* 0 or -errno */
+    uint8_t fault;
+    struct impair_io_decision dec;
+    uint8_t *data; /* WRITE payload before execution; READ result after */
+    struct fl_timer *timer;
+};
+
+struct bb_conn {
+    struct bb_disk *disk;
+    struct bb_conn *next, *prev;
+    int fd; /* -1: memory connection */
+    enum conn_state state;
+    bool no_zeroes, structured, disc, reading;
+    uint32_t opt, opt_len;
+    uint8_t req_hdr[REQ_HDR_LEN];
+    uint64_t skip_left;
+    uint32_t skip_error;
+    uint8_t *in;
+    size_t in_start, in_end, in_alloc;
+    uint8_t *out;
+    size_t out_start, out_end, out_alloc;
+    struct bb_req *reqs;
+    uint64_t n_reqs;
+    bool dead;
+};
+
+static uint16_t be16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, (uint16_t)(v >> 16));
+    put16(p + 2, (uint16_t)v);
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+uint32_t bb_nbd_errno(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case 0:
+        return 0;
+    case EPERM:
+    case EROFS:
+        return NBD_EPERM;
+    case ENOMEM:
+        return NBD_ENOMEM;
+    case EINVAL:
+        return NBD_EINVAL;
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+        return NBD_ENOSPC;
+    case EOVERFLOW:
+        return NBD_EOVERFLOW;
+    case ESHUTDOWN:
+        return NBD_ESHUTDOWN;
+    default:
+        return NBD_EIO;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Output                                                              */
+/* ------------------------------------------------------------------ */
+
+static uint8_t *out_reserve(struct bb_conn *c, size_t n)
+{
+    if (c->out_alloc - c->out_end < n) {
+        if (c->out_start > 0) {
+            memmove(c->out, c->out + c->out_start, c->out_end - c->out_start);
+            c->out_end -= c->out_start;
+            c->out_start = 0;
+        }
+        if (c->out_alloc - c->out_end < n) {
+            c->out = fl_xgrow(c->out, &c->out_alloc, c->out_end + n, 1);
+        }
+    }
+    uint8_t *p = c->out + c->out_end;
+    c->out_end += n;
+    return p;
+}
+
+static void out_put(struct bb_conn *c, const void *data, size_t n)
+{
+    memcpy(out_reserve(c, n), data, n);
+}
+
+static void conn_fail(struct bb_conn *c);
+
+static void conn_update_events(struct bb_conn *c)
+{
+    if (c->fd < 0 || c->dead) {
+        return;
+    }
+    bool want_read = !c->disc && c->state != CS_CLOSED && c->out_end - c->out_start < OUT_HIGH;
+    uint32_t ev = (want_read ? EPOLLIN : 0) | (c->out_end > c->out_start ? EPOLLOUT : 0);
+    fl_loop_mod_fd(c->disk->bb->loop, c->fd, ev | EPOLLRDHUP);
+    c->reading = want_read;
+}
+
+static void conn_flush_out(struct bb_conn *c)
+{
+    if (c->dead || c->fd < 0) {
+        return;
+    }
+    while (c->out_end > c->out_start) {
+        ssize_t n = send(c->fd, c->out + c->out_start, c->out_end - c->out_start,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            conn_fail(c);
+            return;
+        }
+        c->out_start += (size_t)n;
+    }
+    if (c->out_start == c->out_end) {
+        c->out_start = c->out_end = 0;
+    }
+    /* a finished conversation (ABORT, DISC) ends once everything is sent */
+    if ((c->state == CS_CLOSED || (c->disc && c->n_reqs == 0)) && c->out_end == 0) {
+        conn_fail(c);
+        return;
+    }
+    conn_update_events(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+/* ------------------------------------------------------------------ */
+
+static void req_free(struct bb_req *r)
+{
+    struct bb_conn *c = r->conn;
+    if (r->cprev) {
+        r->cprev->cnext = r->cnext;
+    } else {
+        c->reqs = r->cnext;
+    }
+    if (r->cnext) {
+        r->cnext->cprev = r->cprev;
+    }
+    c->n_reqs--;
+    if (r->in_stall) {
+        struct bb_disk *d = c->disk;
+        struct bb_req **pp = &d->stall_head, *prev = NULL;
+        while (*pp && *pp != r) {
+            prev = *pp;
+            pp = &(*pp)->snext;
+        }
+        if (*pp) {
+            *pp = r->snext;
+            if (d->stall_tail == r) {
+                d->stall_tail = prev;
+            }
+            d->st.stalled_now--;
+        }
+    }
+    fl_timer_destroy(r->timer);
+    free(r->data);
+    free(r);
+}
+
+static void record_io(struct bb_disk *d, struct bb_req *r, int64_t complete_ns)
+{
+    struct trace_db *db = d->bb->trace;
+    if (!db || d->trace_id <= 0 || r->type == NBD_CMD_DISC) {
+        return;
+    }
+    struct trace_io io = {
+        .disk_id = d->trace_id,
+        .submit_ns = r->submit_ns,
+        .complete_ns = complete_ns,
+        .offset = r->off,
+        .length = r->len,
+        .op = (uint8_t)(r->type == NBD_CMD_READ    ? TRACE_IO_READ
+                        : r->type == NBD_CMD_WRITE ? TRACE_IO_WRITE
+                        : r->type == NBD_CMD_FLUSH ? TRACE_IO_FLUSH
+                        : r->type == NBD_CMD_TRIM  ? TRACE_IO_TRIM
+                                                   : TRACE_IO_WRITE_ZEROES),
+        .fault = r->fault,
+        .fua = (r->flags & NBD_CMD_FLAG_FUA) != 0,
+        .result = r->error < 0 ? -r->error : r->error,
+    };
+    int64_t id = trace_io(db, &io);
+    if (id > 0 && r->error == 0 && !(r->flags & NBD_CMD_FLAG_FUA) &&
+        (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM || r->type == NBD_CMD_WRITE_ZEROES)) {
+        bb_cache_set_io_id(d->cache, r->tag, id);
+    }
+}
+
+static void send_reply(struct bb_conn *c, struct bb_req *r)
+{
+    uint32_t err = bb_nbd_errno(r->error);
+    if (c->structured && r->type == NBD_CMD_READ) {
+        if (err == 0) {
+            uint8_t *p = out_reserve(c, 20 + 8 + (size_t)r->len);
+            put32(p, NBD_STRUCT_MAGIC);
+            put16(p + 4, NBD_REPLY_FLAG_DONE);
+            put16(p + 6, NBD_REPLY_TYPE_OFFSET_DATA);
+            put64(p + 8, r->handle);
+            put32(p + 16, 8 + r->len);
+            put64(p + 20, r->off);
+            if (r->len) {
+                memcpy(p + 28, r->data, r->len);
+            }
+        } else {
+            const char *msg = strerror(-r->error);
+            size_t ml = strlen(msg);
+            uint8_t *p = out_reserve(c, 20 + 6 + ml);
+            put32(p, NBD_STRUCT_MAGIC);
+            put16(p + 4, NBD_REPLY_FLAG_DONE);
+            put16(p + 6, NBD_REPLY_TYPE_ERROR);
+            put64(p + 8, r->handle);
+            put32(p + 16, (uint32_t)(6 + ml));
+            put32(p + 20, err);
+            put16(p + 24, (uint16_t)ml);
+            memcpy(p + 26, msg, ml);
+        }
+        return;
+    }
+    size_t payload = (r->type == NBD_CMD_READ && err == 0) ? r->len : 0;
+    uint8_t *p = out_reserve(c, 16 + payload);
+    put32(p, NBD_SIMPLE_MAGIC);
+    put32(p + 4, err);
+    put64(p + 8, r->handle);
+    if (payload) {
+        memcpy(p + 16, r->data, payload);
+    }
+}
+
+static void stall_push(struct bb_disk *d, struct bb_req *r)
+{
+    r->in_stall = true;
+    r->snext = NULL;
+    if (d->stall_tail) {
+        d->stall_tail->snext = r;
+    } else {
+        d->stall_head = r;
+    }
+    d->stall_tail = r;
+    d->st.stalled_now++;
+}
+
+/* Sends the reply now (or holds it while the disk is stalled). */
+static void req_complete(struct bb_req *r)
+{
+    struct bb_conn *c = r->conn;
+    struct bb_disk *d = c->disk;
+    if (d->stalled) {
+        if (!r->in_stall) {
+            stall_push(d, r);
+        }
+        return;
+    }
+    int64_t now = fl_loop_now(d->bb->loop);
+    switch (r->type) {
+    case NBD_CMD_READ:
+        d->st.reads++;
+        d->st.bytes_read += r->error ? 0 : r->len;
+        break;
+    case NBD_CMD_WRITE:
+        d->st.writes++;
+        d->st.bytes_written += r->error ? 0 : r->len;
+        break;
+    case NBD_CMD_FLUSH:
+        d->st.flushes++;
+        break;
+    case NBD_CMD_TRIM:
+        d->st.trims++;
+        break;
+    case NBD_CMD_WRITE_ZEROES:
+        d->st.zeroes++;
+        break;
+    default:
+        break;
+    }
+    send_reply(c, r);
+    record_io(d, r, now);
+    req_free(r);
+}
+
+static void req_timer_cb(struct fl_loop *loop, struct fl_timer *t, void *arg)
+{
+    struct bb_req *r = arg;
+    struct bb_conn *c = r->conn;
+    req_complete(r);
+    conn_flush_out(c);
+    if (c->dead) {
+        bb_conn_destroy(c);
+    }
+}
+
+/* Performs the request on the layer stack (once, at arrival or at stall
+ * release). */
+static void req_execute(struct bb_req *r)
+{
+    struct bb_disk *d = r->conn->disk;
+    r->executed = true;
+    if (r->dec.error) {
+        r->error = r->dec.error;
+        r->fault = TRACE_IO_FAULT_ERROR;
+        d->st.errors_injected++;
+        free(r->data);
+        r->data = NULL;
+        return;
+    }
+    if (r->dec.complete_ns > r->submit_ns) {
+        r->fault = TRACE_IO_FAULT_LATENCY;
+    }
+    unsigned fua = (r->flags & NBD_CMD_FLAG_FUA) ? BB_F_FUA : 0;
+    struct bb_layer *top = d->top;
+    int e = 0;
+    switch (r->type) {
+    case NBD_CMD_READ:
+        free(r->data);
+        r->data = fl_xmalloc(r->len ? r->len : 1);
+        e = top->ops->pread(top, r->data, r->len, r->off);
+        if (e == 0 && r->dec.corrupted && r->dec.corrupt_offset < r->len) {
+            r->data[r->dec.corrupt_offset] ^= r->dec.corrupt_mask;
+            d->st.reads_corrupted++;
+            d->st.bits_flipped++;
+        }
+        break;
+    case NBD_CMD_WRITE:
+        e = top->ops->pwrite(top, r->data, r->len, r->off, fua, r->tag, r->submit_ns);
+        free(r->data);
+        r->data = NULL;
+        break;
+    case NBD_CMD_FLUSH:
+        e = top->ops->flush(top);
+        break;
+    case NBD_CMD_TRIM:
+        e = top->ops->zero(top, r->len, r->off, fua | BB_F_MAY_TRIM, r->tag, r->submit_ns);
+        break;
+    case NBD_CMD_WRITE_ZEROES:
+        e = top->ops->zero(top, r->len, r->off,
+                           fua | ((r->flags & NBD_CMD_FLAG_NO_HOLE) ? 0 : BB_F_MAY_TRIM), r->tag,
+                           r->submit_ns);
+        break;
+    default:
+        e = -EINVAL;
+        break;
+    }
+    if (e == -ENOSPC) {
+        r->fault = TRACE_IO_FAULT_FULL;
+        d->st.errors_enospc++;
+    }
+    r->error = e;
+}
+
+/* After execution: reply now or when the decided latency has passed. */
+static void req_schedule(struct bb_req *r)
+{
+    struct bb_disk *d = r->conn->disk;
+    int64_t now = fl_loop_now(d->bb->loop);
+    if (r->dec.complete_ns <= now) {
+        req_complete(r);
+        return;
+    }
+    r->timer = fl_timer_create(d->bb->loop, req_timer_cb, r);
+    fl_timer_arm(r->timer, r->dec.complete_ns);
+}
+
+static struct bb_req *req_new(struct bb_conn *c, const uint8_t *hdr)
+{
+    struct bb_req *r = fl_xcalloc(1, sizeof(*r));
+    r->conn = c;
+    r->flags = be16(hdr + 4);
+    r->type = be16(hdr + 6);
+    r->handle = be64(hdr + 8);
+    r->off = be64(hdr + 16);
+    r->len = be32(hdr + 24);
+    r->submit_ns = fl_loop_now(c->disk->bb->loop);
+    r->dec.complete_ns = r->submit_ns;
+    r->tag = ++c->disk->serial;
+    r->cnext = c->reqs;
+    if (c->reqs) {
+        c->reqs->cprev = r;
+    }
+    c->reqs = r;
+    c->n_reqs++;
+    return r;
+}
+
+/* Validates a request; 0 or the -errno to reply with. */
+static int req_validate(struct bb_conn *c, const struct bb_req *r)
+{
+    struct bb_disk *d = c->disk;
+    uint16_t allowed = NBD_CMD_FLAG_FUA;
+    switch (r->type) {
+    case NBD_CMD_READ:
+        if (c->structured) {
+            allowed |= NBD_CMD_FLAG_DF;
+        }
+        break;
+    case NBD_CMD_WRITE:
+    case NBD_CMD_TRIM:
+    case NBD_CMD_FLUSH:
+        break;
+    case NBD_CMD_WRITE_ZEROES:
+        allowed |= NBD_CMD_FLAG_NO_HOLE;
+        break;
+    default:
+        return -EINVAL; /* unknown, or not advertised (CACHE, BLOCK_STATUS) */
+    }
+    if (r->flags & ~allowed) {
+        return -EINVAL;
+    }
+    bool writes =
+        r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM || r->type == NBD_CMD_WRITE_ZEROES;
+    if (writes && d->read_only) {
+        return -EPERM;
+    }
+    if (r->type == NBD_CMD_FLUSH) {
+        return (r->off || r->len) ? -EINVAL : 0;
+    }
+    if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE) && r->len > BB_MAX_PAYLOAD) {
+        return -EOVERFLOW;
+    }
+    if (r->off > d->size || r->len > d->size - r->off) {
+        return writes ? -ENOSPC : -EINVAL;
+    }
+    return 0;
+}
+
+static void req_reject(struct bb_conn *c, struct bb_req *r, int err)
+{
+    r->error = err;
+    r->executed = true;
+    c->disk->st.errors_invalid++;
+    free(r->data);
+    r->data = NULL;
+    /* invalid requests are answered at once, never stalled */
+    bool stalled = c->disk->stalled;
+    c->disk->stalled = false;
+    req_complete(r);
+    c->disk->stalled = stalled;
+}
+
+static void req_start(struct bb_conn *c, struct bb_req *r)
+{
+    struct bb_disk *d = c->disk;
+    int e = req_validate(c, r);
+    if (e) {
+        req_reject(c, r, e);
+        return;
+    }
+    if (d->imp) {
+        int64_t now = r->submit_ns;
+        bool extent = r->type != NBD_CMD_FLUSH;
+        int de = impair_disk_decide(d->imp, now,
+                                    (enum impair_io_op)(r->type == NBD_CMD_READ    ? IMPAIR_IO_READ
+                                                        : r->type == NBD_CMD_WRITE ? IMPAIR_IO_WRITE
+                                                        : r->type == NBD_CMD_FLUSH ? IMPAIR_IO_FLUSH
+                                                        : r->type == NBD_CMD_TRIM
+                                                            ? IMPAIR_IO_TRIM
+                                                            : IMPAIR_IO_WRITE_ZEROES),
+                                    extent ? r->off : 0, extent ? r->len : 0, &r->dec);
+        if (de < 0) {
+            r->dec.complete_ns = now;
+            r->dec.error = 0;
+        }
+    }
+    if (d->stalled) {
+        stall_push(d, r);
+        return;
+    }
+    req_execute(r);
+    req_schedule(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Handshake                                                           */
+/* ------------------------------------------------------------------ */
+
+static uint16_t tx_flags(const struct bb_conn *c)
+{
+    uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
+                 NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN;
+    if (c->disk->read_only) {
+        f |= NBD_FLAG_READ_ONLY;
+    }
+    if (c->structured) {
+        f |= NBD_FLAG_SEND_DF;
+    }
+    return f;
+}
+
+static void opt_reply(struct bb_conn *c, uint32_t opt, uint32_t type, const void *data, size_t len)
+{
+    uint8_t *p = out_reserve(c, 20 + len);
+    put64(p, NBD_REP_MAGIC);
+    put32(p + 8, opt);
+    put32(p + 12, type);
+    put32(p + 16, (uint32_t)len);
+    if (len) {
+        memcpy(p + 20, data, len);
+    }
+}
+
+static void opt_error(struct bb_conn *c, uint32_t opt, uint32_t type, const char *msg)
+{
+    opt_reply(c, opt, type, msg, strlen(msg));
+}
+
+static bool export_matches(const struct bb_conn *c, const uint8_t *name, size_t len)
+{
+    const char *e = c->disk->export_name;
+    return len == 0 || (strlen(e) == len && memcmp(e, name, len) == 0);
+}
+
+static void enter_transmission(struct bb_conn *c)
+{
+    c->state = CS_REQ_HDR;
+    c->disk->st.connections++;
+}
+
+static void handle_info_go(struct bb_conn *c, const uint8_t *data, uint32_t len)
+{
+    uint32_t opt = c->opt;
+    if (len < 6) {
+        opt_error(c, opt, NBD_REP_ERR_INVALID, "option data too short for INFO/GO");
+        return;
+    }
+    uint32_t nl = be32(data);
+    if (nl > len - 6 || nl > NBD_MAX_STRING) {
+        opt_error(c, opt, NBD_REP_ERR_INVALID, "export name length exceeds the option data");
+        return;
+    }
+    uint16_t nreq = be16(data + 4 + nl);
+    if ((uint64_t)len != 6 + (uint64_t)nl + 2 * (uint64_t)nreq) {
+        opt_error(c, opt, NBD_REP_ERR_INVALID, "information request count disagrees with length");
+        return;
+    }
+    if (!export_matches(c, data + 4, nl)) {
+        opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "no such export on this socket");
+        return;
+    }
+    bool want_name = false, want_desc = false, want_bs = false;
+    for (uint16_t i = 0; i < nreq; i++) {
+        uint16_t t = be16(data + 6 + nl + 2 * i);
+        want_name |= t == NBD_INFO_NAME;
+        want_desc |= t == NBD_INFO_DESCRIPTION;
+        want_bs |= t == NBD_INFO_BLOCK_SIZE;
+    }
+    uint8_t info[12];
+    put16(info, NBD_INFO_EXPORT);
+    put64(info + 2, c->disk->size);
+    put16(info + 10, tx_flags(c));
+    opt_reply(c, opt, NBD_REP_INFO, info, sizeof(info));
+    if (want_name) {
+        size_t el = strlen(c->disk->export_name);
+        uint8_t *buf = fl_xmalloc(2 + el);
+        put16(buf, NBD_INFO_NAME);
+        memcpy(buf + 2, c->disk->export_name, el);
+        opt_reply(c, opt, NBD_REP_INFO, buf, 2 + el);
+        free(buf);
+    }
+    if (want_desc) {
+        char *desc = fl_xasprintf("faultline disk %s:%s", c->disk->node, c->disk->name);
+        size_t dl = strlen(desc);
+        uint8_t *buf = fl_xmalloc(2 + dl);
+        put16(buf, NBD_INFO_DESCRIPTION);
+        memcpy(buf + 2, desc, dl);
+        opt_reply(c, opt, NBD_REP_INFO, buf, 2 + dl);
+        free(buf);
+        free(desc);
+    }
+    if (want_bs) {
+        uint8_t bs[14];
+        put16(bs, NBD_INFO_BLOCK_SIZE);
+        put32(bs + 2, 1);
+        put32(bs + 6, BB_CLUSTER_SIZE);
+        put32(bs + 10, BB_MAX_PAYLOAD);
+        opt_reply(c, opt, NBD_REP_INFO, bs, sizeof(bs));
+    }
+    opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+    if (opt == NBD_OPT_GO) {
+        enter_transmission(c);
+    }
+}
+
+static void handle_meta_context(struct bb_conn *c, const uint8_t *data, uint32_t len)
+{
+    /* export name length, name, query count, queries (each length + string) */
+    if (!c->structured) {
+        opt_error(c, c->opt, NBD_REP_ERR_INVALID, "negotiate structured replies first");
+        return;
+    }
+    if (len < 8) {
+        opt_error(c, c->opt, NBD_REP_ERR_INVALID, "option data too short");
+        return;
+    }
+    uint32_t nl = be32(data);
+    if (nl > len - 8) {
+        opt_error(c, c->opt, NBD_REP_ERR_INVALID, "export name length exceeds the option data");
+        return;
+    }
+    uint32_t nq = be32(data + 4 + nl);
+    uint64_t pos = 8 + (uint64_t)nl;
+    for (uint32_t i = 0; i < nq; i++) {
+        if (pos + 4 > len || be32(data + pos) > len - pos - 4) {
+            opt_error(c, c->opt, NBD_REP_ERR_INVALID, "query length exceeds the option data");
+            return;
+        }
+        pos += 4 + be32(data + pos);
+    }
+    if (pos != len) {
+        opt_error(c, c->opt, NBD_REP_ERR_INVALID, "trailing bytes after the queries");
+        return;
+    }
+    if (!export_matches(c, data + 4, nl)) {
+        opt_error(c, c->opt, NBD_REP_ERR_UNKNOWN, "no such export on this socket");
+        return;
+    }
+    /* no metadata contexts: every block reads as allocated data */
+    opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
+}
+
+/* Returns false when the connection must close. */
+static bool handle_option(struct bb_conn *c, const uint8_t *data, uint32_t len)
+{
+    switch (c->opt) {
+    case NBD_OPT_EXPORT_NAME: {
+        if (!export_matches(c, data, len)) {
+            FL_LOG_RL(&c->disk->rl, FL_LOG_WARN, ROOM,
+                      "%s:%s: client asked for an unknown export (%u bytes); closing",
+                      c->disk->node, c->disk->name, len);
+            return false;
+        }
+        uint8_t *p = out_reserve(c, 10 + (c->no_zeroes ? 0 : 124));
+        put64(p, c->disk->size);
+        put16(p + 8, tx_flags(c));
+        if (!c->no_zeroes) {
+            memset(p + 10, 0, 124);
+        }
+        enter_transmission(c);
+        return true;
+    }
+    case NBD_OPT_ABORT:
+        opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
+        c->state = CS_CLOSED;
+        return true;
+    case NBD_OPT_LIST: {
+        if (len != 0) {
+            opt_error(c, c->opt, NBD_REP_ERR_INVALID, "LIST takes no data");
+            return true;
+        }
+        size_t el = strlen(c->disk->export_name);
+        uint8_t *buf = fl_xmalloc(4 + el);
+        put32(buf, (uint32_t)el);
+        memcpy(buf + 4, c->disk->export_name, el);
+        opt_reply(c, c->opt, NBD_REP_SERVER, buf, 4 + el);
+        free(buf);
+        opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
+        return true;
+    }
+    case NBD_OPT_STARTTLS:
+        opt_error(c, c->opt, NBD_REP_ERR_POLICY, "TLS is not offered on local unix sockets");
+        return true;
+    case NBD_OPT_INFO:
+    case NBD_OPT_GO:
+        handle_info_go(c, data, len);
+        return true;
+    case NBD_OPT_STRUCTURED_REPLY:
+        if (len != 0) {
+            opt_error(c, c->opt, NBD_REP_ERR_INVALID, "STRUCTURED_REPLY takes no data");
+        } else if (c->structured) {
+            opt_error(c, c->opt, NBD_REP_ERR_INVALID, "structured replies already negotiated");
+        } else {
+            c->structured = true;
+            opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
+        }
+        return true;
+    case NBD_OPT_LIST_META_CONTEXT:
+    case NBD_OPT_SET_META_CONTEXT:
+        handle_meta_context(c, data, len);
+        return true;
+    default:
+        opt_error(c, c->opt, NBD_REP_ERR_UNSUP, "option not supported by faultline");
+        return true;
+    }
+}
+
+static void protocol_error(struct bb_conn *c, const char *what)
+{
+    c->disk->st.protocol_errors++;
+    FL_LOG_RL(&c->disk->rl, FL_LOG_WARN, ROOM, "%s:%s: %s; closing the connection", c->disk->node,
+              c->disk->name, what);
+    conn_fail(c);
+}
+
+/* Consumes as much buffered input as the state machine can. */
+static void conn_process(struct bb_conn *c)
+{
+    while (!c->dead && c->state != CS_CLOSED && !c->disc) {
+        size_t avail = c->in_end - c->in_start;
+        const uint8_t *p = c->in + c->in_start;
+        switch (c->state) {
+        case CS_CLIENT_FLAGS: {
+            if (avail < 4) {
+                return;
+            }
+            uint32_t f = be32(p);
+            c->in_start += 4;
+            if (f & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
+                protocol_error(c, "client set unknown handshake flags");
+                return;
+            }
+            c->no_zeroes = f & NBD_FLAG_C_NO_ZEROES;
+            c->state = CS_OPT_HDR;
+            break;
+        }
+        case CS_OPT_HDR:
+            if (avail < 16) {
+                return;
+            }
+            if (be64(p) != NBD_OPT_MAGIC) {
+                protocol_error(c, "bad option magic");
+                return;
+            }
+            c->opt = be32(p + 8);
+            c->opt_len = be32(p + 12);
+            c->in_start += 16;
+            if (c->opt_len > NBD_MAX_OPTION_SIZE) {
+                protocol_error(c, "option data larger than 64 KiB");
+                return;
+            }
+            c->state = CS_OPT_DATA;
+            break;
+        case CS_OPT_DATA: {
+            if (avail < c->opt_len) {
+                return;
+            }
+            c->in_start += c->opt_len;
+            c->state = CS_OPT_HDR;
+            if (!handle_option(c, p, c->opt_len)) {
+                conn_fail(c);
+                return;
+            }
+            break;
+        }
+        case CS_REQ_HDR: {
+            if (avail < REQ_HDR_LEN) {
+                return;
+            }
+            if (be32(p) != NBD_REQUEST_MAGIC) {
+                protocol_error(c, "bad request magic");
+                return;
+            }
+            uint16_t type = be16(p + 6);
+            uint32_t len = be32(p + 24);
+            if (type == NBD_CMD_DISC) {
+                c->in_start += REQ_HDR_LEN;
+                c->disc = true;
+                return;
+            }
+            if (type == NBD_CMD_WRITE) {
+                if (len > BB_MAX_PAYLOAD) {
+                    /* cannot buffer it: discard the payload, then answer */
+                    memcpy(c->req_hdr, p, REQ_HDR_LEN);
+                    c->in_start += REQ_HDR_LEN;
+                    c->skip_left = len;
+                    c->state = CS_SKIP;
+                    break;
+                }
+                if (avail < REQ_HDR_LEN + (size_t)len) {
+                    c->state = CS_WRITE_DATA;
+                    return;
+                }
+            }
+            struct bb_req *r = req_new(c, p);
+            if (type == NBD_CMD_WRITE && len) {
+                r->data = fl_xmalloc(len);
+                memcpy(r->data, p + REQ_HDR_LEN, len);
+            }
+            c->in_start += REQ_HDR_LEN + (type == NBD_CMD_WRITE ? (size_t)len : 0);
+            c->state = CS_REQ_HDR;
+            req_start(c, r);
+            break;
+        }
+        case CS_WRITE_DATA:
+            if (avail < REQ_HDR_LEN + (size_t)be32(p + 24)) {
+                return;
+            }
+            c->state = CS_REQ_HDR;
+            break;
+        case CS_SKIP: {
+            size_t n = (size_t)FL_MIN((uint64_t)avail, c->skip_left);
+            c->in_start += n;
+            c->skip_left -= n;
+            if (c->skip_left > 0) {
+                return;
+            }
+            struct bb_req *r = req_new(c, c->req_hdr);
+            c->state = CS_REQ_HDR;
+            req_reject(c, r, -EOVERFLOW);
+            break;
+        }
+        case CS_CLOSED:
+            return;
+        }
+    }
+}
+
+/* Bytes the parser needs buffered before it can progress. */
+static size_t conn_need(const struct bb_conn *c)
+{
+    if (c->state == CS_WRITE_DATA) {
+        return REQ_HDR_LEN + be32(c->in + c->in_start + 24);
+    }
+    if (c->state == CS_OPT_DATA) {
+        return c->opt_len;
+    }
+    return 0;
+}
+
+static void in_make_room(struct bb_conn *c, size_t want)
+{
+    if (c->in_start == c->in_end) {
+        c->in_start = c->in_end = 0;
+    }
+    if (c->in_alloc - c->in_end >= want) {
+        return;
+    }
+    if (c->in_start > 0) {
+        memmove(c->in, c->in + c->in_start, c->in_end - c->in_start);
+        c->in_end -= c->in_start;
+        c->in_start = 0;
+    }
+    if (c->in_alloc - c->in_end < want) {
+        c->in = fl_xgrow(c->in, &c->in_alloc, c->in_end + want, 1);
+    }
+}
+
+static void conn_fail(struct bb_conn *c)
+{
+    if (c->dead) {
+        return;
+    }
+    c->dead = true;
+    c->state = CS_CLOSED;
+    if (c->fd >= 0) {
+        fl_loop_del_fd(c->disk->bb->loop, c->fd);
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+static void conn_read_cb(struct fl_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct bb_conn *c = arg;
+    if (events & EPOLLOUT) {
+        conn_flush_out(c);
+    }
+    if (!c->dead && (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) && c->reading) {
+        for (int round = 0; round < 8 && !c->dead && !c->disc; round++) {
+            size_t need = conn_need(c);
+            size_t have = c->in_end - c->in_start;
+            size_t want = need > have ? need - have : 0;
+            in_make_room(c, FL_MAX(want, (size_t)READ_CHUNK));
+            ssize_t n = recv(fd, c->in + c->in_end, c->in_alloc - c->in_end, MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                    conn_fail(c);
+                }
+                break;
+            }
+            if (n == 0) {
+                /* client gone (possibly mid-request): pending replies are
+                 * dropped; executed writes stay in the cache */
+                conn_fail(c);
+                break;
+            }
+            c->in_end += (size_t)n;
+            conn_process(c);
+            if (c->out_end - c->out_start >= OUT_HIGH) {
+                break;
+            }
+        }
+    } else if (!c->dead && (events & (EPOLLHUP | EPOLLERR))) {
+        conn_fail(c);
+    }
+    if (!c->dead) {
+        conn_flush_out(c);
+    }
+    if (c->dead) {
+        bb_conn_destroy(c);
+    }
+}
+
+static struct bb_conn *conn_new(struct bb_disk *d, int fd)
+{
+    struct bb_conn *c = fl_xcalloc(1, sizeof(*c));
+    c->disk = d;
+    c->fd = fd;
+    c->state = CS_CLIENT_FLAGS;
+    c->next = d->conns;
+    if (d->conns) {
+        d->conns->prev = c;
+    }
+    d->conns = c;
+    d->st.connections_open++;
+    uint8_t *p = out_reserve(c, 18);
+    put64(p, NBD_MAGIC);
+    put64(p + 8, NBD_OPT_MAGIC);
+    put16(p + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+    return c;
+}
+
+void bb_conn_destroy(struct bb_conn *c)
+{
+    if (!c) {
+        return;
+    }
+    conn_fail(c);
+    while (c->reqs) {
+        req_free(c->reqs);
+    }
+    struct bb_disk *d = c->disk;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        d->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    d->st.connections_open--;
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+struct bb_conn *bb_conn_create_mem(struct bb_disk *d)
+{
+    return conn_new(d, -1);
+}
+
+bool bb_conn_feed(struct bb_conn *c, const void *data, size_t size)
+{
+    if (c->dead || c->state == CS_CLOSED) {
+        return false;
+    }
+    in_make_room(c, size);
+    memcpy(c->in + c->in_end, data, size);
+    c->in_end += size;
+    conn_process(c);
+    return !c->dead && c->state != CS_CLOSED && !c->disc;
+}
+
+void bb_conn_take_output(struct bb_conn *c, uint8_t **out, size_t *size)
+{
+    *size = c->out_end - c->out_start;
+    *out = fl_xmalloc(*size ? *size : 1);
+    memcpy(*out, c->out + c->out_start, *size);
+    c->out_start = c->out_end = 0;
+}
+
+bool bb_conn_closed(const struct bb_conn *c)
+{
+    return c->dead || c->state == CS_CLOSED || c->disc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Disks                                                               */
+/* ------------------------------------------------------------------ */
+
+int bb_disk_attach_fd(struct bb_disk *d, int fd)
+{
+    if (fd < 0) {
+        return -EBADF;
+    }
+    int e = fl_set_nonblock(fd);
+    if (e == 0) {
+        e = fl_set_cloexec(fd);
+    }
+    if (e < 0) {
+        close(fd);
+        return e;
+    }
+    struct bb_conn *c = conn_new(d, fd);
+    e = fl_loop_add_fd(d->bb->loop, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, conn_read_cb, c);
+    if (e < 0) {
+        c->fd = -1;
+        close(fd);
+        bb_conn_destroy(c);
+        return e;
+    }
+    c->reading = true;
+    conn_flush_out(c);
+    return 0;
+}
+
+static void listen_cb(struct fl_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct bb_disk *d = arg;
+    for (int i = 0; i < 16; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                FL_LOG_RL(&d->rl, FL_LOG_WARN, ROOM, "%s:%s: accept: %s", d->node, d->name,
+                          strerror(errno));
+            }
+            return;
+        }
+        int e = bb_disk_attach_fd(d, cfd);
+        if (e < 0) {
+            FL_LOG_RL(&d->rl, FL_LOG_WARN, ROOM, "%s:%s: cannot serve a connection: %s", d->node,
+                      d->name, strerror(-e));
+        }
+    }
+}
+
+static bool disk_listen(struct bb_disk *d, struct fl_error **errp)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(d->socket_path) >= sizeof(sa.sun_path)) {
+        fl_error_setf(errp, ENAMETOOLONG,
+                      "socket path '%s' is %zu bytes; unix socket paths must be shorter than "
+                      "%zu bytes",
+                      d->socket_path, strlen(d->socket_path), sizeof(sa.sun_path));
+        return false;
+    }
+    strcpy(sa.sun_path, d->socket_path);
+    struct stat st;
+    if (lstat(d->socket_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            fl_error_setf(errp, EEXIST, "'%s' exists and is not a socket; refusing to replace it",
+                          d->socket_path);
+            return false;
+        }
+        unlink(d->socket_path);
+    }
+    d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (d->listen_fd < 0) {
+        fl_error_setf_errno(errp, errno, "socket()");
+        return false;
+    }
+    if (bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(d->listen_fd, 16) < 0) {
+        fl_error_setf_errno(errp, errno, "cannot listen on '%s'", d->socket_path);
+        close(d->listen_fd);
+        d->listen_fd = -1;
+        return false;
+    }
+    int e = fl_loop_add_fd(d->bb->loop, d->listen_fd, EPOLLIN, listen_cb, d);
+    if (e < 0) {
+        fl_error_setf_errno(errp, -e, "cannot watch '%s'", d->socket_path);
+        close(d->listen_fd);
+        d->listen_fd = -1;
+        unlink(d->socket_path);
+        return false;
+    }
+    return true;
+}
+
+static void disk_free(struct bb_disk *d)
+{
+    while (d->conns) {
+        bb_conn_destroy(d->conns);
+    }
+    if (d->listen_fd >= 0) {
+        fl_loop_del_fd(d->bb->loop, d->listen_fd);
+        close(d->listen_fd);
+        unlink(d->socket_path);
+    }
+    if (d->top) {
+        bb_layer_destroy_stack(d->top);
+    } else if (d->file) {
+        bb_layer_destroy_stack(d->file);
+    }
+    impair_disk_destroy(d->imp);
+    free(d->node);
+    free(d->name);
+    free(d->export_name);
+    free(d->socket_path);
+    free(d);
+}
+
+static bool name_ok(const char *field, const char *s, struct fl_error **errp)
+{
+    if (!s || !*s) {
+        fl_error_setf(errp, EINVAL, "disk %s: required (a non-empty name)", field);
+        return false;
+    }
+    if (strlen(s) > NBD_MAX_STRING) {
+        fl_error_setf(errp, EINVAL, "disk %s: '%.32s...' is longer than %u bytes", field, s,
+                      NBD_MAX_STRING);
+        return false;
+    }
+    return true;
+}
+
+struct bb_disk *bb_disk_add(struct blkback *bb, const struct bb_disk_config *cfg,
+                            struct fl_error **errp)
+{
+    if (!name_ok("node", cfg->node, errp) || !name_ok("name", cfg->name, errp)) {
+        return NULL;
+    }
+    if (!cfg->path || !*cfg->path) {
+        fl_error_setf(errp, EINVAL, "disk %s:%s: path: required (the backing file)", cfg->node,
+                      cfg->name);
+        return NULL;
+    }
+    if (bb_disk_find(bb, cfg->node, cfg->name)) {
+        fl_error_setf(errp, EEXIST, "disk %s:%s: already exists", cfg->node, cfg->name);
+        return NULL;
+    }
+    if (cfg->export_name && strlen(cfg->export_name) > NBD_MAX_STRING) {
+        fl_error_setf(errp, EINVAL, "disk %s:%s: export name longer than %u bytes", cfg->node,
+                      cfg->name, NBD_MAX_STRING);
+        return NULL;
+    }
+    if ((unsigned)cfg->crash_policy >= BB_CRASH__COUNT) {
+        fl_error_setf(errp, EINVAL, "disk %s:%s: crash policy %d is not one of 0..%d", cfg->node,
+                      cfg->name, (int)cfg->crash_policy, BB_CRASH__COUNT - 1);
+        return NULL;
+    }
+    if (cfg->read_only && cfg->base) {
+        fl_error_setf(errp, EINVAL,
+                      "disk %s:%s: a read-only disk cannot have a base image (serve the base "
+                      "itself read-only)",
+                      cfg->node, cfg->name);
+        return NULL;
+    }
+    struct bb_disk *d = fl_xcalloc(1, sizeof(*d));
+    d->bb = bb;
+    d->listen_fd = -1;
+    d->node = fl_xstrdup(cfg->node);
+    d->name = fl_xstrdup(cfg->name);
+    d->export_name = fl_xstrdup(cfg->export_name ? cfg->export_name : "");
+    d->read_only = cfg->read_only;
+    d->policy = cfg->crash_policy == BB_CRASH_DEFAULT ? BB_CRASH_KEEP : cfg->crash_policy;
+    d->rl = (struct fl_ratelimit)FL_RATELIMIT_INIT(FL_NS_PER_SEC, 5);
+    char *stream = fl_xasprintf("%s:%s:crash", d->node, d->name);
+    impair_rng_seed(&d->crash_rng, bb->seed, impair_stream_id(stream));
+    free(stream);
+
+    struct bb_file_config fc = {
+        .path = cfg->path,
+        .base = cfg->base,
+        .size = cfg->size,
+        .read_only = cfg->read_only,
+        .no_sync = cfg->no_sync,
+    };
+    d->file = bb_file_open(&fc, &d->size, errp);
+    if (!d->file) {
+        fl_error_prepend(errp, "disk %s:%s: ", d->node, d->name);
+        disk_free(d);
+        return NULL;
+    }
+    d->cache = bb_cache_create(d->file, cfg->cache_limit);
+    d->top = bb_capacity_create(d->cache, d->file, d->size, cfg->capacity);
+
+    char *istream = fl_xasprintf("%s:%s", d->node, d->name);
+    struct impair_disk_params none;
+    memset(&none, 0, sizeof(none));
+    d->imp = impair_disk_create(cfg->faults ? cfg->faults : &none, bb->seed,
+                                impair_stream_id(istream), errp);
+    free(istream);
+    if (!d->imp) {
+        fl_error_prepend(errp, "disk %s:%s: faults: ", d->node, d->name);
+        disk_free(d);
+        return NULL;
+    }
+    if (cfg->socket_path) {
+        d->socket_path = fl_xstrdup(cfg->socket_path);
+        if (!disk_listen(d, errp)) {
+            fl_error_prepend(errp, "disk %s:%s: ", d->node, d->name);
+            disk_free(d);
+            return NULL;
+        }
+    }
+    if (bb->trace) {
+        int64_t nid = trace_node_id(bb->trace, d->node);
+        d->trace_id = nid > 0 ? trace_disk_id(bb->trace, nid, d->name, d->size) : 0;
+    }
+    d->next = bb->disks;
+    bb->disks = d;
+    return d;
+}
+
+struct bb_disk *bb_disk_find(struct blkback *bb, const char *node, const char *name)
+{
+    for (struct bb_disk *d = bb->disks; d; d = d->next) {
+        if (!strcmp(d->node, node) && !strcmp(d->name, name)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+void bb_disk_remove(struct bb_disk *d)
+{
+    if (!d) {
+        return;
+    }
+    struct blkback *bb = d->bb;
+    for (struct bb_disk **pp = &bb->disks; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    int e = d->top->ops->flush(d->top);
+    if (e < 0) {
+        fl_log(FL_LOG_ERROR, ROOM, "%s:%s: writing back the cache at removal: %s", d->node, d->name,
+               strerror(-e));
+    }
+    disk_free(d);
+}
+
+bool bb_disk_set_faults(struct bb_disk *d, const struct impair_disk_params *params,
+                        struct fl_error **errp)
+{
+    struct impair_disk_params none;
+    memset(&none, 0, sizeof(none));
+    if (!impair_disk_set_params(d->imp, params ? params : &none, errp)) {
+        fl_error_prepend(errp, "disk %s:%s: ", d->node, d->name);
+        return false;
+    }
+    return true;
+}
+
+void bb_disk_set_capacity(struct bb_disk *d, uint64_t capacity)
+{
+    bb_capacity_set(d->top, capacity);
+}
+
+void bb_disk_stall(struct bb_disk *d, bool stall)
+{
+    if (d->stalled == stall) {
+        return;
+    }
+    d->stalled = stall;
+    if (stall) {
+        return;
+    }
+    /* release in arrival order; a reply may close its connection, so
+     * connections are reaped after the whole queue is drained */
+    while (d->stall_head && !d->stalled) {
+        struct bb_req *r = d->stall_head;
+        d->stall_head = r->snext;
+        if (!d->stall_head) {
+            d->stall_tail = NULL;
+        }
+        r->in_stall = false;
+        d->st.stalled_now--;
+        if (r->executed) {
+            req_complete(r);
+        } else {
+            req_execute(r);
+            req_schedule(r);
+        }
+    }
+    for (struct bb_conn *c = d->conns, *next; c; c = next) {
+        next = c->next;
+        conn_flush_out(c);
+        if (c->dead && c->fd < 0 && c->state == CS_CLOSED) {
+            bb_conn_destroy(c);
+        }
+    }
+}
+
+struct crash_ctx {
+    struct bb_disk *d;
+    int64_t crash_id;
+};
+
+static uint64_t crash_rand(void *arg)
+{
+    return impair_rng_next(arg);
+}
+
+static void crash_record(void *arg, const struct bb_cache_rec *rec, int outcome, uint64_t kept)
+{
+    struct crash_ctx *x = arg;
+    if (x->crash_id > 0 && rec->io_id > 0) {
+        trace_crash_write(x->d->bb->trace, x->crash_id, rec->io_id,
+                          outcome == BB_OUTCOME_LOST   ? TRACE_CRASH_LOST
+                          : outcome == BB_OUTCOME_TORN ? TRACE_CRASH_TORN
+                                                       : TRACE_CRASH_KEPT,
+                          kept);
+    }
+}
+
+int bb_disk_crash(struct bb_disk *d, enum bb_crash_policy policy, struct bb_crash_report *report)
+{
+    struct bb_crash_report local;
+    if (!report) {
+        report = &local;
+    }
+    if ((unsigned)policy >= BB_CRASH__COUNT) {
+        return -EINVAL;
+    }
+    if (policy == BB_CRASH_DEFAULT) {
+        policy = d->policy;
+    }
+    int64_t now = fl_loop_now(d->bb->loop);
+    /* executed writes whose reply was never sent still need an I/O record
+     * (never completed) so their crash outcome can point at it */
+    for (struct bb_conn *c = d->conns; c; c = c->next) {
+        for (struct bb_req *r = c->reqs; r; r = r->cnext) {
+            if (r->executed && !r->error) {
+                record_io(d, r, TRACE_NO_TIME);
+            } else if (!r->executed) {
+                r->error = -ESHUTDOWN;
+                record_io(d, r, TRACE_NO_TIME);
+            }
+        }
+    }
+    while (d->conns) {
+        bb_conn_destroy(d->conns);
+    }
+    d->stalled = false;
+    struct crash_ctx x = {.d = d};
+    if (d->bb->trace && d->trace_id > 0) {
+        x.crash_id = trace_crash(d->bb->trace, d->trace_id, now, bb_crash_policy_name(policy));
+    }
+    int e = bb_cache_crash(d->cache, policy, crash_rand, &d->crash_rng, crash_record, &x, report);
+    d->st.crashes++;
+    d->st.crash_kept += report->writes_kept;
+    d->st.crash_lost += report->writes_lost;
+    d->st.crash_torn += report->writes_torn;
+    return e;
+}
+
+int bb_disk_flush(struct bb_disk *d)
+{
+    return d->top->ops->flush(d->top);
+}
+
+void bb_disk_get_stats(const struct bb_disk *d, struct bb_disk_stats *out)
+{
+    *out = d->st;
+    uint64_t destaged;
+    bb_cache_counts(d->cache, &out->cached_writes, &out->cached_bytes, &destaged);
+    out->destaged_writes = destaged;
+    out->allocated_bytes = bb_capacity_allocated(d->top);
+}
+
+uint64_t bb_disk_size(const struct bb_disk *d)
+{
+    return d->size;
+}
+const char *bb_disk_socket_path(const struct bb_disk *d)
+{
+    return d->socket_path;
+}
+const char *bb_disk_node(const struct bb_disk *d)
+{
+    return d->node;
+}
+const char *bb_disk_name(const struct bb_disk *d)
+{
+    return d->name;
+}
+
+/* ------------------------------------------------------------------ */
+/* Backend                                                             */
+/* ------------------------------------------------------------------ */
+
+struct blkback *bb_create(struct fl_loop *loop, const struct bb_config *cfg, struct fl_error **errp)
+{
+    if (!loop) {
+        fl_error_setf(errp, EINVAL, "blkback: an event loop is required");
+        return NULL;
+    }
+    struct blkback *bb = fl_xcalloc(1, sizeof(*bb));
+    bb->loop = loop;
+    if (cfg) {
+        bb->seed = cfg->seed;
+        bb->trace = cfg->trace;
+    }
+    return bb;
+}
+
+void bb_destroy(struct blkback *bb)
+{
+    if (!bb) {
+        return;
+    }
+    while (bb->disks) {
+        bb_disk_remove(bb->disks);
+    }
+    free(bb);
+}
+
+static const char *const policy_names[] = {
+#define BB_CRASH_NAME(name, str, doc) str,
+    BB_CRASH_POLICIES(BB_CRASH_NAME)
+#undef BB_CRASH_NAME
+};
+
+const char *bb_crash_policy_name(enum bb_crash_policy p)
+{
+    return (unsigned)p < BB_CRASH__COUNT ? policy_names[p] : "?";
+}
+
+bool bb_crash_policy_parse(const char *s, enum bb_crash_policy *out, struct fl_error **errp)
+{
+    for (int i = 0; i < BB_CRASH__COUNT; i++) {
+        if (s && !strcmp(s, policy_names[i])) {
+            *out = (enum bb_crash_policy)i;
+            return true;
+        }
+    }
+    fl_error_setf(errp, EINVAL,
+                  "'%s' is not a crash policy (valid: keep, lose-unflushed, lose-random, tear, "
+                  "default)",
+                  s ? s : "");
+    return false;
+}
