@@ -83,8 +83,8 @@ uint64_t impair_stream_id(const char *name);
 typedef uint32_t impair_prob;
 #define IMPAIR_PROB_MAX UINT32_MAX
 
-/* True with probability p.  p == 0 and p == IMPAIR_PROB_MAX consume no
- * draw; any other p consumes exactly one impair_rng_u32(). */
+/* True with probability p / 2^32 (impair_rng_u32() < p); p == 0 (never)
+ * and p == IMPAIR_PROB_MAX (always) consume no draw. */
 bool impair_rng_chance(struct impair_rng *rng, impair_prob p);
 /* Conversions for display and statistics (fraction in [0, 1]). */
 double impair_prob_to_fraction(impair_prob p);
@@ -451,9 +451,11 @@ void impair_link_destroy(struct impair_link *link); /* accepts NULL */
  *
  * Stages and PRNG draws, in order (each skipped when not configured):
  *   partition -> mtu -> loss (GE: 2 draws; state: 1; random: 1) ->
- *   duplicate (1) -> queue limit -> for each copy: corrupt (1, + 2 when
- *   corrupted: byte, bit) -> reorder (1 when outside the gap) -> delay
- *   (1 with jitter; +1 with correlation) -> rate.
+ *   duplicate (1) -> queue limit -> for each copy: corrupt (1 if
+ *   frame_size > 0, + 2 when corrupted: byte, bit) -> reorder (1 when
+ *   outside the gap) -> delay (1 with jitter, with or without
+ *   correlation) -> rate.  A correlated stage (loss random, duplicate,
+ *   corrupt, reorder) draws once more first to decide whether to repeat.
  * impair_rng_chance() draws nothing for 0% and 100%.
  */
 int impair_link_decide(struct impair_link *link, int64_t now_ns, uint32_t frame_size,
