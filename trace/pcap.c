@@ -112,7 +112,7 @@ static void capture_load(struct nic_capture *c, const char *path)
     char ebuf[PCAP_ERRBUF_SIZE];
     pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     if (!p) {
-        fl_log(FL_LOG_WARN, "trace", "%s: %s", path, ebuf);
+        fl_log(FL_LOG_WARN, "trace", "merging pcaps: %s", ebuf);
         return;
     }
     if (pcap_datalink(p) != DLT_EN10MB) {

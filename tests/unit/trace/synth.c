@@ -269,7 +269,7 @@ bool synth_run(const char *run_dir, struct synth_counts *n)
             CHECK(trace_io(db, &r) > 0);
             n->ios++;
         }
-        if (t % SEC == 10 * MS) {
+        if (t % SEC == 0) {
             struct trace_io fl = {.disk_id = disk,
                                   .submit_ns = base + t + 10 * MS,
                                   .complete_ns = base + t + 12 * MS,
