@@ -332,6 +332,13 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
                       cfg->path);
         goto fail;
     }
+    if (!existed && cfg->size == 0 && !cfg->base) {
+        fl_error_setf(errp, EINVAL,
+                      "backing file '%s' does not exist and no size was given (a positive "
+                      "multiple of 512 bytes)",
+                      cfg->path);
+        goto fail;
+    }
     f->fd = open(cfg->path, (cfg->read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
     if (f->fd < 0) {
         fl_error_setf_errno(errp, errno, "cannot open backing file '%s'", cfg->path);
@@ -361,7 +368,7 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
     }
     f->size = cfg->size;
     if (f->size == 0) {
-        f->size = cfg->base ? f->base_size : cur;
+        f->size = (cfg->base && cur == 0) ? f->base_size : cur;
         f->size -= f->size % BB_SECTOR_SIZE;
     }
     if (f->size == 0) {

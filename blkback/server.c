@@ -118,6 +118,7 @@ struct bb_conn {
     struct bb_req *reqs;
     uint64_t n_reqs;
     bool dead;
+    bool mem; /* created by bb_conn_create_mem(): freed by its creator only */
 };
 
 static uint16_t be16(const uint8_t *p)
@@ -192,11 +193,6 @@ static uint8_t *out_reserve(struct bb_conn *c, size_t n)
     uint8_t *p = c->out + c->out_end;
     c->out_end += n;
     return p;
-}
-
-static void out_put(struct bb_conn *c, const void *data, size_t n)
-{
-    memcpy(out_reserve(c, n), data, n);
 }
 
 static void conn_fail(struct bb_conn *c);
@@ -1056,7 +1052,9 @@ void bb_conn_destroy(struct bb_conn *c)
 
 struct bb_conn *bb_conn_create_mem(struct bb_disk *d)
 {
-    return conn_new(d, -1);
+    struct bb_conn *c = conn_new(d, -1);
+    c->mem = true;
+    return c;
 }
 
 bool bb_conn_feed(struct bb_conn *c, const void *data, size_t size)
@@ -1432,8 +1430,17 @@ int bb_disk_crash(struct bb_disk *d, enum bb_crash_policy policy, struct bb_cras
             }
         }
     }
-    while (d->conns) {
-        bb_conn_destroy(d->conns);
+    for (struct bb_conn *c = d->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->mem) {
+            /* owned by its creator (tests, fuzzing): end it, keep the struct */
+            conn_fail(c);
+            while (c->reqs) {
+                req_free(c->reqs);
+            }
+        } else {
+            bb_conn_destroy(c);
+        }
     }
     d->stalled = false;
     struct crash_ctx x = {.d = d};
