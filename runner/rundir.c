@@ -1,0 +1,318 @@
+/* The run directory and the files written into it: events.log,
+ * junit.xml, summary.json. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "runner/internal.h"
+
+static bool dir_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        return false;
+    }
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            empty = false;
+            break;
+        }
+    }
+    closedir(d);
+    return empty;
+}
+
+/* Socket paths must fit sun_path (108 bytes): the run directory is used
+ * when "<dir>/sock/<node>-<name>.sock" fits, else a private 0700
+ * directory under $TMPDIR. */
+static bool make_sock_dir(struct run *run, struct fl_error **errp)
+{
+    size_t longest = 0;
+    for (size_t i = 0; i < run->scen->n_nodes; i++) {
+        const struct topo_node *n = &run->scen->nodes[i];
+        size_t name = strlen(n->name) + 16 + 8;
+        for (size_t d = 0; d < n->n_disks; d++) {
+            name = FL_MAX(name, strlen(n->name) + strlen(n->disks[d].name) + 8);
+        }
+        longest = FL_MAX(longest, name);
+    }
+    char *candidate = fl_xasprintf("%s/sock", run->dir);
+    if (strlen(candidate) + 1 + longest < sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        if (mkdir(candidate, 0700) < 0) {
+            fl_error_setf_errno(errp, errno, "cannot create '%s'", candidate);
+            free(candidate);
+            return false;
+        }
+        run->sock_dir = candidate;
+        run->sock_dir_owned = true;
+        return true;
+    }
+    free(candidate);
+    const char *tmp = getenv("TMPDIR");
+    char *tmpl = fl_xasprintf("%s/faultline-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(tmpl)) {
+        fl_error_setf_errno(errp, errno, "cannot create a socket directory '%s'", tmpl);
+        free(tmpl);
+        return false;
+    }
+    run->sock_dir = tmpl;
+    run->sock_dir_owned = true;
+    return true;
+}
+
+bool rn_dir_create(struct run *run, struct fl_error **errp)
+{
+    if (run->opts->out_dir) {
+        run->dir = fl_xstrdup(run->opts->out_dir);
+        struct stat st;
+        if (stat(run->dir, &st) == 0 && (!S_ISDIR(st.st_mode) || !dir_is_empty(run->dir))) {
+            fl_error_setf(errp, EEXIST,
+                          "--out '%s' exists and is not an empty directory (choose a new path)",
+                          run->dir);
+            return false;
+        }
+    } else {
+        char stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        run->dir = fl_xasprintf("runs/%s-%s", stamp, run->scen->name);
+        for (int i = 2; access(run->dir, F_OK) == 0; i++) {
+            free(run->dir);
+            run->dir = fl_xasprintf("runs/%s-%s-%d", stamp, run->scen->name, i);
+        }
+    }
+    if (!fl_mkdir_p(run->dir, 0755, errp)) {
+        return false;
+    }
+    /* Sockets and consoles are private to the user running faultline. */
+    if (chmod(run->dir, 0700) < 0) {
+        fl_error_setf_errno(errp, errno, "cannot chmod '%s'", run->dir);
+        return false;
+    }
+    static const char *const subdirs[] = {"pcap", "console", "disks"};
+    for (size_t i = 0; i < FL_ARRAY_LEN(subdirs); i++) {
+        char *p = fl_xasprintf("%s/%s", run->dir, subdirs[i]);
+        bool ok = fl_mkdir_p(p, 0700, errp);
+        free(p);
+        if (!ok) {
+            return false;
+        }
+    }
+    if (!make_sock_dir(run, errp)) {
+        return false;
+    }
+    char *p = fl_xasprintf("%s/scenario.yaml", run->dir);
+    bool ok = fl_write_file(p, run->scenario_text, run->scenario_size, errp);
+    free(p);
+    if (!ok) {
+        return false;
+    }
+    char seed[32];
+    int n = snprintf(seed, sizeof seed, "%llu\n", (unsigned long long)run->scen->seed);
+    p = fl_xasprintf("%s/seed", run->dir);
+    ok = fl_write_file(p, seed, (size_t)n, errp);
+    free(p);
+    if (!ok) {
+        return false;
+    }
+    p = fl_xasprintf("%s/events.log", run->dir);
+    run->events_log = fopen(p, "w");
+    if (!run->events_log) {
+        fl_error_setf_errno(errp, errno, "cannot create '%s'", p);
+        free(p);
+        return false;
+    }
+    free(p);
+    setvbuf(run->events_log, NULL, _IOLBF, 0);
+    return true;
+}
+
+void rn_log(struct run *run, const char *kind, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = fl_xvasprintf(fmt, ap);
+    va_end(ap);
+    char stamp[40];
+    if (run->t0) {
+        int64_t t = rn_timeline_now(run);
+        snprintf(stamp, sizeof stamp, "%c%lld.%03llds", t < 0 ? '-' : '+',
+                 (long long)(llabs(t) / FL_NS_PER_SEC),
+                 (long long)(llabs(t) % FL_NS_PER_SEC / FL_NS_PER_MS));
+    } else {
+        int64_t t = fl_clock_mono_ns() - run->run_start_ns;
+        snprintf(stamp, sizeof stamp, "boot+%lld.%03llds", (long long)(t / FL_NS_PER_SEC),
+                 (long long)(t % FL_NS_PER_SEC / FL_NS_PER_MS));
+    }
+    char *line = fl_xasprintf("[%s] %-9s %s", stamp, kind, text);
+    if (run->events_log) {
+        fprintf(run->events_log, "%s\n", line);
+    }
+    if (!run->quiet) {
+        rn_view_print(run, line);
+    }
+    free(line);
+    free(text);
+}
+
+static void xml_escape(struct fl_buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '<':
+            fl_buf_puts(b, "&lt;");
+            break;
+        case '>':
+            fl_buf_puts(b, "&gt;");
+            break;
+        case '&':
+            fl_buf_puts(b, "&amp;");
+            break;
+        case '"':
+            fl_buf_puts(b, "&quot;");
+            break;
+        default:
+            /* XML 1.0 forbids most control characters even escaped. */
+            if (*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') {
+                fl_buf_puts(b, "?");
+            } else {
+                fl_buf_append(b, p, 1);
+            }
+        }
+    }
+}
+
+bool rn_write_junit(struct run *run, struct fl_error **errp)
+{
+    size_t failures = 0;
+    for (size_t i = 0; i < run->n_results; i++) {
+        failures += !run->results[i].passed;
+    }
+    struct fl_buf b = {0};
+    fl_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    fl_buf_puts(&b, "  <testsuite name=\"");
+    xml_escape(&b, run->scen->name);
+    fl_buf_printf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%d\">\n", run->n_results,
+                  failures, run->result == RUNNER_ERROR || run->result == RUNNER_INTERRUPTED);
+    fl_buf_printf(&b, "    <properties><property name=\"seed\" value=\"%llu\"/></properties>\n",
+                  (unsigned long long)run->scen->seed);
+    for (size_t i = 0; i < run->n_results; i++) {
+        const struct rn_result *r = &run->results[i];
+        fl_buf_puts(&b, "    <testcase classname=\"");
+        xml_escape(&b, run->scen->name);
+        fl_buf_puts(&b, "\" name=\"");
+        xml_escape(&b, r->name);
+        fl_buf_printf(&b, "\" time=\"%.3f\">\n", (double)r->duration_ns / 1e9);
+        if (!r->passed) {
+            fl_buf_puts(&b, "      <failure message=\"");
+            xml_escape(&b, r->message);
+            fl_buf_puts(&b, "\">");
+            fl_buf_puts(&b, "node: ");
+            xml_escape(&b, r->node);
+            fl_buf_puts(&b, "\ncommand: ");
+            xml_escape(&b, r->command);
+            fl_buf_puts(&b, "\nfrom: ");
+            xml_escape(&b, r->source);
+            fl_buf_printf(&b, "\nexit: %d\n</failure>\n", r->exit_code);
+        }
+        if (r->out && *r->out) {
+            fl_buf_puts(&b, "      <system-out>");
+            xml_escape(&b, r->out);
+            fl_buf_puts(&b, "</system-out>\n");
+        }
+        if (r->err && *r->err) {
+            fl_buf_puts(&b, "      <system-err>");
+            xml_escape(&b, r->err);
+            fl_buf_puts(&b, "</system-err>\n");
+        }
+        fl_buf_puts(&b, "    </testcase>\n");
+    }
+    if (run->result == RUNNER_ERROR || run->result == RUNNER_INTERRUPTED) {
+        fl_buf_puts(&b,
+                    "    <testcase classname=\"faultline\" name=\"run\">\n      <error message=\"");
+        xml_escape(&b, run->infra ? run->infra->msg
+                                  : (run->interrupted ? "interrupted by a signal" : "error"));
+        fl_buf_puts(&b, "\"/>\n    </testcase>\n");
+    }
+    fl_buf_puts(&b, "  </testsuite>\n</testsuites>\n");
+    char *p = fl_xasprintf("%s/junit.xml", run->dir);
+    bool ok = fl_write_file(p, b.data, b.size, errp);
+    free(p);
+    fl_buf_free(&b);
+    return ok;
+}
+
+bool rn_write_summary(struct run *run, struct fl_error **errp)
+{
+    struct fl_buf b = {0};
+    size_t failed = 0;
+    for (size_t i = 0; i < run->n_results; i++) {
+        failed += !run->results[i].passed;
+    }
+    fl_buf_puts(&b, "{\n  \"scenario\": ");
+    fl_buf_json_string(&b, run->scen->name);
+    fl_buf_puts(&b, ",\n  \"scenario_file\": ");
+    fl_buf_json_string(&b, run->scen->file);
+    fl_buf_printf(&b, ",\n  \"seed\": %llu", (unsigned long long)run->scen->seed);
+    fl_buf_printf(&b, ",\n  \"verdict\": \"%s\"", runner_result_name(run->result));
+    fl_buf_printf(&b, ",\n  \"interrupted\": %s", run->interrupted ? "true" : "false");
+    if (run->infra) {
+        fl_buf_puts(&b, ",\n  \"error\": ");
+        fl_buf_json_string(&b, run->infra->msg);
+    }
+    fl_buf_printf(&b, ",\n  \"boot_ns\": %lld",
+                  (long long)(run->t0 ? run->t0 - run->boot_start_ns : -1));
+    fl_buf_printf(&b, ",\n  \"timeline_ns\": %lld",
+                  (long long)(run->t0 ? rn_timeline_now(run) : 0));
+    fl_buf_printf(&b, ",\n  \"held_ns\": %lld", (long long)run->held_ns);
+    fl_buf_printf(&b, ",\n  \"events_played\": %zu", run->next_event);
+    fl_buf_printf(&b, ",\n  \"events_total\": %zu", run->scen->n_events);
+    fl_buf_printf(&b, ",\n  \"checks\": {\"total\": %zu, \"failed\": %zu, \"list\": [",
+                  run->n_results, failed);
+    for (size_t i = 0; i < run->n_results; i++) {
+        const struct rn_result *r = &run->results[i];
+        fl_buf_puts(&b, i ? ",\n    {" : "\n    {");
+        fl_buf_puts(&b, "\"name\": ");
+        fl_buf_json_string(&b, r->name);
+        fl_buf_puts(&b, ", \"node\": ");
+        fl_buf_json_string(&b, r->node ? r->node : "");
+        fl_buf_printf(&b, ", \"passed\": %s, \"exit\": %d, \"attempts\": %u, \"at_ns\": %lld",
+                      r->passed ? "true" : "false", r->exit_code, r->attempts, (long long)r->at_ns);
+        fl_buf_puts(&b, ", \"message\": ");
+        fl_buf_json_string(&b, r->message ? r->message : "");
+        fl_buf_puts(&b, "}");
+    }
+    fl_buf_puts(&b, "]}");
+    fl_buf_puts(&b, ",\n  \"nodes\": [");
+    for (size_t i = 0; i < run->scen->n_nodes; i++) {
+        const struct rn_node *n = &run->nodes[i];
+        fl_buf_puts(&b, i ? ", " : "");
+        fl_buf_puts(&b, "{\"name\": ");
+        fl_buf_json_string(&b, n->topo->name);
+        fl_buf_printf(&b, ", \"boot_ns\": %lld}", (long long)(n->hv ? hv_node_boot_ns(n->hv) : 0));
+    }
+    fl_buf_puts(&b, "]");
+    fl_buf_puts(&b, ",\n  \"files\": {\"run_db\": \"run.db\", \"events\": \"events.log\", "
+                    "\"junit\": \"junit.xml\", \"report\": \"report.html\", \"pcap\": \"pcap/\", "
+                    "\"console\": \"console/\"}");
+    fl_buf_puts(&b, ",\n  \"replay\": ");
+    char *replay = fl_xasprintf("faultline run --replay-of %s", run->dir);
+    fl_buf_json_string(&b, replay);
+    free(replay);
+    fl_buf_puts(&b, "\n}\n");
+    char *p = fl_xasprintf("%s/summary.json", run->dir);
+    bool ok = fl_write_file(p, b.data, b.size, errp);
+    free(p);
+    fl_buf_free(&b);
+    return ok;
+}
