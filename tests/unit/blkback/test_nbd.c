@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "blkback/blkback.h"
 #include "blkback/nbd.h"
 #include "core/core.h"
 #include "impair/impair.h"
+#include "trace/trace.h"
 
 #define DISK_SIZE (1024u * 1024u)
 
@@ -796,6 +798,72 @@ static void test_unix_socket_listen(void **state)
     free(path);
 }
 
+static int64_t sql_int(sqlite3 *db, const char *q)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_io_records(void **state)
+{
+    char *dbpath = fl_xasprintf("%s/run.db", E.dir);
+    struct fl_error *err = NULL;
+    struct trace_db *tdb = trace_db_open(dbpath, &err);
+    assert_non_null(tdb);
+    struct bb_config bc = {.seed = 7, .trace = tdb};
+    struct blkback *bb = bb_create(E.loop, &bc, NULL);
+    char *img = fl_xasprintf("%s/traced.img", E.dir);
+    struct bb_disk_config dc = {.node = "n9",
+                                .name = "vdz",
+                                .path = img,
+                                .size = DISK_SIZE,
+                                .no_sync = true,
+                                .crash_policy = BB_CRASH_LOSE_UNFLUSHED};
+    struct bb_disk *saved = E.disk;
+    E.disk = bb_disk_add(bb, &dc, &err);
+    assert_non_null(E.disk);
+    dc.export_name = NULL;
+    struct bb_conn *c = connect_go(false);
+    uint8_t buf[4096] = {1};
+    assert_int_equal(do_req(c, NBD_CMD_WRITE, 0, 0, 4096, buf, NULL), 0); /* flushed */
+    assert_int_equal(do_req(c, NBD_CMD_FLUSH, 0, 0, 0, NULL, NULL), 0);
+    assert_int_equal(do_req(c, NBD_CMD_WRITE, 0, 8192, 4096, buf, NULL), 0); /* unflushed */
+    assert_int_equal(do_req(c, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA, 16384, 512, buf, NULL), 0);
+    assert_int_equal(do_req(c, NBD_CMD_READ, 0, DISK_SIZE, 512, NULL, NULL), NBD_EINVAL);
+    struct impair_disk_params p;
+    memset(&p, 0, sizeof(p));
+    p.op[IMPAIR_IO_WRITE].latency.latency_ns = FL_NS_PER_SEC;
+    assert_true(bb_disk_set_faults(E.disk, &p, NULL));
+    assert_true(send_req(c, NBD_CMD_WRITE, 0, 5, 32768, 1024, buf)); /* reply never sent */
+    struct bb_crash_report rep;
+    assert_int_equal(bb_disk_crash(E.disk, BB_CRASH_DEFAULT, &rep), 0);
+    assert_int_equal(rep.writes_lost, 2);
+    bb_conn_destroy(c);
+    bb_destroy(bb);
+    E.disk = saved;
+    trace_db_close(tdb);
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM ios"), 6);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM ios WHERE op='write' AND fua=1"), 1);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM ios WHERE result=22 AND op='read'"), 1);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM ios WHERE complete_ns IS NULL"), 1);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM crashes WHERE policy='lose-unflushed'"), 1);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM crash_writes cw JOIN ios i ON i.id = "
+                                 "cw.io_id WHERE cw.outcome='lost' AND i.offset IN (8192, 32768)"),
+                     2);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM ios_named WHERE node='n9' AND disk='vdz'"),
+                     6);
+    sqlite3_close(db);
+    free(img);
+    free(dbpath);
+}
+
 static void test_crash_policy_names(void **state)
 {
     enum bb_crash_policy p;
@@ -830,6 +898,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_through_nbd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_vanishes_mid_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_socket_listen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_policy_names, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
