@@ -97,6 +97,10 @@ struct run {
     int64_t hold_start; /* mono when the current hold began */
     unsigned holds;     /* waits / foreground execs holding the timeline */
     size_t next_event;
+    /* While an event is applied: its planned timeline time, which is what
+     * events.log shows (so two runs with one seed log the same lines);
+     * INT64_MIN otherwise (lines show the timeline clock). */
+    int64_t log_at;
     size_t nodes_ready;
     struct fl_timer *timeline_timer;
     struct fl_timer *boot_timer;

@@ -716,6 +716,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     struct run runv = {0}, *run = &runv;
     run->opts = opts;
     run->run_start_ns = fl_clock_mono_ns();
+    run->log_at = INT64_MIN;
     run->result = RUNNER_ERROR;
     struct fl_error *err = NULL;
 

@@ -145,7 +145,7 @@ void rn_log(struct run *run, const char *kind, const char *fmt, ...)
     va_end(ap);
     char stamp[40];
     if (run->t0) {
-        int64_t t = rn_timeline_now(run);
+        int64_t t = run->log_at != INT64_MIN ? run->log_at : rn_timeline_now(run);
         snprintf(stamp, sizeof stamp, "%c%lld.%03llds", t < 0 ? '-' : '+',
                  (long long)(llabs(t) / FL_NS_PER_SEC),
                  (long long)(llabs(t) % FL_NS_PER_SEC / FL_NS_PER_MS));

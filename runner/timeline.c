@@ -351,7 +351,10 @@ static void on_timeline(struct fl_loop *loop, struct fl_timer *t, void *arg)
     }
     while (!run->holds && run->next_event < run->scen->n_events &&
            run->scen->events[run->next_event].at_ns <= rn_timeline_now(run)) {
-        apply(run, &run->scen->events[run->next_event++]);
+        const struct topo_event *ev = &run->scen->events[run->next_event++];
+        run->log_at = ev->at_ns;
+        apply(run, ev);
+        run->log_at = INT64_MIN;
         if (run->phase != RN_TIMELINE) {
             return; /* an infrastructure error ended the run */
         }
