@@ -508,5 +508,5 @@ const char *impair_suggest(const char *w, const char *const *words)
         }
     }
     size_t len = strlen(w);
-    return best && best_d <= (len > 4 ? 2 : 1) ? best : NULL;
+    return best && best_d <= (len >= 4 ? 2 : 1) ? best : NULL;
 }
