@@ -1,0 +1,978 @@
+/*
+ * End-to-end tests of netback with synthetic guests: clients that speak
+ * QEMU's stream protocol over real unix sockets in a temp dir, with the
+ * loop driven by hand on a manual clock (no sleeps: delays are clock
+ * advances).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pcap/pcap.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+#include "impair/impair.h"
+#include "netback/internal.h"
+#include "netback/netback.h"
+#include "netback/reassembly.h"
+#include "trace/trace.h"
+
+#define MAX_CLIENTS 4
+#define T0          (1000 * FL_NS_PER_SEC)
+
+/* ---- a synthetic guest ---- */
+
+struct rxframe {
+    uint8_t data[1600];
+    size_t size;
+};
+
+struct client {
+    int fd;
+    struct nb_reasm r;
+    struct rxframe *frames;
+    size_t n, alloc;
+};
+
+static int client_on_frame(void *arg, const uint8_t *frame, size_t size)
+{
+    struct client *c = arg;
+    c->frames = fl_xgrow(c->frames, &c->alloc, c->n + 1, sizeof *c->frames);
+    struct rxframe *f = &c->frames[c->n++];
+    f->size = size;
+    memcpy(f->data, frame, FL_MIN(size, sizeof f->data));
+    return 0;
+}
+
+/* ---- fixture ---- */
+
+struct events {
+    int connected;
+    int disconnected[NB_DISCONNECT__COUNT];
+    char last_detail[256];
+    char last_node[64];
+};
+
+struct fx {
+    char dir[64];
+    struct fl_clock *clock;
+    struct fl_loop *loop;
+    struct netback *nb;
+    struct nb_port *port[MAX_CLIENTS];
+    struct client cl[MAX_CLIENTS];
+    int n;
+    struct events ev;
+};
+
+static void ev_connected(void *arg, const char *net, const char *node, const char *nic)
+{
+    struct events *e = arg;
+    e->connected++;
+}
+
+static void ev_disconnected(void *arg, const char *net, const char *node, const char *nic,
+                            enum nb_disconnect_reason reason, const char *detail)
+{
+    struct events *e = arg;
+    e->disconnected[reason]++;
+    snprintf(e->last_detail, sizeof e->last_detail, "%s", detail);
+    snprintf(e->last_node, sizeof e->last_node, "%s", node);
+}
+
+static const struct nb_events test_events = {ev_connected, ev_disconnected};
+
+static char *sock_path(struct fx *f, int i)
+{
+    return fl_xasprintf("%s/n%d.sock", f->dir, i + 1);
+}
+
+static void pump(struct fx *f)
+{
+    /* Until nothing is left to do: accepts, reads, writes, due timers. */
+    for (int idle = 0; idle < 3;) {
+        int r = fl_loop_run_once(f->loop, 0);
+        assert_true(r >= 0);
+        idle = r == 0 ? idle + 1 : 0;
+    }
+}
+
+static void client_connect(struct fx *f, int i)
+{
+    struct client *c = &f->cl[i];
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(c->fd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char *p = sock_path(f, i);
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p);
+    free(p);
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    nb_reasm_reset(&c->r);
+    pump(f);
+}
+
+static void client_close(struct fx *f, int i)
+{
+    close(f->cl[i].fd);
+    f->cl[i].fd = -1;
+    pump(f);
+}
+
+static void client_read(struct fx *f, int i)
+{
+    struct client *c = &f->cl[i];
+    uint8_t buf[65536];
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0) {
+            break;
+        }
+        assert_int_equal(nb_reasm_feed(&c->r, buf, (size_t)n, client_on_frame, c), 0);
+    }
+}
+
+static void read_all(struct fx *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        if (f->cl[i].fd >= 0) {
+            client_read(f, i);
+        }
+    }
+}
+
+static void clear_rx(struct fx *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        f->cl[i].n = 0;
+    }
+}
+
+static void mac_of(int node, uint8_t mac[6])
+{
+    const uint8_t m[6] = {0x52, 0x54, 0x00, 0x00, 0x00, (uint8_t)(node + 1)};
+    memcpy(mac, m, 6);
+}
+
+static const uint8_t BCAST[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* A frame from node `from` to dst with a 32-bit sequence number. */
+static size_t build(uint8_t *buf, int from, const uint8_t *dst, uint32_t seq, size_t size)
+{
+    memset(buf, 0, size);
+    memcpy(buf, dst, 6);
+    mac_of(from, buf + 6);
+    buf[12] = 0x88;
+    buf[13] = 0xb5; /* local experimental ethertype */
+    buf[14] = (uint8_t)(seq >> 24);
+    buf[15] = (uint8_t)(seq >> 16);
+    buf[16] = (uint8_t)(seq >> 8);
+    buf[17] = (uint8_t)seq;
+    return size;
+}
+
+static uint32_t seq_of(const struct rxframe *f)
+{
+    return (uint32_t)f->data[14] << 24 | (uint32_t)f->data[15] << 16 | (uint32_t)f->data[16] << 8 |
+           f->data[17];
+}
+
+static void send_raw(struct fx *f, int i, const void *data, size_t size)
+{
+    assert_int_equal(write(f->cl[i].fd, data, size), (ssize_t)size);
+}
+
+/* One write per frame, as QEMU does. */
+static void send_frame(struct fx *f, int from, const uint8_t *dst, uint32_t seq, size_t size)
+{
+    uint8_t buf[4 + 1600];
+    build(buf + 4, from, dst, seq, size);
+    buf[0] = (uint8_t)(size >> 24);
+    buf[1] = (uint8_t)(size >> 16);
+    buf[2] = (uint8_t)(size >> 8);
+    buf[3] = (uint8_t)size;
+    send_raw(f, from, buf, 4 + size);
+}
+
+static void send_to(struct fx *f, int from, int to, uint32_t seq)
+{
+    uint8_t mac[6];
+    mac_of(to, mac);
+    send_frame(f, from, mac, seq, 64);
+}
+
+static struct fx *fx_new(int n, const struct nb_config *extra)
+{
+    struct fx *f = fl_xcalloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/nb-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->clock = fl_clock_manual_create(T0);
+    f->loop = fl_loop_create(f->clock, NULL);
+    assert_non_null(f->loop);
+    struct nb_config cfg = extra ? *extra : (struct nb_config){0};
+    cfg.seed = cfg.seed ? cfg.seed : 42;
+    cfg.spin_ns = -1; /* manual clock */
+    cfg.events = &test_events;
+    cfg.events_arg = &f->ev;
+    struct fl_error *err = NULL;
+    f->nb = nb_create(f->loop, &cfg, &err);
+    assert_null(err);
+    assert_true(nb_network_add(f->nb, "lan", &err));
+    f->n = n;
+    for (int i = 0; i < n; i++) {
+        char node[8];
+        snprintf(node, sizeof node, "n%d", i + 1);
+        char *path = sock_path(f, i);
+        f->port[i] = nb_port_add(f->nb, "lan", node, "eth0", NULL, path, &err);
+        free(path);
+        if (err) {
+            fail_msg("%s", err->msg);
+        }
+        nb_reasm_init(&f->cl[i].r);
+        client_connect(f, i);
+    }
+    assert_int_equal(f->ev.connected, n);
+    return f;
+}
+
+static void fx_free(struct fx *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        if (f->cl[i].fd >= 0) {
+            close(f->cl[i].fd);
+        }
+        nb_reasm_free(&f->cl[i].r);
+        free(f->cl[i].frames);
+    }
+    nb_destroy(f->nb);
+    fl_loop_destroy(f->loop);
+    fl_clock_destroy(f->clock);
+    /* nb_destroy unlinked the sockets. */
+    for (int i = 0; i < f->n; i++) {
+        char *p = sock_path(f, i);
+        struct stat st;
+        assert_int_not_equal(stat(p, &st), 0);
+        free(p);
+    }
+    fl_rm_rf(f->dir);
+    free(f);
+}
+
+static void set_link(struct fx *f, const char *src, const char *dst, const char *words)
+{
+    struct impair_link_params p;
+    struct fl_error *err = NULL;
+    if (!impair_link_params_parse_string(words, NULL, &p, &err) ||
+        !nb_link_set(f->nb, "lan", src, dst, &p, &err)) {
+        fail_msg("%s: %s", words, err->msg);
+    }
+    impair_link_params_clear(&p);
+}
+
+static struct nb_link_stats link_stats(struct fx *f, const char *src, const char *dst)
+{
+    struct nb_link_stats st;
+    assert_int_equal(nb_link_stats(f->nb, "lan", src, dst, &st), 0);
+    return st;
+}
+
+static void advance(struct fx *f, int64_t ns)
+{
+    fl_clock_manual_advance(f->clock, ns);
+    pump(f);
+}
+
+/* ---- switching ---- */
+
+static void test_learning_and_flooding(void **state)
+{
+    struct fx *f = fx_new(3, NULL);
+    /* n1 -> n2 before anyone is known: flooded to n2 and n3. */
+    send_to(f, 0, 1, 1);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 0);
+    assert_int_equal(f->cl[1].n, 1);
+    assert_int_equal(f->cl[2].n, 1);
+    assert_int_equal(seq_of(&f->cl[1].frames[0]), 1);
+    /* n2 -> n1: n1 was learned from its frame, so only n1 gets it. */
+    clear_rx(f);
+    send_to(f, 1, 0, 2);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 1);
+    assert_int_equal(f->cl[1].n, 0);
+    assert_int_equal(f->cl[2].n, 0);
+    /* n1 -> n2 again: n2 is learned now. */
+    clear_rx(f);
+    send_to(f, 0, 1, 3);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 1);
+    assert_int_equal(f->cl[2].n, 0);
+    /* Broadcast and multicast from n3 reach everyone else. */
+    clear_rx(f);
+    send_frame(f, 2, BCAST, 4, 60);
+    const uint8_t mcast[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb};
+    send_frame(f, 2, mcast, 5, 60);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 2);
+    assert_int_equal(f->cl[1].n, 2);
+    assert_int_equal(f->cl[2].n, 0);
+    /* Counters. */
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    assert_int_equal(st.sent, 2);
+    assert_int_equal(st.delivered, 2);
+    st = link_stats(f, "n1", "n3");
+    assert_int_equal(st.sent, 1); /* only the first, flooded frame */
+    struct nb_port_stats ps;
+    nb_port_stats(f->port[0], &ps);
+    assert_int_equal(ps.rx_frames, 2);
+    assert_int_equal(ps.rx_bytes, 128);
+    assert_int_equal(ps.tx_frames, 3);
+    assert_true(ps.connected);
+    fx_free(f);
+}
+
+static void test_group_source_dropped(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    uint8_t frame[4 + 60] = {0};
+    build(frame + 4, 0, BCAST, 1, 60);
+    frame[4 + 6] = 0x01; /* group bit in the source address */
+    frame[3] = 60;
+    send_raw(f, 0, frame, sizeof frame);
+    send_to(f, 0, 1, 2);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 1);
+    assert_int_equal(seq_of(&f->cl[1].frames[0]), 2);
+    struct nb_port_stats ps;
+    nb_port_stats(f->port[0], &ps);
+    assert_int_equal(ps.rx_bad_src, 1);
+    assert_true(ps.connected); /* not fatal */
+    fx_free(f);
+}
+
+static void test_mac_aging(void **state)
+{
+    struct nb_config cfg = {.mac_aging_ns = 5 * FL_NS_PER_SEC};
+    struct fx *f = fx_new(3, &cfg);
+    send_to(f, 1, 0, 1); /* n2 learned */
+    pump(f);
+    read_all(f);
+    clear_rx(f);
+    send_to(f, 0, 1, 2);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[2].n, 0); /* unicast */
+    advance(f, 6 * FL_NS_PER_SEC);
+    clear_rx(f);
+    send_to(f, 0, 1, 3);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 1);
+    assert_int_equal(f->cl[2].n, 1); /* aged out: flooded again */
+    fx_free(f);
+}
+
+static void test_static_mac_prelearned(void **state)
+{
+    char dir[] = "/tmp/nb-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fl_loop *loop = fl_loop_create(NULL, NULL);
+    struct nb_config cfg = {.spin_ns = -1};
+    struct netback *nb = nb_create(loop, &cfg, NULL);
+    assert_true(nb_network_add(nb, "lan", NULL));
+    uint8_t m2[6];
+    mac_of(1, m2);
+    char *p1 = fl_xasprintf("%s/a.sock", dir), *p2 = fl_xasprintf("%s/b.sock", dir),
+         *p3 = fl_xasprintf("%s/c.sock", dir);
+    assert_non_null(nb_port_add(nb, "lan", "n1", "eth0", NULL, p1, NULL));
+    assert_non_null(nb_port_add(nb, "lan", "n2", "eth0", m2, p2, NULL));
+    assert_non_null(nb_port_add(nb, "lan", "n3", "eth0", NULL, p3, NULL));
+    int fds[3];
+    const char *paths[3] = {p1, p2, p3};
+    for (int i = 0; i < 3; i++) {
+        fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", paths[i]);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+    }
+    while (fl_loop_run_once(loop, 0) > 0) {
+    }
+    uint8_t frame[4 + 60] = {0, 0, 0, 60};
+    build(frame + 4, 0, m2, 1, 60);
+    assert_int_equal(write(fds[0], frame, sizeof frame), (ssize_t)sizeof frame);
+    while (fl_loop_run_once(loop, 0) > 0) {
+    }
+    uint8_t buf[256];
+    assert_int_equal(recv(fds[1], buf, sizeof buf, MSG_DONTWAIT), 64);
+    /* The configured MAC was known: not flooded to n3. */
+    assert_int_equal(recv(fds[2], buf, sizeof buf, MSG_DONTWAIT), -1);
+    for (int i = 0; i < 3; i++) {
+        close(fds[i]);
+    }
+    nb_destroy(nb);
+    fl_loop_destroy(loop);
+    free(p1);
+    free(p2);
+    free(p3);
+    fl_rm_rf(dir);
+}
+
+/* ---- impairments, end to end ---- */
+
+static void test_loss_rate(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    set_link(f, "n1", "n2", "loss 10%");
+    const int N = 20000;
+    for (int i = 0; i < N; i++) {
+        send_to(f, 0, 1, (uint32_t)i);
+        if (i % 100 == 99) { /* a unix socket buffer holds ~250 small writes */
+            pump(f);
+            read_all(f);
+        }
+    }
+    pump(f);
+    read_all(f);
+    /* Binomial(20000, 0.9): mean 18000, sd 42.4; 99.99% two-sided: +-3.89 sd. */
+    size_t got = f->cl[1].n;
+    assert_in_range(got, 18000 - 165, 18000 + 165);
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    assert_int_equal(st.sent, N);
+    assert_int_equal(st.delivered, got);
+    assert_int_equal(st.dropped[NB_DROP_LOSS], N - got);
+    /* The reverse direction is not impaired. */
+    for (int i = 0; i < 100; i++) {
+        send_to(f, 1, 0, (uint32_t)i);
+    }
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 100);
+    fx_free(f);
+}
+
+static void test_delay(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    set_link(f, "n1", "n2", "delay 10ms");
+    send_to(f, 0, 1, 1);
+    pump(f);
+    advance(f, 3 * FL_NS_PER_MS);
+    send_to(f, 0, 1, 2);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 0);
+    advance(f, 7 * FL_NS_PER_MS - 10 * FL_NS_PER_US);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 0); /* 10 us early: not yet */
+    advance(f, 10 * FL_NS_PER_US);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 1);
+    assert_int_equal(seq_of(&f->cl[1].frames[0]), 1);
+    advance(f, 3 * FL_NS_PER_MS);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 2);
+    /* Back: no delay on n2 -> n1. */
+    send_to(f, 1, 0, 3);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 1);
+    fx_free(f);
+}
+
+static void test_duplicate(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    set_link(f, "n1", "n2", "duplicate 100%");
+    for (uint32_t i = 0; i < 10; i++) {
+        send_to(f, 0, 1, i);
+    }
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 20);
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    assert_int_equal(st.sent, 10);
+    assert_int_equal(st.delivered, 20);
+    assert_int_equal(st.duplicated, 10);
+    fx_free(f);
+}
+
+static void test_corrupt(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    set_link(f, "n1", "n2", "corrupt 100%");
+    uint8_t sent[64];
+    uint8_t mac[6];
+    mac_of(1, mac);
+    for (uint32_t i = 0; i < 50; i++) {
+        send_frame(f, 0, mac, i, 64);
+    }
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 50);
+    for (uint32_t i = 0; i < 50; i++) {
+        build(sent, 0, mac, i, 64);
+        const struct rxframe *r = &f->cl[1].frames[i];
+        assert_int_equal(r->size, 64);
+        int bits = 0;
+        for (size_t k = 0; k < 64; k++) {
+            bits += __builtin_popcount(sent[k] ^ r->data[k]);
+        }
+        assert_int_equal(bits, 1); /* exactly one bit flipped */
+    }
+    assert_int_equal(link_stats(f, "n1", "n2").corrupted, 50);
+    fx_free(f);
+}
+
+static void test_reorder(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    set_link(f, "n1", "n2", "delay 10ms reorder 25%");
+    const uint32_t N = 400;
+    for (uint32_t i = 0; i < N; i++) {
+        send_to(f, 0, 1, i);
+        advance(f, FL_NS_PER_MS);
+        read_all(f);
+    }
+    advance(f, 20 * FL_NS_PER_MS);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, N);
+    size_t inversions = 0;
+    for (size_t i = 1; i < f->cl[1].n; i++) {
+        inversions += seq_of(&f->cl[1].frames[i]) < seq_of(&f->cl[1].frames[i - 1]);
+    }
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    /* 25% of 400, 99.99% interval of Binomial(400, .25): 100 +- 34. */
+    assert_in_range(st.reordered, 66, 134);
+    assert_true(inversions > 0);
+    assert_true(inversions <= st.reordered);
+    fx_free(f);
+}
+
+static void test_rate(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    /* 8 Mbit/s = 1 byte/us: a 1000-byte frame takes exactly 1 ms. */
+    set_link(f, "n1", "n2", "rate 8mbit");
+    uint8_t mac[6];
+    mac_of(1, mac);
+    for (uint32_t i = 0; i < 10; i++) {
+        send_frame(f, 0, mac, i, 1000);
+    }
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 0);
+    for (int ms = 1; ms <= 10; ms++) {
+        advance(f, FL_NS_PER_MS - 5 * FL_NS_PER_US);
+        read_all(f);
+        assert_int_equal(f->cl[1].n, (size_t)ms - 1);
+        advance(f, 5 * FL_NS_PER_US);
+        read_all(f);
+        assert_int_equal(f->cl[1].n, (size_t)ms);
+    }
+    fx_free(f);
+}
+
+static void test_one_way_partition_and_heal(void **state)
+{
+    struct fx *f = fx_new(3, NULL);
+    struct fl_error *err = NULL;
+    /* Learn everyone first so frames are unicast. */
+    for (int i = 0; i < 3; i++) {
+        send_frame(f, i, BCAST, 0, 60);
+    }
+    pump(f);
+    read_all(f);
+    clear_rx(f);
+    assert_true(nb_partition(f->nb, "n1", "n2", true, &err));
+    send_to(f, 0, 1, 1); /* cut */
+    send_to(f, 1, 0, 2); /* the other direction still works */
+    send_to(f, 0, 2, 3); /* and n1 -> n3 */
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 0);
+    assert_int_equal(f->cl[0].n, 1);
+    assert_int_equal(f->cl[2].n, 1);
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    assert_true(st.cut);
+    assert_int_equal(st.dropped[NB_DROP_PARTITION], 1);
+    assert_false(link_stats(f, "n2", "n1").cut);
+    /* Heal. */
+    assert_true(nb_partition(f->nb, "n1", "n2", false, &err));
+    send_to(f, 0, 1, 4);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 1);
+    assert_int_equal(seq_of(&f->cl[1].frames[0]), 4);
+    /* A whole cut set: isolate n3 both ways; everything else healed. */
+    const struct nb_cut cuts[] = {{"n3", NULL}, {NULL, "n3"}};
+    assert_true(nb_partition_apply(f->nb, cuts, 2, &err));
+    assert_true(link_stats(f, "n3", "n1").cut);
+    assert_true(link_stats(f, "n2", "n3").cut);
+    assert_false(link_stats(f, "n1", "n2").cut);
+    clear_rx(f);
+    send_frame(f, 0, BCAST, 5, 60);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 1);
+    assert_int_equal(f->cl[2].n, 0);
+    /* Invalid cut sets change nothing. */
+    const struct nb_cut bad[] = {{"n1", "n2"}, {"n9", NULL}};
+    assert_false(nb_partition_apply(f->nb, bad, 2, &err));
+    assert_non_null(strstr(err->msg, "'n9'"));
+    fl_error_free(err);
+    err = NULL;
+    assert_true(link_stats(f, "n3", "n1").cut);
+    assert_false(link_stats(f, "n1", "n2").cut);
+    nb_heal_all(f->nb);
+    assert_false(link_stats(f, "n3", "n1").cut);
+    fx_free(f);
+}
+
+/* ---- the untrusted guest ---- */
+
+static void test_malformed_input_isolated(void **state)
+{
+    static const struct {
+        const char *name;
+        uint8_t bytes[8];
+        size_t size;
+        bool close_after;
+        const char *want;
+    } cases[] = {
+        {"zero length", {0, 0, 0, 0}, 4, false, "zero frame length"},
+        {"runt", {0, 0, 0, 13}, 4, false, "runt frame length 13"},
+        {"oversize", {0, 1, 0, 0x20}, 4, false, "frame length 65568"},
+        {"garbage", {'G', 'E', 'T', ' ', '/', ' ', 'H', 'T'}, 8, false, "frame length"},
+        {"truncated", {0, 0, 0, 100, 1, 2, 3, 4}, 8, true, "inside a frame (4 of 100 bytes)"},
+    };
+    for (size_t k = 0; k < FL_ARRAY_LEN(cases); k++) {
+        struct fx *f = fx_new(3, NULL);
+        send_to(f, 0, 1, 1); /* a good frame first */
+        send_raw(f, 0, cases[k].bytes, cases[k].size);
+        if (cases[k].close_after) {
+            shutdown(f->cl[0].fd, SHUT_WR);
+        }
+        pump(f);
+        read_all(f);
+        assert_int_equal(f->cl[1].n, 1);
+        assert_int_equal(f->ev.disconnected[NB_DISCONNECT_MALFORMED], 1);
+        assert_string_equal(f->ev.last_node, "n1");
+        if (!strstr(f->ev.last_detail, cases[k].want)) {
+            fail_msg("%s: '%s' lacks '%s'", cases[k].name, f->ev.last_detail, cases[k].want);
+        }
+        struct nb_port_stats ps;
+        nb_port_stats(f->port[0], &ps);
+        assert_false(ps.connected);
+        assert_int_equal(ps.malformed_disconnects, 1);
+        /* netback closed the connection: the client sees EOF. */
+        uint8_t b[16];
+        assert_int_equal(recv(f->cl[0].fd, b, sizeof b, MSG_DONTWAIT), 0);
+        /* Everyone else carries on. */
+        clear_rx(f);
+        send_to(f, 1, 2, 2);
+        send_to(f, 2, 1, 3);
+        pump(f);
+        read_all(f);
+        assert_int_equal(f->cl[1].n, 1);
+        assert_int_equal(f->cl[2].n, 1);
+        /* Frames to the disconnected port are counted as port-down. */
+        send_to(f, 1, 0, 4);
+        pump(f);
+        assert_int_equal(link_stats(f, "n2", "n1").dropped[NB_DROP_PORT_DOWN], 1);
+        /* And the guest can connect again. */
+        close(f->cl[0].fd);
+        client_connect(f, 0);
+        clear_rx(f);
+        send_to(f, 0, 1, 5);
+        pump(f);
+        read_all(f);
+        assert_int_equal(f->cl[1].n, 1);
+        fx_free(f);
+    }
+}
+
+static void test_stalled_reader_does_not_stall_others(void **state)
+{
+    struct nb_config cfg = {.port_queue_size = 128 << 10};
+    struct fx *f = fx_new(3, &cfg);
+    /* n2 never reads.  n1 floods broadcasts; n3 reads everything. */
+    const int N = 20000;
+    for (int i = 0; i < N; i++) {
+        send_frame(f, 0, BCAST, (uint32_t)i, 1000);
+        if (i % 50 == 49) {
+            pump(f);
+            client_read(f, 2);
+        }
+    }
+    pump(f);
+    client_read(f, 2);
+    assert_int_equal(f->cl[2].n, N);
+    struct nb_port_stats ps;
+    nb_port_stats(f->port[1], &ps);
+    assert_true(ps.tx_queue_drops > 0);
+    assert_true(ps.queued_bytes <= cfg.port_queue_size);
+    assert_true(ps.connected);
+    assert_int_equal(ps.tx_frames + ps.tx_queue_drops, N);
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    assert_int_equal(st.dropped[NB_DROP_PORT_QUEUE], ps.tx_queue_drops);
+    /* When n2 reads again, what was queued arrives intact and in order. */
+    for (int i = 0; i < 100; i++) {
+        client_read(f, 1);
+        pump(f);
+    }
+    client_read(f, 1);
+    assert_int_equal(f->cl[1].n, ps.tx_frames);
+    for (size_t i = 1; i < f->cl[1].n; i++) {
+        assert_true(seq_of(&f->cl[1].frames[i]) > seq_of(&f->cl[1].frames[i - 1]));
+    }
+    fx_free(f);
+}
+
+static void test_byte_at_a_time_over_socket(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    uint8_t frames[3][4 + 100];
+    uint8_t mac[6];
+    mac_of(1, mac);
+    for (int k = 0; k < 3; k++) {
+        build(frames[k] + 4, 0, mac, (uint32_t)k, 100);
+        frames[k][3] = 100;
+    }
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < sizeof frames[k]; i++) {
+            send_raw(f, 0, &frames[k][i], 1);
+            pump(f);
+        }
+    }
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 3);
+    for (int k = 0; k < 3; k++) {
+        assert_memory_equal(f->cl[1].frames[k].data, frames[k] + 4, 100);
+    }
+    /* Random chunks across frame boundaries. */
+    uint8_t all[200 * (4 + 100)];
+    for (int k = 0; k < 200; k++) {
+        build(all + k * 104 + 4, 0, mac, (uint32_t)k, 100);
+        memset(all + k * 104, 0, 4);
+        all[k * 104 + 3] = 100;
+    }
+    uint64_t x = 12345;
+    size_t at = 0;
+    while (at < sizeof all) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t n = FL_MIN(sizeof all - at, 1 + (x >> 33) % 300);
+        send_raw(f, 0, all + at, n);
+        at += n;
+        pump(f);
+    }
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 203);
+    for (int k = 0; k < 200; k++) {
+        assert_int_equal(seq_of(&f->cl[1].frames[3 + k]), k);
+    }
+    fx_free(f);
+}
+
+static void test_reconnect_and_replace(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    send_to(f, 0, 1, 1);
+    pump(f);
+    /* The guest's QEMU crashes: EOF. */
+    client_close(f, 0);
+    assert_int_equal(f->ev.disconnected[NB_DISCONNECT_EOF], 1);
+    /* A restarted QEMU connects again; traffic flows both ways. */
+    client_connect(f, 0);
+    assert_int_equal(f->ev.connected, 3);
+    send_to(f, 0, 1, 2);
+    send_to(f, 1, 0, 3);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 2);
+    assert_int_equal(f->cl[0].n, 1);
+    /* A second connection while the first is open replaces it. */
+    int old = f->cl[0].fd;
+    client_connect(f, 0);
+    assert_int_equal(f->ev.disconnected[NB_DISCONNECT_REPLACED], 1);
+    uint8_t b[16];
+    assert_int_equal(recv(old, b, sizeof b, MSG_DONTWAIT), 0);
+    close(old);
+    clear_rx(f);
+    send_to(f, 1, 0, 4);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 1);
+    struct nb_port_stats ps;
+    nb_port_stats(f->port[0], &ps);
+    assert_int_equal(ps.connects, 3);
+    fx_free(f);
+}
+
+/* ---- control API errors ---- */
+
+static void expect_err(bool ok, struct fl_error **err, const char *want)
+{
+    assert_false(ok);
+    assert_non_null(*err);
+    if (!strstr((*err)->msg, want)) {
+        fail_msg("'%s' lacks '%s'", (*err)->msg, want);
+    }
+    fl_error_free(*err);
+    *err = NULL;
+}
+
+static void test_setup_and_control_errors(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    struct fl_error *err = NULL;
+    char *path = fl_xasprintf("%s/x.sock", f->dir);
+    expect_err(nb_network_add(f->nb, "lan", &err), &err, "network 'lan' already exists");
+    expect_err(nb_network_add(f->nb, "bad name", &err), &err, "character ' '");
+    expect_err(nb_port_add(f->nb, "wan", "n1", "eth1", NULL, path, &err) != NULL, &err,
+               "unknown network 'wan' (known: 'lan')");
+    expect_err(nb_port_add(f->nb, "lan", "n1", "eth0", NULL, path, &err) != NULL, &err,
+               "NIC 'eth0' of node 'n1' already exists");
+    char *file = fl_xasprintf("%s/regular", f->dir);
+    assert_true(fl_write_file(file, "x", 1, NULL));
+    expect_err(nb_port_add(f->nb, "lan", "n3", "eth0", NULL, file, &err) != NULL, &err,
+               "is not a socket");
+    char longp[200];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[0] = '/';
+    longp[sizeof longp - 1] = 0;
+    expect_err(nb_port_add(f->nb, "lan", "n3", "eth0", NULL, longp, &err) != NULL, &err,
+               "is 199 bytes long");
+
+    struct impair_link_params p = {0};
+    expect_err(nb_link_set(f->nb, "lan", "n1", "n9", &p, &err), &err,
+               "unknown destination node 'n9' on network 'lan' (known: 'n1', 'n2')");
+    expect_err(nb_link_set(f->nb, "wan", "n1", "n2", &p, &err), &err, "unknown network 'wan'");
+    expect_err(nb_partition(f->nb, "n7", NULL, true, &err), &err, "unknown source node 'n7'");
+    /* Invalid parameters: rejected before anything changes. */
+    p.reorder.p = IMPAIR_PROB_MAX / 2;
+    expect_err(nb_link_set(f->nb, NULL, NULL, NULL, &p, &err), &err, "reorder");
+    set_link(f, "n1", "n2", "delay 1ms");
+    p.reorder.p = 0;
+    p.delay.latency_ns = -1;
+    expect_err(nb_link_set(f->nb, NULL, NULL, NULL, &p, &err), &err, "delay");
+    send_to(f, 0, 1, 1);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 0); /* still delayed by 1ms */
+    advance(f, FL_NS_PER_MS);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 1);
+    /* Clear goes back to a perfect link; wildcards reach every link. */
+    assert_true(nb_link_clear(f->nb, NULL, NULL, NULL, &err));
+    send_to(f, 0, 1, 2);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 2);
+    struct nb_link_stats st;
+    assert_int_equal(nb_link_stats(f->nb, "lan", "n1", "n9", &st), -ENOENT);
+    assert_null(nb_port_find(f->nb, "n1", "eth9"));
+    assert_ptr_equal(nb_port_find(f->nb, "n2", "eth0"), f->port[1]);
+    free(file);
+    free(path);
+    fx_free(f);
+}
+
+/* ---- traces ---- */
+
+static void test_pcap_and_fate_records(void **state)
+{
+    char dir[] = "/tmp/nb-trace-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *pcaps = fl_xasprintf("%s/pcap", dir);
+    char *dbpath = fl_xasprintf("%s/run.db", dir);
+    struct fl_error *err = NULL;
+    struct trace_db *db = trace_db_open(dbpath, &err);
+    if (!db) {
+        fail_msg("%s", err->msg);
+    }
+    struct nb_config cfg = {.pcap_dir = pcaps, .trace = db};
+    struct fx *f = fx_new(3, &cfg);
+    set_link(f, "n1", "n3", "loss 100%");
+    struct trace_db_stats ts;
+    trace_db_get_stats(db, &ts);
+    uint64_t before = ts.records;
+    for (uint32_t i = 0; i < 10; i++) {
+        send_frame(f, 0, BCAST, i, 100); /* 10 to n2 delivered, 10 to n3 lost */
+    }
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[1].n, 10);
+    trace_db_get_stats(db, &ts);
+    /* One fate record per copy: 10 delivered to n2, 10 lost to n3. */
+    assert_int_equal(ts.records - before, 20);
+    fx_free(f);
+    assert_int_equal(trace_db_flush(db), 0);
+    trace_db_close(db);
+    /* n1's pcap: the 10 frames it sent; n2's: the 10 delivered to it;
+     * n3's: nothing. */
+    const int want[3] = {10, 10, 0};
+    for (int i = 0; i < 3; i++) {
+        char *p = fl_xasprintf("%s/n%d-eth0.pcap", pcaps, i + 1);
+        char ebuf[PCAP_ERRBUF_SIZE];
+        pcap_t *pc = pcap_open_offline_with_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+        if (!pc) {
+            fail_msg("%s: %s", p, ebuf);
+        }
+        assert_int_equal(pcap_datalink(pc), DLT_EN10MB);
+        struct pcap_pkthdr *h;
+        const u_char *data;
+        int n = 0;
+        while (pcap_next_ex(pc, &h, &data) == 1) {
+            assert_int_equal(h->caplen, 100);
+            assert_int_equal(data[17], n);
+            n++;
+        }
+        assert_int_equal(n, want[i]);
+        pcap_close(pc);
+        free(p);
+    }
+    free(pcaps);
+    free(dbpath);
+    fl_rm_rf(dir);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_DFL); /* netback must never raise it */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_learning_and_flooding),
+        cmocka_unit_test(test_group_source_dropped),
+        cmocka_unit_test(test_mac_aging),
+        cmocka_unit_test(test_static_mac_prelearned),
+        cmocka_unit_test(test_loss_rate),
+        cmocka_unit_test(test_delay),
+        cmocka_unit_test(test_duplicate),
+        cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_reorder),
+        cmocka_unit_test(test_rate),
+        cmocka_unit_test(test_one_way_partition_and_heal),
+        cmocka_unit_test(test_malformed_input_isolated),
+        cmocka_unit_test(test_stalled_reader_does_not_stall_others),
+        cmocka_unit_test(test_byte_at_a_time_over_socket),
+        cmocka_unit_test(test_reconnect_and_replace),
+        cmocka_unit_test(test_setup_and_control_errors),
+        cmocka_unit_test(test_pcap_and_fate_records),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
