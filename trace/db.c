@@ -961,17 +961,25 @@ struct trace_db *trace_db_open_reader(const char *run, char **db_path_out, char 
     pthread_cond_init(&db->wake_writer, NULL);
     pthread_cond_init(&db->progress, NULL);
     /* Create missing indexes when we may (a run killed before close has
-     * none); a read-only file is queried as it is. */
-    sqlite3 *rw = NULL;
-    if (access(path, W_OK) == 0 &&
-        sqlite3_open_v2(path, &rw, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(rw, 2000);
-        if (query_int(rw, "PRAGMA user_version", 0) == TRACE_SCHEMA_VERSION) {
-            sqlite3_exec(rw, trace_index_sql, NULL, NULL, NULL);
+     * none), and keep that read-write connection so closing it also
+     * removes the WAL files; a read-only file is queried as it is.  The
+     * reader never writes anything else. */
+    int rc = SQLITE_CANTOPEN;
+    if (access(path, W_OK) == 0) {
+        rc = sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READWRITE, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_busy_timeout(db->conn, 2000);
+            if (query_int(db->conn, "PRAGMA user_version", 0) == TRACE_SCHEMA_VERSION) {
+                sqlite3_exec(db->conn, trace_index_sql, NULL, NULL, NULL);
+            }
+        } else {
+            sqlite3_close_v2(db->conn);
+            db->conn = NULL;
         }
     }
-    sqlite3_close_v2(rw);
-    int rc = sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READONLY, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READONLY, NULL);
+    }
     if (rc != SQLITE_OK) {
         fl_error_setf(errp, EIO, "%s: cannot open: %s", path,
                       db->conn ? sqlite3_errmsg(db->conn) : sqlite3_errstr(rc));

@@ -1,0 +1,145 @@
+/* Unit tests for report.html generation (the browser test in
+ * tests/integration/trace renders it): self-contained, the data is there,
+ * text from guests cannot break out of the script element. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+#include "tests/unit/trace/synth.h"
+#include "trace/trace.h"
+
+static char *make_dir(void)
+{
+    char *d = fl_xstrdup("/tmp/fl-trace-r-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static char *read_report(const char *dir)
+{
+    char *path = fl_xasprintf("%s/report.html", dir);
+    struct fl_error *err = NULL;
+    char *html = fl_read_file(path, NULL, &err);
+    if (!html) {
+        fail_msg("%s", err->msg);
+    }
+    free(path);
+    return html;
+}
+
+static void test_synthetic_report(void **state)
+{
+    char *dir = make_dir();
+    struct synth_counts n;
+    assert_true(synth_run(dir, &n));
+    struct fl_error *err = NULL;
+    if (!trace_report_write(dir, &err)) {
+        fail_msg("%s", err->msg);
+    }
+    char *html = read_report(dir);
+    assert_true(!strncmp(html, "<!DOCTYPE html>", 15));
+    assert_non_null(strstr(html, "<script id=\"fl-data\" type=\"application/json\">"));
+    assert_non_null(strstr(html, "data-rendered=\"no\""));
+    /* the embedded assets */
+    assert_non_null(strstr(html, "--delivered:"));
+    assert_non_null(strstr(html, "function spacetime()"));
+    /* the data the pictures need */
+    assert_non_null(strstr(html, "\"three-node-partition\""));
+    assert_non_null(strstr(html, "\"lose-unflushed\""));
+    assert_non_null(strstr(html, "\"partition\""));
+    assert_non_null(strstr(html, "\"window_frames\":[["));
+    assert_non_null(strstr(html, "\"frame_count\":1203"));
+    /* self-contained: nothing is fetched */
+    assert_null(strstr(html, "<link"));
+    assert_null(strstr(html, "src=\""));
+    assert_null(strstr(html, "https://"));
+    assert_null(strstr(html, "url(http"));
+    /* guest text is escaped: the check's stderr said "<lost>" */
+    assert_null(strstr(html, "<lost>"));
+    assert_non_null(strstr(html, "\\u003clost\\u003e")); /* in the JSON */
+    /* the no-script part: verdict and checks as plain HTML */
+    assert_non_null(strstr(html, "<noscript>"));
+    assert_non_null(strstr(html, "<td>data-durable</td><td>FAILED</td>"));
+    free(html);
+    /* regenerating replaces the file; no temporary left behind */
+    assert_true(trace_report_write(dir, &err));
+    char *tmp = fl_xasprintf("%s/report.html.tmp", dir);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+    free(tmp);
+    fl_rm_rf(dir);
+    free(dir);
+}
+
+static void test_script_breakout_escaped(void **state)
+{
+    char *dir = make_dir();
+    char *db_path = fl_xasprintf("%s/run.db", dir);
+    struct trace_db *db = trace_db_open(db_path, NULL);
+    assert_non_null(db);
+    int64_t n = trace_node_id(db, "n</script><script>alert(1)</script>");
+    assert_true(n > 0);
+    struct trace_run_info info = {.scenario_name = "x\"y<!--", .seed = 1};
+    assert_int_equal(trace_run_begin(db, &info), 0);
+    assert_true(trace_event(db, fl_clock_mono_ns(), "note", n, "a & b </script>") > 0);
+    trace_db_close(db);
+    struct fl_error *err = NULL;
+    assert_true(trace_report_write(dir, &err));
+    char *html = read_report(dir);
+    /* exactly the two script elements of the template are closed */
+    size_t closes = 0;
+    for (const char *p = html; (p = strstr(p, "</script>")); p++) {
+        closes++;
+    }
+    assert_int_equal(closes, 2);
+    assert_null(strstr(html, "<!--"));
+    free(html);
+    fl_rm_rf(dir);
+    free(dir);
+    free(db_path);
+}
+
+static void test_empty_and_missing(void **state)
+{
+    char *dir = make_dir();
+    char *db_path = fl_xasprintf("%s/run.db", dir);
+    /* a database with nothing in it (a run that failed at once) */
+    trace_db_close(trace_db_open(db_path, NULL));
+    struct fl_error *err = NULL;
+    assert_true(trace_report_write(dir, &err));
+    char *html = read_report(dir);
+    assert_non_null(strstr(html, "\"nodes\":[]"));
+    free(html);
+    /* no database */
+    assert_int_equal(unlink(db_path), 0);
+    assert_false(trace_report_write(dir, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err->msg, "run.db"));
+    fl_error_free(err);
+    err = NULL;
+    /* unwritable output */
+    trace_db_close(trace_db_open(db_path, NULL));
+    assert_false(trace_report_write_to(db_path, "/nonexistent/dir/report.html", &err));
+    assert_non_null(strstr(err->msg, "/nonexistent/dir/report.html"));
+    fl_error_free(err);
+    fl_rm_rf(dir);
+    free(dir);
+    free(db_path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_synthetic_report),
+        cmocka_unit_test(test_script_breakout_escaped),
+        cmocka_unit_test(test_empty_and_missing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
