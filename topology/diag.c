@@ -1,0 +1,291 @@
+/* Diagnostics: every error with its place, its key path and its value. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topology/internal.h"
+
+static void add_diag(struct tc *c, uint32_t line, uint32_t col, char *msg)
+{
+    if (c->n_diags >= TC_MAX_ERRORS) {
+        c->n_dropped++;
+        free(msg);
+        return;
+    }
+    /* The same message at the same place twice (a node shared through an
+     * alias) is reported once. */
+    for (size_t i = 0; i < c->n_diags; i++) {
+        if (c->diags[i].line == line && c->diags[i].col == col && !strcmp(c->diags[i].msg, msg)) {
+            free(msg);
+            return;
+        }
+    }
+    c->diags = fl_xgrow(c->diags, &c->alloc_diags, c->n_diags + 1, sizeof(*c->diags));
+    struct tc_diag *d = &c->diags[c->n_diags++];
+    d->line = line;
+    d->col = col;
+    d->order = c->order++;
+    d->msg = msg;
+}
+
+static void verr(struct tc *c, uint32_t line, uint32_t col, const char *prefix, const char *fmt,
+                 va_list ap)
+{
+    struct fl_buf b = {0};
+    if (c->path.size) {
+        fl_buf_printf(&b, "%s: ", c->path.data);
+    }
+    if (prefix) {
+        fl_buf_puts(&b, prefix);
+    }
+    char *m = fl_xvasprintf(fmt, ap);
+    fl_buf_puts(&b, m);
+    free(m);
+    add_diag(c, line, col, fl_buf_steal(&b));
+}
+
+void tc_err_loc(struct tc *c, uint32_t line, uint32_t col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verr(c, line, col, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void tc_err(struct tc *c, const struct ty_node *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verr(c, at ? at->line : 0, at ? at->col : 0, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void tc_quote(struct fl_buf *b, const char *s, size_t len)
+{
+    const size_t max = 60;
+    fl_buf_puts(b, "'");
+    for (size_t i = 0; i < len && i < max; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\n') {
+            fl_buf_puts(b, "\\n");
+        } else if (ch == '\t') {
+            fl_buf_puts(b, "\\t");
+        } else if (ch < 0x20 || ch == 0x7f) {
+            fl_buf_printf(b, "\\x%02x", ch);
+        } else {
+            fl_buf_append(b, &s[i], 1);
+        }
+    }
+    if (len > max) {
+        fl_buf_puts(b, "...");
+    }
+    fl_buf_puts(b, "'");
+}
+
+char *tc_describe(const struct ty_node *n)
+{
+    struct fl_buf b = {0};
+    if (!n) {
+        fl_buf_puts(&b, "nothing");
+    } else if (n->type == TY_SCALAR) {
+        if (ty_is_null(n)) {
+            fl_buf_puts(&b, "an empty value");
+        } else {
+            tc_quote(&b, n->str, n->len);
+        }
+    } else if (n->type == TY_SEQ) {
+        fl_buf_puts(&b, "a list");
+    } else {
+        fl_buf_puts(&b, "a mapping");
+    }
+    return fl_buf_steal(&b);
+}
+
+void tc_err_val(struct tc *c, const struct ty_node *at, const char *fmt, ...)
+{
+    char *d = tc_describe(at);
+    char *prefix = fl_xasprintf("%s ", d);
+    free(d);
+    va_list ap;
+    va_start(ap, fmt);
+    verr(c, at ? at->line : 0, at ? at->col : 0, prefix, fmt, ap);
+    va_end(ap);
+    free(prefix);
+}
+
+char *tc_see(const struct tc *c, struct topo_loc loc)
+{
+    if (!loc.line) {
+        return fl_xstrdup("(implicit)");
+    }
+    return fl_xasprintf("%s:%u:%u", c->file, loc.line, loc.col);
+}
+
+/* Path segments: plain keys are joined with '.', keys that are not plain
+ * identifiers are bracketed and quoted: links["n1 -> n2"].delay. */
+static bool plain_key(const char *s, size_t len)
+{
+    if (!len) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch) && ch != '_' && ch != '-') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t path_key_len(struct tc *c, const char *key, size_t len)
+{
+    size_t mark = c->path.size;
+    if (plain_key(key, len)) {
+        if (c->path.size) {
+            fl_buf_puts(&c->path, ".");
+        }
+        fl_buf_append(&c->path, key, len);
+    } else {
+        fl_buf_puts(&c->path, "[\"");
+        for (size_t i = 0; i < len && i < 60; i++) {
+            unsigned char ch = (unsigned char)key[i];
+            if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') {
+                fl_buf_printf(&c->path, "\\x%02x", ch);
+            } else {
+                fl_buf_append(&c->path, &key[i], 1);
+            }
+        }
+        fl_buf_puts(&c->path, len > 60 ? "...\"]" : "\"]");
+    }
+    return mark;
+}
+
+size_t tc_path_key(struct tc *c, const char *key)
+{
+    return path_key_len(c, key, strlen(key));
+}
+
+size_t tc_path_keyn(struct tc *c, const struct ty_node *key)
+{
+    if (key->type != TY_SCALAR) {
+        return path_key_len(c, "?", 1);
+    }
+    return path_key_len(c, key->str, key->len);
+}
+
+size_t tc_path_index(struct tc *c, size_t index)
+{
+    size_t mark = c->path.size;
+    fl_buf_printf(&c->path, "[%zu]", index);
+    return mark;
+}
+
+void tc_path_pop(struct tc *c, size_t mark)
+{
+    if (c->path.data && mark <= c->path.size) {
+        c->path.size = mark;
+        c->path.data[mark] = '\0';
+    }
+}
+
+const char *tc_suggest(const char *word, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    size_t wl = strlen(word);
+    if (wl > 64) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i]) {
+            continue;
+        }
+        size_t d = fl_edit_distance(word, names[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    size_t limit = wl / 3 > 2 ? wl / 3 : 2;
+    if (best && best_d <= limit && best_d < strlen(best)) {
+        return best;
+    }
+    return NULL;
+}
+
+void tc_list_names(struct fl_buf *b, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fl_buf_printf(b, "%s%s", i ? ", " : "", names[i]);
+    }
+}
+
+bool tc_check_map(struct tc *c, const struct ty_node *n, const char *const *allowed,
+                  const char *what)
+{
+    if (!n || n->type != TY_MAP) {
+        struct fl_buf keys = {0};
+        size_t count = 0;
+        while (allowed[count]) {
+            count++;
+        }
+        tc_list_names(&keys, allowed, count);
+        tc_err_val(c, n, "is not a mapping: %s is a mapping with keys %s", what,
+                   keys.data ? keys.data : "");
+        fl_buf_free(&keys);
+        return false;
+    }
+    size_t count = 0;
+    while (allowed[count]) {
+        count++;
+    }
+    for (size_t i = 0; i < n->n_pairs; i++) {
+        const struct ty_node *k = n->pairs[i].key;
+        if (k->type != TY_SCALAR) {
+            tc_err(c, k, "a key must be a plain word, not %s",
+                   k->type == TY_SEQ ? "a list" : "a mapping");
+            continue;
+        }
+        /* Written twice? */
+        for (size_t j = 0; j < i; j++) {
+            const struct ty_node *k2 = n->pairs[j].key;
+            if (k2->type == TY_SCALAR && k2->len == k->len && !memcmp(k2->str, k->str, k->len)) {
+                char *see = tc_see(c, tc_loc(k2));
+                size_t m = tc_path_keyn(c, k);
+                tc_err(c, k, "key '%s' is given twice (first at %s)", k->str, see);
+                tc_path_pop(c, m);
+                free(see);
+                break;
+            }
+        }
+        bool ok = false;
+        for (size_t j = 0; j < count && !ok; j++) {
+            ok = strlen(allowed[j]) == k->len && !memcmp(allowed[j], k->str, k->len);
+        }
+        if (ok) {
+            continue;
+        }
+        if (k->len > 2 && !memcmp(k->str, "x-", 2)) {
+            continue; /* extension fields, for YAML anchors (as in compose files) */
+        }
+        struct fl_buf b = {0};
+        tc_quote(&b, k->str, k->len);
+        const char *sugg = tc_suggest(k->str, allowed, count);
+        size_t m = tc_path_keyn(c, k);
+        struct fl_buf valid = {0};
+        tc_list_names(&valid, allowed, count);
+        if (sugg) {
+            tc_err(c, k, "unknown key %s in %s; did you mean '%s'? (valid: %s)", b.data, what, sugg,
+                   valid.data ? valid.data : "");
+        } else {
+            tc_err(c, k, "unknown key %s in %s (valid: %s)", b.data, what,
+                   valid.data ? valid.data : "");
+        }
+        tc_path_pop(c, m);
+        fl_buf_free(&b);
+        fl_buf_free(&valid);
+    }
+    return true;
+}

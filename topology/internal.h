@@ -1,0 +1,244 @@
+/*
+ * Internal to topology/: the loader's context, diagnostics and the value
+ * parsers shared by the schema files (parse.c, timeline.c, nemesis.c).
+ *
+ * Every error goes through tc_err*(): it is recorded with its location and
+ * the current key path, and loading carries on so that ALL errors are
+ * reported.  A failed value parse leaves the default in place.
+ */
+#ifndef FL_TOPOLOGY_INTERNAL_H
+#define FL_TOPOLOGY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "impair/impair.h"
+#include "topology/topology.h"
+#include "topology/ytree.h"
+
+#define TC_MAX_ERRORS 200
+#define TC_MAX_NODES  254
+#define TC_MAX_EVENTS 100000 /* after expansion of every/nemesis */
+
+struct tc_diag {
+    uint32_t line, col;
+    uint32_t order;
+    char *msg; /* "path: message" (without file:line:col) */
+};
+
+/* Per-key "was set" bits of a link settings block, so that layered
+ * settings (network < * < pair < direction) merge key by key. */
+enum {
+    LK_DELAY = 1u << 0,
+    LK_JITTER = 1u << 1,
+    LK_DELAY_CORR = 1u << 2,
+    LK_DIST = 1u << 3,
+    LK_LOSS = 1u << 4,
+    LK_DUP = 1u << 5,
+    LK_DUP_CORR = 1u << 6,
+    LK_CORRUPT = 1u << 7,
+    LK_CORRUPT_CORR = 1u << 8,
+    LK_REORDER = 1u << 9,
+    LK_REORDER_CORR = 1u << 10,
+    LK_GAP = 1u << 11,
+    LK_RATE = 1u << 12,
+    LK_PKT_OVH = 1u << 13,
+    LK_CELL = 1u << 14,
+    LK_CELL_OVH = 1u << 15,
+    LK_LIMIT = 1u << 16,
+    LK_LIMIT_BYTES = 1u << 17,
+    LK_MTU = 1u << 18,
+};
+#define LK_NKEYS 19
+extern const char *const tc_link_key_names[LK_NKEYS];
+
+struct tc_link_settings {
+    struct impair_link_params p; /* holds a table reference when dist is a table */
+    uint32_t mask;
+};
+
+/* Per-op, per-key bits of disk fault settings. */
+enum {
+    DK_LATENCY = 1u << 0,
+    DK_JITTER = 1u << 1,
+    DK_CORR = 1u << 2,
+    DK_DIST = 1u << 3,
+    DK_ERROR = 1u << 4,
+    DK_ERRNO = 1u << 5,
+    DK_RANGE = 1u << 6,
+    DK_CORRUPT = 1u << 7,
+};
+struct tc_disk_settings {
+    struct impair_disk_params p;
+    uint32_t mask[IMPAIR_IO__COUNT];
+};
+
+/* A parsed link selector ("lan", "n1 -> n2", "n1 <-> n2 @ wan", "*"). */
+struct tc_selector {
+    int network; /* -1: every network */
+    int a, b;    /* node indices; -1 = '*' (any); a == b == -1 with kind NET */
+    int kind;    /* 0 everything, 1 network, 2 directed, 3 both directions */
+    int rank;    /* precedence: higher wins */
+    char *text;  /* as written */
+};
+
+/* Per-NIC address nodes as written, kept until addresses are assigned. */
+struct nic_src {
+    const struct ty_node *ipn;
+    const struct ty_node *macn;
+};
+
+/* A timeline item as parsed, before expansion (timeline.h). */
+struct tc_item;
+struct tc_evx;
+
+struct tc {
+    const char *file;
+    char *base_dir; /* for relative paths: the file's directory, or "." */
+    struct tc_diag *diags;
+    size_t n_diags, alloc_diags;
+    size_t n_dropped; /* beyond TC_MAX_ERRORS */
+    uint32_t order;
+    struct fl_buf path;
+    struct topo_scenario *s;
+    const struct ty_node *root;
+
+    /* Locations of the first definition of each name (for "see ..."). */
+    struct topo_loc *node_key_loc;    /* per node */
+    struct topo_loc *network_key_loc; /* per network */
+    bool networks_implicit;           /* no networks: given; "lan" made up */
+    struct nic_src **nic_src;         /* [node][nic] during parsing */
+
+    /* Disk initial fault settings per node per disk. */
+    struct tc_disk_settings **disk_base; /* [node][disk] */
+
+    /* Timeline items and expanded events. */
+    struct tc_item *items; /* timeline: items */
+    size_t n_items;
+    struct tc_item *citems; /* checks: items */
+    size_t n_citems;
+    struct topo_event *events;
+    size_t n_events, alloc_events;
+    /* Parallel to events: sort keys and build data. */
+    struct tc_evkey *keys;
+    size_t alloc_keys;
+    struct tc_evx *evx;
+    size_t alloc_evx;
+    uint32_t next_pid, next_cid;
+    bool too_many_events;
+    /* Static simulation results for the nemesis: per node, intervals
+     * [start, end] when it is busy (not running, or used by an event). */
+    struct tc_busy *busy; /* per node */
+};
+
+struct tc_busy {
+    int64_t (*iv)[2];
+    size_t n, alloc;
+};
+
+struct tc_evkey {
+    int64_t at;
+    uint32_t group; /* 0 timeline/check/revert, 1 nemesis */
+    uint32_t rank;  /* depth in the `after` chain */
+    uint32_t decl;  /* declaration index of the item */
+    uint32_t sub;   /* order within the item */
+};
+
+/* ---- diagnostics (diag.c) ---- */
+void tc_err_loc(struct tc *c, uint32_t line, uint32_t col, const char *fmt, ...) FL_PRINTF(4, 5);
+void tc_err(struct tc *c, const struct ty_node *at, const char *fmt, ...) FL_PRINTF(3, 4);
+/* "'<value>' <message>" at the node (a scalar; other nodes print as
+ * "a list"/"a mapping"). */
+void tc_err_val(struct tc *c, const struct ty_node *at, const char *fmt, ...) FL_PRINTF(3, 4);
+/* Appends ". see FILE:L:C" style reference text for a second place. */
+char *tc_see(const struct tc *c, struct topo_loc loc);
+/* Quotes a value for a message: escapes control bytes, truncates. */
+void tc_quote(struct fl_buf *b, const char *s, size_t len);
+char *tc_describe(const struct ty_node *n); /* "'x'", "a list", "a mapping" */
+
+size_t tc_path_key(struct tc *c, const char *key);
+size_t tc_path_keyn(struct tc *c, const struct ty_node *key);
+size_t tc_path_index(struct tc *c, size_t index);
+void tc_path_pop(struct tc *c, size_t mark);
+static inline struct topo_loc tc_loc(const struct ty_node *n)
+{
+    struct topo_loc l = {n ? n->line : 0, n ? n->col : 0};
+    return l;
+}
+
+/* Checks a mapping's keys against `allowed` (NULL-terminated): unknown
+ * keys get "did you mean", written-twice keys name the first place.
+ * Keys starting with "x-" are allowed when allow_x.  Returns false when
+ * the node is not a mapping (error reported). */
+bool tc_check_map(struct tc *c, const struct ty_node *n, const char *const *allowed,
+                  const char *what);
+/* Suggestion: the nearest of `names` within distance 2 (or a third of the
+ * length), or NULL. */
+const char *tc_suggest(const char *word, const char *const *names, size_t n);
+/* Formats "a, b, c" of names into b. */
+void tc_list_names(struct fl_buf *b, const char *const *names, size_t n);
+
+/* ---- value parsers (values.c): false + error reported on failure ---- */
+bool tc_string(struct tc *c, const struct ty_node *n, const char **out);
+bool tc_duration(struct tc *c, const struct ty_node *n, int64_t *out);
+bool tc_signed_duration(struct tc *c, const struct ty_node *n, int64_t *out);
+bool tc_duration_range(struct tc *c, const struct ty_node *n, int64_t *min, int64_t *max);
+bool tc_prob(struct tc *c, const struct ty_node *n, impair_prob *out);
+bool tc_size(struct tc *c, const struct ty_node *n, uint64_t *out);
+bool tc_rate(struct tc *c, const struct ty_node *n, uint64_t *out);
+bool tc_uint(struct tc *c, const struct ty_node *n, uint64_t min, uint64_t max, uint64_t *out);
+bool tc_int(struct tc *c, const struct ty_node *n, int64_t min, int64_t max, int64_t *out);
+bool tc_bool(struct tc *c, const struct ty_node *n, bool *out);
+/* One of names[0..n) (an X-macro table); *out = index. */
+bool tc_enum(struct tc *c, const struct ty_node *n, const char *const *names, size_t count,
+             int *out);
+/* A node reference by name; -1 and an error (with suggestion) if unknown. */
+int tc_node_ref(struct tc *c, const struct ty_node *n);
+int tc_network_ref(struct tc *c, const struct ty_node *n);
+/* A name matching [A-Za-z0-9][A-Za-z0-9_-]{0,max-1}. */
+bool tc_name(struct tc *c, const struct ty_node *n, size_t max, const char *what);
+/* A list of node names (scalar or list) into a malloc'ed array; NULL on error. */
+uint32_t *tc_node_list(struct tc *c, const struct ty_node *n, size_t *count);
+/* Resolves a host path against base_dir; the file must exist. */
+char *tc_host_path(struct tc *c, const struct ty_node *n, const char *s, bool want_dir_ok);
+/* Link settings mapping (links: values, link events). */
+bool tc_link_settings(struct tc *c, const struct ty_node *n, struct tc_link_settings *out);
+void tc_link_apply(struct impair_link_params *dst, const struct tc_link_settings *src);
+/* Disk fault keys in `n`; `allowed_extra` are other keys the caller
+ * handles (NULL-terminated, may be NULL). */
+bool tc_disk_settings(struct tc *c, const struct ty_node *n, const char *const *allowed_extra,
+                      struct tc_disk_settings *out);
+void tc_disk_apply(struct impair_disk_params *dst, const struct tc_disk_settings *src);
+/* A link selector string. */
+bool tc_selector(struct tc *c, const struct ty_node *n, struct tc_selector *out);
+bool tc_selector_matches(const struct tc *c, const struct tc_selector *sel,
+                         const struct topo_link *l);
+
+/* ---- schema (parse.c, timeline.c, nemesis.c) ---- */
+void tc_parse_run(struct tc *c, const struct ty_node *n);
+void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *img);
+void tc_parse_networks(struct tc *c, const struct ty_node *n);
+void tc_parse_nodes(struct tc *c, const struct ty_node *n);
+void tc_assign_addresses(struct tc *c);
+void tc_build_links(struct tc *c, const struct ty_node *links);
+void tc_parse_checks(struct tc *c, const struct ty_node *n);
+void tc_parse_timeline(struct tc *c, const struct ty_node *n);
+void tc_parse_nemesis(struct tc *c, const struct ty_node *n);
+void tc_finish_timeline(struct tc *c);
+void tc_sort_events(struct tc *c);
+void tc_simulate_static(struct tc *c);
+void tc_expand_timeline(struct tc *c);
+
+/* Adds an event (zeroed, kind/origin/at set) and its sort key. */
+struct topo_event *tc_add_event(struct tc *c, enum topo_event_kind kind, enum topo_origin origin,
+                                int64_t at, const struct tc_evkey *key);
+
+/* ---- model helpers (model.c) ---- */
+void topo_image_clear(struct topo_image *img);
+void topo_event_clear(struct topo_event *e);
+void topo_expect_clear(struct topo_expect *e);
+char *tc_format_duration(int64_t ns); /* static-free: caller frees */
+
+#endif /* FL_TOPOLOGY_INTERNAL_H */
