@@ -304,7 +304,10 @@ static void gather(struct report *r)
     json_rows(r, "window_frames",
               "SELECT e.id, f.link_id, coalesce(f.reason, 'delivered'), count(*)"
               " FROM events e JOIN frames f ON f.sent_ns >= e.t_ns AND f.sent_ns < e.end_ns"
-              " WHERE e.end_ns IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+              " JOIN links l ON l.id = f.link_id"
+              " WHERE e.end_ns IS NOT NULL AND (e.node_id IS NULL"
+              "   OR l.src_node_id = e.node_id OR l.dst_node_id = e.node_id)"
+              " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
     char *sql = fl_xasprintf("SELECT link_id, (sent_ns - (%" PRId64 ")) / %" PRId64 " AS b,"
                              " sum(fate = 'delivered'), sum(fate = 'dropped'),"
                              " CAST(avg(delivered_ns - sent_ns) AS INTEGER)"
