@@ -5,7 +5,7 @@
  * impair_stream_id("nemesis:<name>")):
  *
  *   t = start
- *   repeat:  t += U[every]          (start-to-start spacing)
+ *   repeat:  t += U[every]          (start-to-start spacing, whole ms)
  *            d  = U[duration]
  *            stop when t + d >= stop
  *            fault kind = U{faults}  (partition: a shape U{shapes that fit})
@@ -46,12 +46,14 @@ static const char *const nfault_names[NF__COUNT] = {
     "reboot",    "clock",
 };
 
+/* Uniform in [lo, hi] with millisecond granularity (times a person reads). */
 static int64_t uniform(struct impair_rng *rng, int64_t lo, int64_t hi)
 {
     if (hi <= lo) {
         return lo;
     }
-    return lo + (int64_t)impair_rng_below(rng, (uint64_t)(hi - lo) + 1);
+    uint64_t steps = (uint64_t)(hi - lo) / (uint64_t)FL_NS_PER_MS;
+    return lo + (int64_t)impair_rng_below(rng, steps + 1) * FL_NS_PER_MS;
 }
 
 static bool node_free(const struct tc *c, uint32_t node, int64_t a, int64_t b)

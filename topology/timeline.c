@@ -940,6 +940,7 @@ static void parse_item(struct tc *c, struct tc_item *it, const struct ty_node *v
     it->node = v;
     it->isolate_node = -1;
     it->disk_node = it->disk_idx = -1;
+    bool two_kinds = false;
     if (!tc_check_map(c, v, allowed, "a timeline event")) {
         return;
     }
@@ -957,6 +958,7 @@ static void parse_item(struct tc *c, struct tc_item *it, const struct ty_node *v
                 tc_err(c, k, "has two event kinds ('%s' at %s and '%s'); one event per list item",
                        it->kind_key->str, see, k->str);
                 free(see);
+                two_kinds = true;
             } else {
                 it->kind_key = k;
                 it->kind_val = v->pairs[i].value;
@@ -1049,7 +1051,7 @@ static void parse_item(struct tc *c, struct tc_item *it, const struct ty_node *v
         break;
     }
     tc_path_pop(c, m);
-    it->ok = ok && r;
+    it->ok = ok && r && !two_kinds;
 }
 
 void tc_parse_timeline(struct tc *c, const struct ty_node *n)
@@ -1751,21 +1753,22 @@ static void busy_add(struct tc *c, uint32_t node, int64_t a, int64_t b)
 static void state_err(struct tc *c, const struct topo_event *e, const struct nsim *ns,
                       uint32_t node, const char *what)
 {
-    char *ts = tc_format_duration(e->at_ns);
+    char *ts =
+        e->at_ns == TOPO_AT_END ? fl_xstrdup("the end of the run") : tc_format_duration(e->at_ns);
     struct fl_buf b = {0};
     if (ns->since) {
         char *ts2 = tc_format_duration(ns->since->at_ns);
         char *see = tc_see(c, ns->since->loc);
-        fl_buf_printf(&b, " (%s by %s at %s, see %s)", nstate_names[ns->st], ns->since->source, ts2,
-                      see);
+        fl_buf_printf(&b, " (since %s at %s, see %s)", ns->since->source, ts2, see);
         free(ts2);
         free(see);
     }
     size_t m = c->path.size;
     fl_buf_puts(&c->path, e->source ? e->source : "");
-    tc_err_loc(c, e->loc.line, e->loc.col, "%s: node '%s' is %s at %s%s", what,
-               c->s->nodes[node].name, ns->st == NS_RUNNING ? "running" : nstate_names[ns->st], ts,
-               b.data ? b.data : "");
+    fl_buf_printf(&c->path, ".%s",
+                  e->kind == TOPO_EV_CHECK ? "node" : topo_event_kind_name(e->kind));
+    tc_err_loc(c, e->loc.line, e->loc.col, "'%s' is %s at %s%s; %s", c->s->nodes[node].name,
+               nstate_names[ns->st], ts, b.data ? b.data : "", what);
     tc_path_pop(c, m);
     fl_buf_free(&b);
     free(ts);
@@ -1965,7 +1968,7 @@ void tc_simulate_static(struct tc *c)
         if (ck->at_ns != TOPO_AT_END || ns[ck->node].st == NS_RUNNING) {
             continue;
         }
-        struct topo_event fake = {.at_ns = s->duration_ns, .loc = ck->loc};
+        struct topo_event fake = {.kind = TOPO_EV_CHECK, .at_ns = TOPO_AT_END, .loc = ck->loc};
         fake.source = fl_xasprintf("checks[%zu]", k);
         state_err(c, &fake, &ns[ck->node], ck->node,
                   "a check at the end runs a command, which needs a running node");
