@@ -58,24 +58,23 @@ bool impair_loss_decide(struct impair_loss_state *st, const struct impair_loss *
     case IMPAIR_LOSS_RANDOM:
         return impair_corr_chance(rng, loss->p, loss->corr, &st->last);
     case IMPAIR_LOSS_GEMODEL: {
-        bool lost;
+        /* As netem's loss_gilb_ell: draw the transition first, then the
+         * loss with the probability of the state the frame met. */
         if (st->state == GE_GOOD) {
-            lost = impair_chance_inline(rng, loss->ge.one_minus_k);
             if (impair_chance_inline(rng, loss->ge.p)) {
                 st->state = GE_BAD;
             }
-        } else {
-            lost = impair_chance_inline(rng, loss->ge.one_minus_h);
-            if (impair_chance_inline(rng, loss->ge.r)) {
-                st->state = GE_GOOD;
-            }
+            return impair_chance_inline(rng, loss->ge.one_minus_k);
         }
-        return lost;
+        if (impair_chance_inline(rng, loss->ge.r)) {
+            st->state = GE_GOOD;
+        }
+        return impair_chance_inline(rng, loss->ge.one_minus_h);
     }
     case IMPAIR_LOSS_STATE: {
         uint64_t r = impair_u32_inline(rng);
         switch (st->state) {
-        case S_TX_GAP:
+        case S_TX_GAP: /* p14, then p13, as netem */
             if (r < threshold(loss->state.p14)) {
                 st->state = S_LOST_GAP;
             } else if (r < threshold(loss->state.p14) + threshold(loss->state.p13)) {
@@ -87,11 +86,11 @@ bool impair_loss_decide(struct impair_loss_state *st, const struct impair_loss *
                 st->state = S_LOST_BURST;
             }
             break;
-        case S_LOST_BURST:
-            if (r < threshold(loss->state.p31)) {
-                st->state = S_TX_GAP;
-            } else if (r < threshold(loss->state.p31) + threshold(loss->state.p32)) {
+        case S_LOST_BURST: /* intervals in netem's order: p32, then p31 */
+            if (r < threshold(loss->state.p32)) {
                 st->state = S_TX_BURST;
+            } else if (r < threshold(loss->state.p32) + threshold(loss->state.p31)) {
+                st->state = S_TX_GAP;
             }
             break;
         default: /* S_LOST_GAP: an isolated loss is always followed by a success */
