@@ -253,8 +253,10 @@ struct trace_frame {
  * -EIO (db failed). */
 int trace_frame(struct trace_db *db, const struct trace_frame *frame);
 
-/* The frame hash stored in trace_frame.hash: 32-bit FNV-1a over the bytes
- * (offset basis 2166136261, prime 16777619). */
+/* The frame hash stored in trace_frame.hash (joins a record with its
+ * packet in the pcaps).  A fast word-wise hash, defined exactly in
+ * docs/run-database.md ("frame hash") with known answers in
+ * tests/unit/trace/test_db.c; stable across hosts and runs. */
 uint32_t trace_frame_hash(const void *data, size_t size);
 
 const char *trace_fate_name(enum trace_fate fate);
@@ -355,6 +357,10 @@ struct trace_pcap;
 struct trace_pcap *trace_pcap_create(const char *path, struct fl_error **errp);
 /* wall_ns: CLOCK_REALTIME ns of the packet.  0 or -errno. */
 int trace_pcap_write(struct trace_pcap *pcap, int64_t wall_ns, const void *data, size_t size);
+/* Writes buffered packets to the file (the writer buffers 1 MiB; call
+ * this periodically, e.g. every second, so a killed controller loses
+ * little).  0 or -errno. */
+int trace_pcap_flush(struct trace_pcap *pcap);
 /* Flushes and closes; accepts NULL. */
 void trace_pcap_destroy(struct trace_pcap *pcap);
 
