@@ -546,8 +546,9 @@ void impair_disk_destroy(struct impair_disk *disk); /* accepts NULL */
  * The fate of one request of `length` bytes at byte `offset` (0/0 for
  * FLUSH).  Returns 0, or -EINVAL for an unknown op.  Draws, in order:
  * latency (as a link's delay), error (1 when the range matches), corrupt
- * (READ, length > 0: 1, + 2 when corrupted).  A failed request is not
- * corrupted.
+ * (READ, length > 0: 1; when corrupted, the byte via impair_rng_below and
+ * the bit via one draw).  A failed request is not corrupted.  Requests on
+ * one disk may complete out of order (each gets its own latency).
  */
 int impair_disk_decide(struct impair_disk *disk, int64_t now_ns, enum impair_io_op op,
                        uint64_t offset, uint64_t length, struct impair_io_decision *out);
