@@ -508,14 +508,165 @@ static void test_words_errors(void **state)
     assert_error_contains(err, "delay: jitter -1ns is negative");
 }
 
+/* Random word sequences from the grammar's vocabulary: the parser either
+ * accepts them, and then format/parse is the identity, or rejects them with
+ * a message; it never crashes (run under ASan in scripts/test). */
+static void test_words_random(void **state)
+{
+    static const char *const vocab[] = {
+        "partition", "delay",   "10ms",      "2ms",          "0",       "-1ms",    "25%",
+        "100%",      "150%",    "1.5",       "distribution", "normal",  "pareto",  "paretonormal",
+        "uniform",   "table",   "loss",      "drop",         "random",  "gemodel", "state",
+        "1%",        "30%",     "duplicate", "corrupt",      "reorder", "gap",     "5",
+        "rate",      "100mbit", "10MBps",    "-20",          "48",      "limit",   "limit-bytes",
+        "1MB",       "mtu",     "1500",      "9k",           "x",       "",
+    };
+    struct impair_rng rng;
+    impair_rng_seed(&rng, 5, impair_stream_id("words:random"));
+    int accepted = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        char *argv[12];
+        int argc = (int)impair_rng_below(&rng, 12);
+        for (int i = 0; i < argc; i++) {
+            argv[i] = (char *)vocab[impair_rng_below(&rng, FL_ARRAY_LEN(vocab))];
+        }
+        struct impair_link_params p, q;
+        struct fl_error *err = NULL;
+        if (!impair_link_params_parse(argc, argv, &p, &err)) {
+            assert_non_null(err);
+            assert_true(strlen(err->msg) > 10);
+            fl_error_free(err);
+            continue;
+        }
+        accepted++;
+        struct fl_buf b = {0};
+        impair_link_params_format(&p, &b);
+        if (!impair_link_params_parse_string(b.data, NULL, &q, &err)) {
+            fail_msg("format gave '%s' which does not parse: %s", b.data, err->msg);
+        }
+        assert_true(impair_link_params_equal(&p, &q));
+        fl_buf_free(&b);
+        impair_link_params_clear(&p);
+        impair_link_params_clear(&q);
+    }
+    assert_true(accepted > 100); /* the vocabulary does reach valid sets */
+}
+
+/* Random valid parameter sets, random sizes and times, parameters changed
+ * midway: every decision keeps the engine's promises. */
+static void test_random_invariants(void **state)
+{
+    struct impair_rng rng;
+    impair_rng_seed(&rng, 6, impair_stream_id("invariants"));
+    for (int set = 0; set < 300; set++) {
+        struct impair_link_params p = {0};
+        p.partitioned = impair_rng_below(&rng, 20) == 0;
+        p.mtu = impair_rng_below(&rng, 3) == 0 ? 1000 : 0;
+        p.loss.model = (enum impair_loss_model)impair_rng_below(&rng, IMPAIR_LOSS__COUNT);
+        p.loss.p = impair_rng_u32(&rng) >> 2;
+        p.loss.corr = impair_rng_u32(&rng);
+        p.loss.ge.p = impair_rng_u32(&rng) >> 3;
+        p.loss.ge.r = impair_rng_u32(&rng);
+        p.loss.ge.one_minus_h = impair_rng_u32(&rng);
+        p.loss.ge.one_minus_k = impair_rng_u32(&rng) >> 4;
+        p.loss.state.p13 = impair_rng_u32(&rng) >> 4;
+        p.loss.state.p14 = impair_rng_u32(&rng) >> 4;
+        p.loss.state.p31 = impair_rng_u32(&rng) >> 1;
+        p.loss.state.p32 = impair_rng_u32(&rng) >> 2;
+        p.loss.state.p23 = impair_rng_u32(&rng);
+        p.duplicate.p = impair_rng_u32(&rng) >> 2;
+        p.corrupt.p = impair_rng_u32(&rng) >> 2;
+        p.corrupt.corr = impair_rng_u32(&rng) >> 1;
+        p.delay.latency_ns = (int64_t)impair_rng_below(&rng, 50000000);
+        p.delay.jitter_ns = (int64_t)impair_rng_below(&rng, 20000000);
+        p.delay.corr = impair_rng_below(&rng, 2) ? impair_rng_u32(&rng) : 0;
+        p.delay.dist = (enum impair_dist)impair_rng_below(&rng, IMPAIR_DIST_TABLE);
+        if (p.delay.latency_ns && impair_rng_below(&rng, 2)) {
+            p.reorder.p = impair_rng_u32(&rng) >> 2;
+            p.reorder.gap = (uint32_t)impair_rng_below(&rng, 4);
+        }
+        if (impair_rng_below(&rng, 2)) {
+            p.rate.bits_per_s = 1000 + impair_rng_below(&rng, 1000000000);
+            p.rate.packet_overhead = (int32_t)impair_rng_below(&rng, 100) - 50;
+            p.rate.cell_size = (uint32_t)impair_rng_below(&rng, 64);
+            p.rate.cell_overhead = p.rate.cell_size ? (int32_t)impair_rng_below(&rng, 8) : 0;
+        }
+        p.limit_frames = (uint32_t)impair_rng_below(&rng, 3) * 20;
+        p.limit_bytes = impair_rng_below(&rng, 3) * 20000;
+        struct fl_error *err = NULL;
+        struct impair_link *link = impair_link_create(&p, (uint64_t)set, 1, &err);
+        if (!link) {
+            fail_msg("set %d: %s", set, err->msg);
+        }
+        int64_t now = 0;
+        uint64_t frames = 0, copies = 0, drops = 0;
+        for (int i = 0; i < 2000; i++) {
+            now += (int64_t)impair_rng_below(&rng, 200000);
+            uint32_t size = (uint32_t)impair_rng_below(&rng, 1600);
+            if (i == 1000) {
+                p.delay.latency_ns /= 2;
+                p.loss.model = IMPAIR_LOSS_RANDOM;
+                assert_true(impair_link_set_params(link, &p, NULL));
+            }
+            struct impair_decision d;
+            assert_int_equal(impair_link_decide(link, now, size, &d), 0);
+            frames++;
+            assert_true(d.n_deliveries <= IMPAIR_MAX_DELIVERIES);
+            if (!d.n_deliveries) {
+                assert_true(d.reason > IMPAIR_DROP_NONE && d.reason < IMPAIR_DROP__COUNT);
+                drops++;
+                continue;
+            }
+            assert_int_equal(d.reason, IMPAIR_DROP_NONE);
+            for (uint32_t c = 0; c < d.n_deliveries; c++) {
+                const struct impair_delivery *v = &d.deliveries[c];
+                copies++;
+                assert_true(v->time_ns >= now);
+                assert_int_equal(v->duplicate, c > 0);
+                if (v->corrupted) {
+                    assert_true(v->corrupt_offset < size);
+                    assert_int_equal(__builtin_popcount(v->corrupt_mask), 1);
+                }
+                if (v->reordered) {
+                    assert_true(v->time_ns == now);
+                }
+            }
+            uint32_t qf;
+            uint64_t qb;
+            impair_link_queue(link, &qf, &qb);
+            if (p.limit_frames) {
+                assert_true(qf <= p.limit_frames);
+            }
+            if (p.limit_bytes) {
+                assert_true(qb <= p.limit_bytes);
+            }
+        }
+        struct impair_link_stats st;
+        impair_link_get_stats(link, &st);
+        uint64_t dropped = 0;
+        for (int r = 0; r < IMPAIR_DROP__COUNT; r++) {
+            dropped += st.dropped[r];
+        }
+        assert_true(st.decided == frames && dropped == drops && st.delivered == copies);
+        assert_true(st.delivered == frames - drops + st.duplicated);
+        impair_link_destroy(link);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stages),       cmocka_unit_test(test_rate),
-        cmocka_unit_test(test_reorder),      cmocka_unit_test(test_duplicate_corrupt),
-        cmocka_unit_test(test_queue_limit),  cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_set_params),   cmocka_unit_test(test_words_roundtrip),
+        cmocka_unit_test(test_stages),
+        cmocka_unit_test(test_rate),
+        cmocka_unit_test(test_reorder),
+        cmocka_unit_test(test_duplicate_corrupt),
+        cmocka_unit_test(test_queue_limit),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_set_params),
+        cmocka_unit_test(test_words_roundtrip),
         cmocka_unit_test(test_words_errors),
+        cmocka_unit_test(test_words_random),
+        cmocka_unit_test(test_random_invariants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
