@@ -25,7 +25,7 @@ expect() { # expect WHAT GOT WANT
 grep -q 'wrote 1200 packets' "$work/err" || { cat "$work/err" >&2; fail=1; }
 expect "packets read by tshark" "$(tshark -r "$work/all.pcap" 2>/dev/null | wc -l)" 1200
 expect "ICMP echo requests" "$(tshark -r "$work/all.pcap" -Y 'icmp.type == 8' 2>/dev/null | wc -l)" 1200
-expect "nanosecond timestamps" "$(capinfos -t -M "$work/all.pcap" 2>/dev/null | grep -c 'nanoseconds' || true)" 1
+expect "nanosecond pcap" "$(capinfos -t -M "$work/all.pcap" 2>/dev/null | grep -c 'nsecpcap' || true)" 1
 # the frames the partition dropped, n1 -> n3 only
 "$FAULTLINE" trace "$run" --from n1 --to n3 --reason partition --pcap "$work/part.pcap" 2>/dev/null
 expect "partition drops n1->n3" "$(tshark -r "$work/part.pcap" 2>/dev/null | wc -l)" 50
