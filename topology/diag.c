@@ -276,11 +276,15 @@ bool tc_check_map(struct tc *c, const struct ty_node *n, const char *const *allo
         size_t m = tc_path_keyn(c, k);
         struct fl_buf valid = {0};
         tc_list_names(&valid, allowed, count);
+        /* "what" may carry an example in parentheses for the not-a-mapping
+         * message; here the noun is enough. */
+        const char *paren = strstr(what, " (");
+        int wlen = paren ? (int)(paren - what) : (int)strlen(what);
         if (sugg) {
-            tc_err(c, k, "unknown key %s in %s; did you mean '%s'? (valid: %s)", b.data, what, sugg,
-                   valid.data ? valid.data : "");
+            tc_err(c, k, "unknown key %s in %.*s; did you mean '%s'? (valid: %s)", b.data, wlen,
+                   what, sugg, valid.data ? valid.data : "");
         } else {
-            tc_err(c, k, "unknown key %s in %s (valid: %s)", b.data, what,
+            tc_err(c, k, "unknown key %s in %.*s (valid: %s)", b.data, wlen, what,
                    valid.data ? valid.data : "");
         }
         tc_path_pop(c, m);

@@ -198,13 +198,9 @@ bool tc_selector(struct tc *c, const struct ty_node *n, struct tc_selector *out)
     char *right = trim(arrow + alen, strlen(arrow + alen));
     int a = node_word(c, n, left);
     int b = a == -2 ? -2 : node_word(c, n, right);
-    if (a != -2 && b != -2 && (strchr(right, '-') == right || strstr(right, "->"))) {
-        tc_err_val(c, n, "has more than one arrow %s", selector_help);
-        ok = false;
-    }
     if (a == -2 || b == -2) {
         ok = false;
-    } else if (ok) {
+    } else {
         out->a = a;
         out->b = b;
         out->kind = alen == 3 ? 3 : 2;
