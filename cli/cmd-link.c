@@ -177,6 +177,36 @@ static const char *human_rate(double bps, char *buf, size_t size)
     return buf;
 }
 
+/* A text histogram of the delays (sorted): min .. p99.9 in equal buckets,
+ * the last one stretched to the maximum so it also holds the tail. */
+static void print_histogram(const struct summary *s, const char *p)
+{
+    enum { BUCKETS = 12, WIDTH = 40 };
+    if (s->n_delays < 2) {
+        return;
+    }
+    double lo = pctl(s, 0), hi = pctl(s, 0.999);
+    if (hi <= lo) {
+        return;
+    }
+    uint64_t count[BUCKETS] = {0}, most = 0;
+    double step = (hi - lo) / BUCKETS;
+    for (size_t i = 0; i < s->n_delays; i++) {
+        size_t k = (size_t)(((double)s->delays[i] - lo) / step);
+        count[k < BUCKETS ? k : BUCKETS - 1]++;
+    }
+    for (int k = 0; k < BUCKETS; k++) {
+        most = count[k] > most ? count[k] : most;
+    }
+    printf("%sdelay histogram (delivered copies):\n", p);
+    for (int k = 0; k < BUCKETS; k++) {
+        int bar = (int)((double)count[k] * WIDTH / (double)most + 0.5);
+        double upper = k == BUCKETS - 1 ? pctl(s, 1) : lo + (k + 1) * step;
+        printf("%s  %9.3fms .. %9.3fms |%-*.*s %" PRIu64 "\n", p, (lo + k * step) / 1e6,
+               upper / 1e6, WIDTH, bar, "########################################", count[k]);
+    }
+}
+
 static void print_summary(const struct sim_options *o, const char *words, struct summary *s)
 {
     qsort(s->delays, s->n_delays, sizeof *s->delays, cmp_i64);
@@ -247,6 +277,7 @@ static void print_summary(const struct sim_options *o, const char *words, struct
     char a[32], b[32];
     printf("%srate: offered %s  achieved %s (delivered bytes, first send to last delivery)\n", p,
            human_rate(offered, a, sizeof a), human_rate(achieved, b, sizeof b));
+    print_histogram(s, p);
 }
 
 static int simulate(const struct sim_options *o, const struct impair_link_params *params)

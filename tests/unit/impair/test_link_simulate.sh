@@ -54,6 +54,7 @@ tail -n 1 "$tmp/j" | grep -q '^{"summary":{"params":"delay 1ms","seed":1,' || fa
 # rate: 1500-byte frames offered at 120 Mbit/s through a 10 Mbit/s link
 "$F" link simulate --frames 10000 --size 1500 --interval 100us --summary-only rate 10mbit >"$tmp/r"
 grep -q "achieved 10.000 Mbit/s" "$tmp/r" || fail "achieved rate: $(cat "$tmp/r")"
+grep -q "^delay histogram (delivered copies):" "$tmp/r" || fail "no delay histogram"
 
 # a netem .dist table file
 printf '# two values\n-8192 8192\n' >"$tmp/two.dist"
