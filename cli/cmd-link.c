@@ -28,7 +28,8 @@ static void usage(FILE *out)
             "\n"
             "options:\n"
             "  --frames N         frames to send (default 1000)\n"
-            "  --size SIZE        frame size in bytes (default 1000; e.g. 64, 1500, 9k)\n"
+            "  --size SIZE        frame size in bytes (default 1000; e.g. 64, 1500, 9k),\n"
+            "                     or MIN-MAX for sizes drawn uniformly per frame (64-1500)\n"
             "  --interval TIME    time between sends (default 1ms; e.g. 250us, 10ms)\n"
             "  --pps N            or: frames per second (exact send times i * 1s / N)\n"
             "  --seed S           run seed (default 1; decimal or 0x hex)\n"
@@ -49,7 +50,7 @@ static void usage(FILE *out)
             "  rate RATE [PACKETOVERHEAD [CELLSIZE [CELLOVERHEAD]]]\n"
             "  limit FRAMES    limit-bytes SIZE    mtu SIZE\n"
             "\n"
-            "Output (csv): index,send_ns,fate,reason,deliver_ns,delay_ns,reordered,corrupt,\n"
+            "Output (csv): index,send_ns,size,fate,reason,deliver_ns,delay_ns,reordered,corrupt,\n"
             "dup_deliver_ns,dup_delay_ns,dup_reordered,dup_corrupt\n"
             "  fate: delivered, duplicated (two copies) or dropped (reason: partition,\n"
             "  mtu, loss, queue); corrupt: OFFSET:MASK (byte offset, flipped bit) or empty.\n"
@@ -80,7 +81,8 @@ static char *read_table(void *arg, const char *path, struct fl_error **errp)
 
 struct sim_options {
     uint64_t frames;
-    uint32_t size;
+    uint32_t size;       /* fixed size, or the minimum when size_max is set */
+    uint32_t size_max;   /* 0: fixed size */
     int64_t interval_ns; /* 0: use pps */
     uint64_t pps;
     uint64_t seed;
@@ -102,12 +104,12 @@ static void put_corrupt_csv(const struct impair_delivery *d)
     }
 }
 
-static void print_csv(uint64_t i, int64_t send, const struct impair_decision *d)
+static void print_csv(uint64_t i, int64_t send, uint32_t size, const struct impair_decision *d)
 {
     const char *fate = d->n_deliveries == 0   ? "dropped"
                        : d->n_deliveries == 2 ? "duplicated"
                                               : "delivered";
-    printf("%" PRIu64 ",%" PRId64 ",%s,%s", i, send, fate,
+    printf("%" PRIu64 ",%" PRId64 ",%" PRIu32 ",%s,%s", i, send, size, fate,
            d->n_deliveries ? "" : impair_drop_reason_name(d->reason));
     for (uint32_t c = 0; c < 2; c++) {
         if (c < d->n_deliveries) {
@@ -121,12 +123,13 @@ static void print_csv(uint64_t i, int64_t send, const struct impair_decision *d)
     printf("\n");
 }
 
-static void print_jsonl(uint64_t i, int64_t send, const struct impair_decision *d)
+static void print_jsonl(uint64_t i, int64_t send, uint32_t size, const struct impair_decision *d)
 {
     const char *fate = d->n_deliveries == 0   ? "dropped"
                        : d->n_deliveries == 2 ? "duplicated"
                                               : "delivered";
-    printf("{\"index\":%" PRIu64 ",\"send_ns\":%" PRId64 ",\"fate\":\"%s\"", i, send, fate);
+    printf("{\"index\":%" PRIu64 ",\"send_ns\":%" PRId64 ",\"size\":%" PRIu32 ",\"fate\":\"%s\"", i,
+           send, size, fate);
     if (!d->n_deliveries) {
         printf(",\"reason\":\"%s\"}\n", impair_drop_reason_name(d->reason));
         return;
@@ -149,6 +152,7 @@ static void print_jsonl(uint64_t i, int64_t send, const struct impair_decision *
 
 struct summary {
     uint64_t frames, copies, bytes, bursts, burst_frames;
+    uint64_t offered_bytes; /* all frames but the last (a rate over the send span) */
     uint64_t dropped[IMPAIR_DROP__COUNT];
     int64_t *delays;
     size_t n_delays;
@@ -224,9 +228,7 @@ static void print_summary(const struct sim_options *o, const char *words, struct
     int64_t span = s->last_deliver - s->first_send;
     double achieved = span > 0 ? (double)s->bytes * 8 / ((double)span / 1e9) : 0;
     int64_t send_span = s->last_send - s->first_send;
-    double offered = send_span > 0 && s->frames > 1
-                         ? (double)(s->frames - 1) * o->size * 8 / ((double)send_span / 1e9)
-                         : 0;
+    double offered = send_span > 0 ? (double)s->offered_bytes * 8 / ((double)send_span / 1e9) : 0;
     if (o->jsonl) {
         struct fl_buf b = {0};
         fl_buf_printf(&b, "{\"summary\":{\"params\":");
@@ -293,10 +295,16 @@ static int simulate(const struct sim_options *o, const struct impair_link_params
     struct fl_buf words = {0};
     impair_link_params_format(params, &words);
 
+    /* sizes come from their own stream, so they never shift the link's draws */
+    struct impair_rng sizes;
+    char *size_stream = fl_xasprintf("%s:sizes", o->stream);
+    impair_rng_seed(&sizes, o->seed, impair_stream_id(size_stream));
+    free(size_stream);
+
     struct summary s = {0};
     s.delays = fl_xmalloc((size_t)(o->frames ? o->frames : 1) * 2 * sizeof *s.delays);
     if (!o->summary_only && !o->jsonl) {
-        printf("index,send_ns,fate,reason,deliver_ns,delay_ns,reordered,corrupt,"
+        printf("index,send_ns,size,fate,reason,deliver_ns,delay_ns,reordered,corrupt,"
                "dup_deliver_ns,dup_delay_ns,dup_reordered,dup_corrupt\n");
     }
     bool prev_dropped = false;
@@ -306,8 +314,15 @@ static int simulate(const struct sim_options *o, const struct impair_link_params
                 ? (int64_t)i * o->interval_ns
                 : (int64_t)((__extension__(unsigned __int128) i * (uint64_t)FL_NS_PER_SEC) /
                             o->pps);
+        uint32_t size = o->size;
+        if (o->size_max) {
+            size += (uint32_t)impair_rng_below(&sizes, (uint64_t)(o->size_max - o->size) + 1);
+        }
+        if (i + 1 < o->frames) {
+            s.offered_bytes += size;
+        }
         struct impair_decision d;
-        int rc = impair_link_decide(link, send, o->size, &d);
+        int rc = impair_link_decide(link, send, size, &d);
         if (rc < 0) {
             fprintf(stderr, "faultline link simulate: frame %" PRIu64 ": %s\n", i, strerror(-rc));
             free(s.delays);
@@ -329,16 +344,16 @@ static int simulate(const struct sim_options *o, const struct impair_link_params
         for (uint32_t c = 0; c < d.n_deliveries; c++) {
             s.delays[s.n_delays++] = d.deliveries[c].time_ns - send;
             s.copies++;
-            s.bytes += o->size;
+            s.bytes += size;
             if (d.deliveries[c].time_ns > s.last_deliver) {
                 s.last_deliver = d.deliveries[c].time_ns;
             }
         }
         if (!o->summary_only) {
             if (o->jsonl) {
-                print_jsonl(i, send, &d);
+                print_jsonl(i, send, size, &d);
             } else {
-                print_csv(i, send, &d);
+                print_csv(i, send, size, &d);
             }
         }
     }
@@ -376,6 +391,34 @@ static bool parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max
     return true;
 }
 
+/* "SIZE" or "MIN-MAX" (uniformly drawn per frame). */
+static bool parse_sizes(const char *v, struct sim_options *o)
+{
+    const char *dash = strchr(v, '-');
+    char *first = dash ? fl_xstrndup(v, (size_t)(dash - v)) : fl_xstrdup(v);
+    uint64_t lo = 0, hi = 0;
+    struct fl_error *err = NULL;
+    bool ok =
+        impair_parse_size(first, &lo, &err) && (!dash || impair_parse_size(dash + 1, &hi, &err));
+    free(first);
+    if (!ok) {
+        fprintf(stderr, "faultline link simulate: --size: %s (a size, or MIN-MAX: e.g. 64-1500)\n",
+                err->msg);
+        fl_error_free(err);
+        return false;
+    }
+    if (lo > UINT32_MAX || hi > UINT32_MAX || (dash && hi < lo)) {
+        fprintf(stderr,
+                "faultline link simulate: --size: '%s' is not a size or a MIN-MAX range with "
+                "MIN <= MAX <= 4294967295 bytes\n",
+                v);
+        return false;
+    }
+    o->size = (uint32_t)lo;
+    o->size_max = dash && hi > lo ? (uint32_t)hi : 0;
+    return true;
+}
+
 static int cmd_simulate(int argc, char **argv)
 {
     struct sim_options o = {
@@ -392,7 +435,6 @@ static int cmd_simulate(int argc, char **argv)
     struct fl_error *err = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        uint64_t u;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             rc = CLI_EXIT_OK;
@@ -403,15 +445,9 @@ static int cmd_simulate(int argc, char **argv)
                 goto out;
             }
         } else if (!strcmp(a, "--size")) {
-            if (!(v = opt_value(argc, argv, &i))) {
+            if (!(v = opt_value(argc, argv, &i)) || !parse_sizes(v, &o)) {
                 goto out;
             }
-            if (!impair_parse_size(v, &u, &err) || u > UINT32_MAX) {
-                fprintf(stderr, "faultline link simulate: --size: %s\n",
-                        err ? err->msg : "at most 4294967295 bytes");
-                goto out;
-            }
-            o.size = (uint32_t)u;
         } else if (!strcmp(a, "--interval")) {
             if (!(v = opt_value(argc, argv, &i))) {
                 goto out;

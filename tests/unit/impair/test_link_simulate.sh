@@ -21,7 +21,7 @@ grep -q "examples:" "$tmp/help" || fail "--help lacks examples"
 
 # every frame lost: 1000 data lines, all dropped for loss, plus header and summary
 "$F" link simulate --frames 1000 loss 100% >"$tmp/out"
-[ "$(head -n 1 "$tmp/out")" = "index,send_ns,fate,reason,deliver_ns,delay_ns,reordered,corrupt,dup_deliver_ns,dup_delay_ns,dup_reordered,dup_corrupt" ] ||
+[ "$(head -n 1 "$tmp/out")" = "index,send_ns,size,fate,reason,deliver_ns,delay_ns,reordered,corrupt,dup_deliver_ns,dup_delay_ns,dup_reordered,dup_corrupt" ] ||
     fail "csv header"
 [ "$(grep -c ',dropped,loss,' "$tmp/out")" = 1000 ] || fail "1000 frames dropped for loss"
 grep -q "^# frames: 1000  delivered copies: 0  dropped: 1000 (loss 100.0000%)" "$tmp/out" ||
@@ -29,7 +29,7 @@ grep -q "^# frames: 1000  delivered copies: 0  dropped: 1000 (loss 100.0000%)" "
 
 # a plain delay: every frame delivered exactly 10 ms after it was sent
 "$F" link simulate --frames 5 --interval 2ms delay 10ms >"$tmp/out"
-grep -q '^4,8000000,delivered,,18000000,10000000,0,' "$tmp/out" || fail "delay 10ms line"
+grep -q '^4,8000000,1000,delivered,,18000000,10000000,0,' "$tmp/out" || fail "delay 10ms line"
 
 # same seed, same bytes; another seed, other fates
 args="--frames 2000 --pps 1000 delay 20ms 5ms distribution pareto loss gemodel 1% 30% duplicate 1% corrupt 1% reorder 5%"
@@ -42,12 +42,12 @@ args="--frames 2000 --pps 1000 delay 20ms 5ms distribution pareto loss gemodel 1
 cmp -s "$tmp/a" "$tmp/b" || fail "same seed gave different output"
 if cmp -s "$tmp/a" "$tmp/c"; then fail "different seeds gave the same output"; fi
 grep -q ',duplicated,' "$tmp/a" || fail "no duplicated frame in 2000"
-awk -F, '$7 == "1"' "$tmp/a" | grep -q . || fail "no reordered frame in 2000"
+awk -F, '$8 == "1"' "$tmp/a" | grep -q . || fail "no reordered frame in 2000"
 
 # jsonl: one object per frame and a summary object
 "$F" link simulate --frames 100 --format jsonl delay 1ms >"$tmp/j"
 [ "$(wc -l <"$tmp/j")" = 101 ] || fail "jsonl line count"
-head -n 1 "$tmp/j" | grep -q '^{"index":0,"send_ns":0,"fate":"delivered","deliveries":\[{"deliver_ns":1000000,' ||
+head -n 1 "$tmp/j" | grep -q '^{"index":0,"send_ns":0,"size":1000,"fate":"delivered","deliveries":\[{"deliver_ns":1000000,' ||
     fail "jsonl frame line"
 tail -n 1 "$tmp/j" | grep -q '^{"summary":{"params":"delay 1ms","seed":1,' || fail "jsonl summary"
 
@@ -55,6 +55,16 @@ tail -n 1 "$tmp/j" | grep -q '^{"summary":{"params":"delay 1ms","seed":1,' || fa
 "$F" link simulate --frames 10000 --size 1500 --interval 100us --summary-only rate 10mbit >"$tmp/r"
 grep -q "achieved 10.000 Mbit/s" "$tmp/r" || fail "achieved rate: $(cat "$tmp/r")"
 grep -q "^delay histogram (delivered copies):" "$tmp/r" || fail "no delay histogram"
+
+# sizes drawn per frame from MIN-MAX, from their own stream: the link's
+# fates do not move when the sizes do
+"$F" link simulate --frames 2000 --size 64-1500 loss 10% >"$tmp/s1"
+awk -F, 'NR > 1 && !/^#/ { if ($3 < 64 || $3 > 1500) bad = 1; seen[$3 > 782]++ }
+         END { exit !(bad == 0 && seen[0] > 800 && seen[1] > 800) }' "$tmp/s1" ||
+    fail "sizes outside 64-1500 or not spread"
+"$F" link simulate --frames 2000 loss 10% >"$tmp/s2"
+[ "$(cut -d, -f4,5 "$tmp/s1" | sed 1d)" = "$(cut -d, -f4,5 "$tmp/s2" | sed 1d)" ] ||
+    fail "sizes changed the loss decisions"
 
 # a netem .dist table file
 printf '# two values\n-8192 8192\n' >"$tmp/two.dist"
@@ -78,6 +88,7 @@ expect_error "--format: 'xml' is not a format" --format xml
 expect_error "give --interval or --pps, not both" --interval 1ms --pps 10
 expect_error "unknown option '--frame'" --frame 10
 expect_error "--frames: 'ten' is not a whole number" --frames ten
+expect_error "--size: '1500-64' is not a size or a MIN-MAX range" --size 1500-64
 expect_error "no-such.dist" delay 10ms 1ms distribution "$tmp/no-such.dist"
 if "$F" link simulat 2>"$tmp/e"; then fail "accepted 'link simulat'"; fi
 grep -q "did you mean 'simulate'" "$tmp/e" || fail "subcommand suggestion"
