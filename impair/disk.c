@@ -183,8 +183,11 @@ static bool parse_disk_words(int argc, char **argv, const struct impair_parse_op
                 return false;
             }
             i++;
-            if (i < argc && (argv[i][0] == 'E' || argv[i][0] == 'e') &&
-                strcmp(argv[i], "error") != 0) {
+            /* an errno name (EIO, enospc) or number may follow */
+            if (i < argc &&
+                (((argv[i][0] == 'E' || argv[i][0] == 'e') && strcmp(argv[i], "error") != 0) ||
+                 (argv[i][0] >= '0' && argv[i][0] <= '9' &&
+                  argv[i][strspn(argv[i], "0123456789")] == '\0'))) {
                 if (!impair_parse_errno(argv[i], &errnum, &err)) {
                     fl_error_propagate(errp, err);
                     fl_error_prepend(errp, "%s: ", what);

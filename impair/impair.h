@@ -511,7 +511,9 @@ bool impair_disk_params_validate(const struct impair_disk_params *params, struct
  * apply to; "all" selects every op; options before any op word apply to all):
  *   read|write|flush|trim|write-zeroes|all
  *     delay TIME [JITTER [CORR]] [distribution NAME|FILE]
- *     error PERCENT [ERRNO] [range START END]     (START/END: sizes in bytes)
+ *     error PERCENT [ERRNO] [range START END]     (ERRNO: EIO, ENOSPC, ... or a
+ *                                                 number; default EIO.
+ *                                                 START/END: sizes in bytes)
  *     corrupt PERCENT                             (read only)
  * e.g. "write delay 5ms 1ms error 1% ENOSPC range 0 1GiB read corrupt 0.01%".
  */

@@ -163,6 +163,8 @@ static void test_words(void **state)
         {"read corrupt 0.01% flush delay 20ms error 2%",
          "read corrupt 0.01% flush delay 20ms error 2% EIO"},
         {"write-zeroes error 50% erofs", "write-zeroes error 50% EROFS"},
+        {"trim error 5% 28 range 0 1MB", "trim error 5% ENOSPC range 0 1MB"},
+        {"read error 5% 4000", "read error 5% 4000"},
     };
     for (size_t i = 0; i < FL_ARRAY_LEN(cases); i++) {
         struct impair_disk_params p = parse_ok(cases[i].in), q;
@@ -188,6 +190,7 @@ static void test_words(void **state)
         {"read error 1% range 1MiB 1MiB", "read error: range end 1048576 is not after its start"},
         {"read error 1% range 0", "read error: range needs START and END"},
         {"read error 1% EWHAT", "read error: 'EWHAT' is not an errno"},
+        {"read error 1% 5000", "read error: '5000' is not an errno"},
         {"read error", "read error: missing PERCENT"},
         {"read error 120%", "read error: '120%' is not a probability (0%..100%)"},
         {"write delay -1ms", "write delay: '-1ms' is not a duration"},
