@@ -29,6 +29,10 @@ static const struct ecase cases[] = {
     {"nodes: {n1: {<<: 5}}\n", "a merge key '<<' takes a mapping or a list of mappings"},
     {"nodes: {n1: {<<: [5]}}\n", "a merge key '<<' takes a mapping or a list of mappings"},
     {"", "the scenario is empty: it needs at least 'nodes:'"},
+    {"x-deep: "
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]"
+     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+     "nesting deeper than 64 levels"},
     {"- a\n- b\n", "this document is a list"},
     {"hello\n", "this document is a single value"},
     {N3 "version: 2\n",
