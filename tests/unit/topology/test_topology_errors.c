@@ -29,10 +29,6 @@ static const struct ecase cases[] = {
     {"nodes: {n1: {<<: 5}}\n", "a merge key '<<' takes a mapping or a list of mappings"},
     {"nodes: {n1: {<<: [5]}}\n", "a merge key '<<' takes a mapping or a list of mappings"},
     {"", "the scenario is empty: it needs at least 'nodes:'"},
-    {"x-deep: "
-     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]"
-     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
-     "nesting deeper than 64 levels"},
     {"- a\n- b\n", "this document is a list"},
     {"hello\n", "this document is a single value"},
     {N3 "version: 2\n",
@@ -578,6 +574,45 @@ static void test_error_cap(void **state)
     fl_buf_free(&b);
 }
 
+static void test_deep_nesting(void **state)
+{
+    struct fl_buf b = {0};
+    fl_buf_puts(&b, "x-deep: ");
+    for (int i = 0; i < 70; i++) {
+        fl_buf_puts(&b, "[");
+    }
+    for (int i = 0; i < 70; i++) {
+        fl_buf_puts(&b, "]");
+    }
+    fl_buf_puts(&b, "\nnodes: {n1: {}}\n");
+    struct fl_error *err = NULL;
+    assert_null(topo_load_string("t.yaml", b.data, b.size, &err));
+    assert_non_null(strstr(err->msg, "nesting deeper than 64 levels"));
+    fl_error_free(err);
+    fl_buf_free(&b);
+}
+
+/* Exponential alias expansion ("billion laughs") stays cheap: aliases are
+ * shared, never copied. */
+static void test_alias_bomb(void **state)
+{
+    struct fl_buf b = {0};
+    fl_buf_puts(&b, "x-0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for (int i = 1; i < 30; i++) {
+        fl_buf_printf(&b,
+                      "x-%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n",
+                      i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+    }
+    fl_buf_puts(&b, "nodes: {n1: {}}\ntimeline: *a29\n");
+    struct fl_error *err = NULL;
+    int64_t t0 = fl_clock_mono_ns();
+    assert_null(topo_load_string("t.yaml", b.data, b.size, &err));
+    assert_true(fl_clock_mono_ns() - t0 < 5 * FL_NS_PER_SEC);
+    assert_non_null(strstr(err->msg, "is not a mapping: a timeline event"));
+    fl_error_free(err);
+    fl_buf_free(&b);
+}
+
 static void test_missing_file(void **state)
 {
     struct fl_error *err = NULL;
@@ -601,7 +636,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_error),       cmocka_unit_test(test_all_errors_reported),
-        cmocka_unit_test(test_error_cap),         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_error_cap),         cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_alias_bomb),        cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_nul_and_null_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
