@@ -20,6 +20,7 @@
 #define NB_DEFAULT_PORT_QUEUE_SIZE ((size_t)1 << 20)
 #define NB_DEFAULT_MAC_AGING_NS    (300 * FL_NS_PER_SEC)
 #define NB_DEFAULT_SPIN_NS         (200 * FL_NS_PER_US)
+#define NB_INITIAL_LEAD_NS         (50 * FL_NS_PER_US)
 /* One read buffer for every port (the loop is single-threaded and a read
  * is processed before the next one): up to ~2000 small frames per read(). */
 #define NB_READ_BUFFER_SIZE ((size_t)256 << 10)
@@ -108,7 +109,8 @@ struct netback {
     struct nb_port *dirty;
     struct impair_tq *tq; /* of struct nb_pkt, by delivery time */
     struct fl_timer *timer;
-    int64_t spin_ns;
+    int64_t spin_ns;        /* <= 0: no early arming, no spinning */
+    int64_t lead_ns;        /* how early the delivery timer is armed (adaptive) */
     int64_t wall_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for pcap stamps */
     struct fl_ratelimit rl_malformed, rl_info;
     bool in_destroy;

@@ -117,10 +117,12 @@ struct nb_config {
     /* MAC table entry lifetime without traffic from that address.
      * 0: default (300 s, as the Linux bridge). */
     int64_t mac_aging_ns;
-    /* Timer precision: the delivery timer fires this much before the
-     * earliest due frame and the rest is spun on the clock, so deliveries
-     * are not late by the timerfd's wake-up latency.  0: default (200 us).
-     * Negative: never spin (required with a manual test clock). */
+    /* Timer precision: the delivery timer is armed early by an adaptive
+     * estimate of the timerfd's wake-up latency (at most spin_ns) and the
+     * callback spins on the clock for the remainder, so deliveries are not
+     * late by that latency.  At most spin_ns of spinning per wake-up.
+     * 0: default (200 us).  Negative: never arm early or spin (required
+     * with a manual test clock). */
     int64_t spin_ns;
     const struct nb_events *events; /* NULL: no notifications */
     void *events_arg;

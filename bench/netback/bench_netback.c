@@ -1,0 +1,408 @@
+/*
+ * netback benchmark: frames/s and latency through netback against a raw
+ * stream relay measured in the same run with the same synthetic guests.
+ *
+ *   sender thread ──unix socket──▶ relay (main thread) ──unix socket──▶ receiver thread
+ *   (one write() per frame,        raw: read 256 KiB, write it on      (reads 256 KiB at a
+ *    as QEMU does)                 netback: ports + switch + impair     time, reassembles)
+ *
+ * Prints one JSON object per line (DESIGN.md), then a human summary.
+ *   bench_netback [--quick]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "impair/impair.h"
+#include "netback/netback.h"
+#include "netback/reassembly.h"
+#include "trace/trace.h"
+
+static const uint8_t MAC_A[6] = {0x52, 0x54, 0x00, 0, 0, 1};
+static const uint8_t MAC_B[6] = {0x52, 0x54, 0x00, 0, 0, 2};
+
+enum relay_kind { RELAY_RAW, RELAY_NETBACK };
+
+struct run {
+    /* what */
+    enum relay_kind kind;
+    size_t frame_size;
+    long frames;
+    int64_t pace_ns;  /* 0: as fast as possible; else one frame per pace_ns */
+    const char *link; /* impairment words for a->b, NULL: none */
+    bool tracing;
+    /* results */
+    long received;
+    int64_t first_tx, last_rx;
+    int64_t *lat; /* per received frame: rx - tx */
+    /* plumbing */
+    char dir[64];
+    int tx_fd, rx_fd;
+    atomic_bool sender_done, receiver_done;
+};
+
+static int connect_unix(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror(path);
+        exit(3);
+    }
+    return fd;
+}
+
+static int listen_unix(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    unlink(path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 4) < 0) {
+        perror(path);
+        exit(3);
+    }
+    return fd;
+}
+
+static void *sender(void *arg)
+{
+    struct run *r = arg;
+    size_t size = r->frame_size;
+    uint8_t *buf = calloc(1, 4 + size);
+    buf[0] = (uint8_t)(size >> 24);
+    buf[1] = (uint8_t)(size >> 16);
+    buf[2] = (uint8_t)(size >> 8);
+    buf[3] = (uint8_t)size;
+    memcpy(buf + 4, MAC_B, 6);
+    memcpy(buf + 10, MAC_A, 6);
+    buf[16] = 0x88;
+    buf[17] = 0xb5;
+    int64_t next = fl_clock_mono_ns();
+    r->first_tx = next;
+    for (long i = 0; i < r->frames; i++) {
+        if (r->pace_ns) {
+            next += r->pace_ns;
+            struct timespec ts = {next / FL_NS_PER_SEC, next % FL_NS_PER_SEC};
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        }
+        int64_t now = fl_clock_mono_ns();
+        memcpy(buf + 4 + 14, &i, sizeof i);
+        memcpy(buf + 4 + 22, &now, sizeof now);
+        size_t off = 0;
+        while (off < 4 + size) {
+            ssize_t w = write(r->tx_fd, buf + off, 4 + size - off);
+            if (w < 0) {
+                perror("sender write");
+                exit(3);
+            }
+            off += (size_t)w;
+        }
+    }
+    free(buf);
+    atomic_store(&r->sender_done, true);
+    return NULL;
+}
+
+static int on_rx_frame(void *arg, const uint8_t *frame, size_t size)
+{
+    struct run *r = arg;
+    int64_t tx;
+    memcpy(&tx, frame + 22, sizeof tx);
+    if (r->received < r->frames) {
+        r->lat[r->received] = r->last_rx - tx;
+    }
+    r->received++;
+    return 0;
+}
+
+static void *receiver(void *arg)
+{
+    struct run *r = arg;
+    struct nb_reasm ra;
+    nb_reasm_init(&ra);
+    uint8_t *buf = malloc(256 << 10);
+    int64_t idle_since = 0;
+    struct timeval tv = {0, 20000};
+    setsockopt(r->rx_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (r->received < r->frames) {
+        ssize_t n = read(r->rx_fd, buf, 256 << 10);
+        int64_t now = fl_clock_mono_ns();
+        if (n > 0) {
+            r->last_rx = now;
+            idle_since = 0;
+            if (nb_reasm_feed(&ra, buf, (size_t)n, on_rx_frame, r) < 0) {
+                fprintf(stderr, "receiver: %s\n", ra.error);
+                exit(3);
+            }
+            continue;
+        }
+        if (n == 0) {
+            break;
+        }
+        /* Timeout: with loss, not every frame arrives. */
+        if (atomic_load(&r->sender_done)) {
+            if (!idle_since) {
+                idle_since = now;
+            } else if (now - idle_since > 300 * FL_NS_PER_MS) {
+                break;
+            }
+        }
+    }
+    nb_reasm_free(&ra);
+    free(buf);
+    atomic_store(&r->receiver_done, true);
+    return NULL;
+}
+
+/* The baseline: bytes from a to b as fast as they come. */
+static void relay_raw(struct run *r, int la, int lb)
+{
+    int a = accept(la, NULL, NULL), b = accept(lb, NULL, NULL);
+    fl_set_nonblock(a);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(ep, EPOLL_CTL_ADD, a, &ev);
+    uint8_t *buf = malloc(256 << 10);
+    while (!atomic_load(&r->receiver_done)) {
+        struct epoll_event out;
+        if (epoll_wait(ep, &out, 1, 5) <= 0) {
+            continue;
+        }
+        ssize_t n = read(a, buf, 256 << 10);
+        for (ssize_t off = 0; n > 0 && off < n;) {
+            ssize_t w = send(b, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+            if (w < 0) {
+                perror("relay write");
+                exit(3);
+            }
+            off += w;
+        }
+    }
+    free(buf);
+    close(ep);
+    close(a);
+    close(b);
+}
+
+static void run_once(struct run *r)
+{
+    snprintf(r->dir, sizeof r->dir, "/tmp/nb-bench-XXXXXX");
+    if (!mkdtemp(r->dir)) {
+        perror("mkdtemp");
+        exit(3);
+    }
+    char *pa = fl_xasprintf("%s/a.sock", r->dir), *pb = fl_xasprintf("%s/b.sock", r->dir);
+    r->lat = calloc((size_t)r->frames, sizeof *r->lat);
+    r->received = 0;
+    atomic_store(&r->sender_done, false);
+    atomic_store(&r->receiver_done, false);
+    pthread_t ts, tr;
+    struct fl_error *err = NULL;
+    if (r->kind == RELAY_RAW) {
+        int la = listen_unix(pa), lb = listen_unix(pb);
+        r->tx_fd = connect_unix(pa);
+        r->rx_fd = connect_unix(pb);
+        pthread_create(&tr, NULL, receiver, r);
+        pthread_create(&ts, NULL, sender, r);
+        relay_raw(r, la, lb);
+        close(la);
+        close(lb);
+    } else {
+        struct fl_loop *loop = fl_loop_create(NULL, &err);
+        char *dbp = fl_xasprintf("%s/run.db", r->dir), *pcaps = fl_xasprintf("%s/pcap", r->dir);
+        /* NB_BENCH_TRACE=pcap|db restricts the tracing cases to one sink
+         * (to see which costs what). */
+        const char *only = getenv("NB_BENCH_TRACE");
+        bool want_db = r->tracing && (!only || !strcmp(only, "db"));
+        bool want_pcap = r->tracing && (!only || !strcmp(only, "pcap"));
+        struct trace_db *db = want_db ? trace_db_open(dbp, &err) : NULL;
+        if (want_db && !db) {
+            fprintf(stderr, "trace_db_open: %s\n", err->msg);
+            exit(3);
+        }
+        struct nb_config cfg = {.seed = 1, .trace = db, .pcap_dir = want_pcap ? pcaps : NULL};
+        if (getenv("NB_SPIN_NS")) {
+            cfg.spin_ns = atoll(getenv("NB_SPIN_NS"));
+        }
+        struct netback *nb = nb_create(loop, &cfg, &err);
+        if (!nb || !nb_network_add(nb, "lan", &err) ||
+            !nb_port_add(nb, "lan", "a", "eth0", MAC_A, pa, &err) ||
+            !nb_port_add(nb, "lan", "b", "eth0", MAC_B, pb, &err)) {
+            fprintf(stderr, "netback: %s\n", err->msg);
+            exit(3);
+        }
+        if (r->link) {
+            struct impair_link_params p;
+            if (!impair_link_params_parse_string(r->link, NULL, &p, &err) ||
+                !nb_link_set(nb, "lan", "a", "b", &p, &err)) {
+                fprintf(stderr, "link: %s\n", err->msg);
+                exit(3);
+            }
+            impair_link_params_clear(&p);
+        }
+        r->tx_fd = connect_unix(pa);
+        r->rx_fd = connect_unix(pb);
+        fl_loop_run_once(loop, 0);
+        fl_loop_run_once(loop, 0);
+        pthread_create(&tr, NULL, receiver, r);
+        pthread_create(&ts, NULL, sender, r);
+        while (!atomic_load(&r->receiver_done)) {
+            fl_loop_run_once(loop, 5);
+        }
+        nb_destroy(nb);
+        trace_db_close(db);
+        fl_loop_destroy(loop);
+        free(dbp);
+        free(pcaps);
+    }
+    pthread_join(ts, NULL);
+    pthread_join(tr, NULL);
+    close(r->tx_fd);
+    close(r->rx_fd);
+    fl_rm_rf(r->dir);
+    free(pa);
+    free(pb);
+}
+
+static double fps(const struct run *r)
+{
+    return (double)r->frames * 1e9 / (double)(r->last_rx - r->first_tx);
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Percentile of latencies minus `minus`, skipping the first 50 (warm-up). */
+static double pct_us(struct run *r, double p, int64_t minus)
+{
+    long skip = r->received > 100 ? 50 : 0;
+    long n = FL_MIN(r->received, r->frames) - skip;
+    int64_t *v = r->lat + skip;
+    qsort(v, (size_t)n, sizeof *v, cmp64);
+    long i = (long)(p * (double)(n - 1) + 0.5);
+    return (double)(v[i] - minus) / 1e3;
+}
+
+#define REPS 3
+
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmpd);
+    return v[n / 2];
+}
+
+static void json_line(const char *bench, const char *c, double value, const char *unit, double base,
+                      bool higher_is_better)
+{
+    printf("{\"bench\":\"%s\",\"case\":\"%s\",\"value\":%.1f,\"unit\":\"%s\","
+           "\"baseline\":\"raw-relay\",\"baseline_value\":%.1f,\"ratio\":%.3f}\n",
+           bench, c, value, unit, base, base > 0 ? value / base : 0.0);
+    fflush(stdout);
+    (void)higher_is_better;
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+    long n64 = quick ? 50000 : 300000, n1500 = quick ? 20000 : 100000;
+    long nlat = quick ? 1000 : 3000;
+    struct fl_buf summary = {0};
+
+    /* Throughput.  The machine may be shared: each case runs REPS times
+     * alternating with the raw relay, and the medians are compared. */
+    struct {
+        size_t size;
+        long n;
+    } sizes[] = {{64, n64}, {1500, n1500}};
+    for (size_t k = 0; k < 2; k++) {
+        struct {
+            const char *name;
+            const char *link;
+            bool tracing;
+        } cases[] = {
+            {"", NULL, false},
+            {" delay 1ms loss 1%", "delay 1ms loss 1%", false},
+            {" tracing", NULL, true},
+        };
+        for (size_t c = 0; c < FL_ARRAY_LEN(cases); c++) {
+            double vb[REPS], vn[REPS];
+            for (int rep = 0; rep < REPS; rep++) {
+                struct run raw = {
+                    .kind = RELAY_RAW, .frame_size = sizes[k].size, .frames = sizes[k].n};
+                run_once(&raw);
+                vb[rep] = fps(&raw);
+                free(raw.lat);
+                struct run nbr = {.kind = RELAY_NETBACK,
+                                  .frame_size = sizes[k].size,
+                                  .frames = sizes[k].n,
+                                  .link = cases[c].link,
+                                  .tracing = cases[c].tracing};
+                run_once(&nbr);
+                vn[rep] = fps(&nbr);
+                free(nbr.lat);
+            }
+            double base = median(vb, REPS), v = median(vn, REPS);
+            char name[64];
+            snprintf(name, sizeof name, "%zuB%s", sizes[k].size, cases[c].name);
+            json_line("netback.forward", name, v, "frames/s", base, true);
+            fl_buf_printf(&summary, "  %-26s %10.0f frames/s  raw relay %10.0f  ratio %.2f\n", name,
+                          v, base, v / base);
+        }
+    }
+
+    /* Latency at 1k frames/s, and the error of a 10 ms delay. */
+    struct run raw = {.kind = RELAY_RAW, .frame_size = 64, .frames = nlat, .pace_ns = FL_NS_PER_MS};
+    run_once(&raw);
+    struct run nbr = {
+        .kind = RELAY_NETBACK, .frame_size = 64, .frames = nlat, .pace_ns = FL_NS_PER_MS};
+    run_once(&nbr);
+    struct run dly = {.kind = RELAY_NETBACK,
+                      .frame_size = 64,
+                      .frames = nlat,
+                      .pace_ns = FL_NS_PER_MS,
+                      .link = "delay 10ms"};
+    run_once(&dly);
+    double raw50 = pct_us(&raw, 0.5, 0), raw99 = pct_us(&raw, 0.99, 0);
+    double nb50 = pct_us(&nbr, 0.5, 0), nb99 = pct_us(&nbr, 0.99, 0);
+    double d50 = pct_us(&dly, 0.5, 10 * FL_NS_PER_MS), d99 = pct_us(&dly, 0.99, 10 * FL_NS_PER_MS);
+    json_line("netback.latency", "64B 1kfps p50", nb50, "us", raw50, false);
+    json_line("netback.latency", "64B 1kfps p99", nb99, "us", raw99, false);
+    json_line("netback.delay_error", "10ms 1kfps p50", d50, "us", raw50, false);
+    json_line("netback.delay_error", "10ms 1kfps p99", d99, "us", raw99, false);
+    fl_buf_printf(&summary,
+                  "  latency at 1k frames/s: netback p50 %.1f us p99 %.1f us; raw relay p50 %.1f "
+                  "us p99 %.1f us (added: p50 %.1f us, p99 %.1f us)\n",
+                  nb50, nb99, raw50, raw99, nb50 - raw50, nb99 - raw99);
+    fl_buf_printf(&summary,
+                  "  10 ms delay: error p50 %.1f us, p99 %.1f us (measured end to end, including "
+                  "the relay path itself: raw relay p50 %.1f us)\n",
+                  d50, d99, raw50);
+    printf("netback benchmark summary (targets: >= 0.9x raw relay untraced, >= 0.7x traced; "
+           "delay error p50 <= 50 us, p99 <= 150 us):\n%s",
+           summary.data);
+    fl_buf_free(&summary);
+    free(raw.lat);
+    free(nbr.lat);
+    free(dly.lat);
+    return 0;
+}
