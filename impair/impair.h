@@ -409,9 +409,10 @@ struct impair_delivery {
 };
 
 struct impair_decision {
-    uint32_t n_deliveries;                                    /* 0 = dropped */
-    enum impair_drop_reason reason;                           /* NONE unless n_deliveries == 0 */
-    struct impair_delivery deliveries[IMPAIR_MAX_DELIVERIES]; /* [0] is the original */
+    uint32_t n_deliveries;          /* 0 = dropped */
+    enum impair_drop_reason reason; /* NONE unless n_deliveries == 0 */
+    /* [0] is the original; entries from n_deliveries on are all zero */
+    struct impair_delivery deliveries[IMPAIR_MAX_DELIVERIES];
 };
 
 struct impair_link_stats {

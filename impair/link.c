@@ -167,7 +167,6 @@ static void schedule_copy(struct impair_link *link, int64_t now, uint32_t size,
                           struct impair_delivery *d)
 {
     const struct impair_link_params *p = &link->cfg.params;
-    memset(d, 0, sizeof *d);
     if (p->corrupt.p && size &&
         impair_corr_chance(&link->rng, p->corrupt.p, p->corrupt.corr, &link->corrupt_last)) {
         d->corrupted = true;
@@ -202,8 +201,7 @@ int impair_link_decide(struct impair_link *link, int64_t now, uint32_t size,
                        struct impair_decision *out)
 {
     const struct impair_link_params *p = &link->cfg.params;
-    out->n_deliveries = 0;
-    out->reason = IMPAIR_DROP_NONE;
+    memset(out, 0, sizeof *out); /* unused deliveries read as zeros, never garbage */
     if (now < link->last_now) {
         return -EINVAL;
     }
