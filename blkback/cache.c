@@ -28,18 +28,35 @@
 #define MAX_RECORDS 65536
 
 struct rec {
-    struct bb_cache_rec pub; /* pub.next is the FIFO link towards newer */
-    struct rec *prev;        /* FIFO link towards older */
-    struct rec *left, *right;
+    struct bb_cache_rec pub;  /* pub.next is the FIFO link towards newer */
+    struct rec *prev;         /* FIFO link towards older */
+    struct rec *left, *right; /* big records: treap */
     uint32_t prio;
+    bool big;
+    struct rec *hnext, *hprev; /* small records: list of their start cluster */
 };
+
+/* Records spanning at most this many clusters live in a sparse per-cluster
+ * directory (found with a few array reads); longer ones in the treap. */
+#define SMALL_SPAN 16u
+#define DIR_CHUNK  512u
 
 struct cache_layer {
     struct bb_layer layer;
     struct rec *oldest, *newest;
     struct rec *root;
     uint64_t n_recs, bytes, destaged, limit;
-    uint32_t prio_state;
+    uint64_t prio_state;
+    /* records touching each BB_CLUSTER_SIZE cluster (at most 8: records do
+     * not overlap and hold whole sectors), so reads and writes of clusters
+     * nothing is cached in skip the offset index entirely */
+    uint8_t *touch;
+    uint64_t clusters;
+    struct rec ***dir; /* [cluster / DIR_CHUNK][cluster % DIR_CHUNK]: small records
+                          starting in that cluster; chunks allocated on demand */
+    uint64_t n_big;
+    struct rec **found; /* scratch for collect() */
+    size_t found_alloc;
 };
 
 static struct cache_layer *cl_of(struct bb_layer *l)
@@ -81,23 +98,30 @@ static struct rec *t_merge(struct rec *a, struct rec *b)
     return b;
 }
 
+/* Insert: descend to where n's priority puts it, split that subtree
+ * around n (one walk down instead of a split and two merges of the whole
+ * tree). */
 static void t_insert(struct cache_layer *c, struct rec *n)
 {
-    c->prio_state = c->prio_state * 1103515245u + 12345u; /* treap balance only */
-    n->prio = c->prio_state ^ (c->prio_state >> 16);
-    n->left = n->right = NULL;
-    struct rec *l, *r;
-    t_split(c->root, n->pub.off, &l, &r);
-    c->root = t_merge(t_merge(l, n), r);
+    uint64_t x = ++c->prio_state * UINT64_C(0x9e3779b97f4a7c15); /* treap balance only */
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    n->prio = (uint32_t)(x ^ (x >> 31));
+    struct rec **pp = &c->root;
+    while (*pp && (*pp)->prio >= n->prio) {
+        pp = n->pub.off < (*pp)->pub.off ? &(*pp)->left : &(*pp)->right;
+    }
+    t_split(*pp, n->pub.off, &n->left, &n->right);
+    *pp = n;
 }
 
 static void t_remove(struct cache_layer *c, struct rec *n)
 {
-    struct rec *l, *m, *r;
-    t_split(c->root, n->pub.off, &l, &m);
-    t_split(m, n->pub.off + 1, &m, &r);
-    /* m is exactly n (offsets are unique: records never overlap) */
-    c->root = t_merge(t_merge(l, t_merge(m->left, m->right)), r);
+    struct rec **pp = &c->root;
+    while (*pp != n) {
+        pp = n->pub.off < (*pp)->pub.off ? &(*pp)->left : &(*pp)->right;
+    }
+    *pp = t_merge(n->left, n->right);
+    n->left = n->right = NULL;
 }
 
 /* Last record with off <= key, or NULL. */
@@ -138,6 +162,34 @@ static struct rec *first_overlap(struct cache_layer *c, uint64_t off, uint64_t e
         r = t_find_gt(c->root, off);
     }
     return r && r->pub.off < end ? r : NULL;
+}
+
+/* --- cluster touch counts ------------------------------------------------ */
+
+static void touch_add(struct cache_layer *c, uint64_t off, uint64_t len, int delta)
+{
+    if (len == 0) {
+        return;
+    }
+    uint64_t last = (off + len - 1) / BB_CLUSTER_SIZE;
+    for (uint64_t i = off / BB_CLUSTER_SIZE; i <= last && i < c->clusters; i++) {
+        c->touch[i] = (uint8_t)(c->touch[i] + delta);
+    }
+}
+
+/* True if some record may overlap [off, end). */
+static bool touched(const struct cache_layer *c, uint64_t off, uint64_t end)
+{
+    if (!c->oldest || end <= off) {
+        return false;
+    }
+    uint64_t last = (end - 1) / BB_CLUSTER_SIZE;
+    for (uint64_t i = off / BB_CLUSTER_SIZE; i <= last && i < c->clusters; i++) {
+        if (c->touch[i]) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* --- FIFO -------------------------------------------------------------- */
@@ -184,9 +236,105 @@ static void rec_free(struct cache_layer *c, struct rec *r)
     free(r);
 }
 
+static uint64_t span_clusters(uint64_t off, uint64_t len)
+{
+    return (off + len - 1) / BB_CLUSTER_SIZE - off / BB_CLUSTER_SIZE + 1;
+}
+
+static struct rec **dir_slot(struct cache_layer *c, uint64_t k, bool create)
+{
+    struct rec **chunk = c->dir[k / DIR_CHUNK];
+    if (!chunk) {
+        if (!create) {
+            return NULL;
+        }
+        chunk = c->dir[k / DIR_CHUNK] = fl_xcalloc(DIR_CHUNK, sizeof(*chunk));
+    }
+    return &chunk[k % DIR_CHUNK];
+}
+
+/* Puts r (with its current extent) into the index and the touch counts. */
+static void index_add(struct cache_layer *c, struct rec *r)
+{
+    touch_add(c, r->pub.off, r->pub.len, 1);
+    r->big = span_clusters(r->pub.off, r->pub.len) > SMALL_SPAN;
+    if (r->big) {
+        t_insert(c, r);
+        c->n_big++;
+        return;
+    }
+    struct rec **head = dir_slot(c, r->pub.off / BB_CLUSTER_SIZE, true);
+    r->hprev = NULL;
+    r->hnext = *head;
+    if (*head) {
+        (*head)->hprev = r;
+    }
+    *head = r;
+}
+
+static void index_del(struct cache_layer *c, struct rec *r)
+{
+    touch_add(c, r->pub.off, r->pub.len, -1);
+    if (r->big) {
+        t_remove(c, r);
+        c->n_big--;
+        return;
+    }
+    if (r->hprev) {
+        r->hprev->hnext = r->hnext;
+    } else {
+        *dir_slot(c, r->pub.off / BB_CLUSTER_SIZE, false) = r->hnext;
+    }
+    if (r->hnext) {
+        r->hnext->hprev = r->hprev;
+    }
+}
+
+static void found_push(struct cache_layer *c, size_t *n, struct rec *r)
+{
+    if (*n == c->found_alloc) {
+        c->found = fl_xgrow(c->found, &c->found_alloc, *n + 1, sizeof(*c->found));
+    }
+    c->found[(*n)++] = r;
+}
+
+/* Collects every record overlapping [off, end) into c->found; returns the
+ * count.  Only small records starting at most SMALL_SPAN - 1 clusters
+ * before the range can reach into it, and only through touched clusters. */
+static size_t collect(struct cache_layer *c, uint64_t off, uint64_t end)
+{
+    size_t n = 0;
+    if (!touched(c, off, end)) {
+        return 0;
+    }
+    if (c->n_big) {
+        for (struct rec *r = first_overlap(c, off, end); r && r->pub.off < end;
+             r = t_find_gt(c->root, r->pub.off)) {
+            found_push(c, &n, r);
+        }
+    }
+    uint64_t kf = off / BB_CLUSTER_SIZE, kl = (end - 1) / BB_CLUSTER_SIZE;
+    uint64_t k0 = kf;
+    while (k0 > 0 && kf - k0 < SMALL_SPAN - 1 && c->touch[k0 - 1] && c->touch[kf]) {
+        k0--;
+    }
+    for (uint64_t k = k0; k <= kl && k < c->clusters; k++) {
+        if (!c->touch[k]) {
+            continue;
+        }
+        struct rec **head = dir_slot(c, k, false);
+        for (struct rec *r = head ? *head : NULL; r; r = r->hnext) {
+            if (r->pub.off < end && rend(r) > off) {
+                found_push(c, &n, r);
+            }
+        }
+    }
+    return n;
+}
+
 static void rec_drop(struct cache_layer *c, struct rec *r)
 {
-    t_remove(c, r);
+    index_del(c, r);
     fifo_remove(c, r);
     rec_free(c, r);
 }
@@ -195,16 +343,16 @@ static void rec_drop(struct cache_layer *c, struct rec *r)
  * them). */
 static void punch(struct cache_layer *c, uint64_t off, uint64_t end)
 {
-    struct rec *r = first_overlap(c, off, end);
-    while (r) {
-        struct rec *next = t_find_gt(c->root, r->pub.off);
-        if (next && next->pub.off >= end) {
-            next = NULL;
-        }
+    size_t n = collect(c, off, end);
+    for (size_t i = 0; i < n; i++) {
+        struct rec *r = c->found[i];
         uint64_t ro = r->pub.off, re = rend(r);
         if (off <= ro && end >= re) {
             rec_drop(c, r);
-        } else if (off > ro && end < re) {
+            continue;
+        }
+        index_del(c, r);
+        if (off > ro && end < re) {
             /* split: r keeps [ro, off), a new fragment gets [end, re) */
             struct rec *tail = fl_xcalloc(1, sizeof(*tail));
             tail->pub = r->pub;
@@ -221,19 +369,17 @@ static void punch(struct cache_layer *c, uint64_t off, uint64_t end)
             }
             r->pub.len = off - ro;
             c->n_recs++;
-            t_insert(c, tail);
+            index_add(c, tail);
             fifo_insert_after(c, r, tail);
         } else if (off <= ro) {
             /* cut the head: r keeps [end, re) */
             uint64_t cut = end - ro;
-            t_remove(c, r);
             if (r->pub.data) {
                 memmove(r->pub.data, r->pub.data + cut, re - end);
                 c->bytes -= cut;
             }
             r->pub.off = end;
             r->pub.len = re - end;
-            t_insert(c, r);
         } else {
             /* cut the tail: r keeps [ro, off) */
             if (r->pub.data) {
@@ -241,7 +387,7 @@ static void punch(struct cache_layer *c, uint64_t off, uint64_t end)
             }
             r->pub.len = off - ro;
         }
-        r = next;
+        index_add(c, r);
     }
 }
 
@@ -270,12 +416,13 @@ static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off
 {
     struct cache_layer *c = cl_of(l);
     int ret = l->next->ops->pread(l->next, buf, len, off);
-    if (ret < 0 || !c->root) {
+    uint64_t end = off + len;
+    if (ret < 0) {
         return ret;
     }
-    uint64_t end = off + len;
-    for (struct rec *r = first_overlap(c, off, end); r && r->pub.off < end;
-         r = t_find_gt(c->root, r->pub.off)) {
+    size_t n = collect(c, off, end);
+    for (size_t i = 0; i < n; i++) {
+        const struct rec *r = c->found[i];
         uint64_t s = FL_MAX(off, r->pub.off), e = FL_MIN(end, rend(r));
         if (r->pub.data) {
             memcpy((uint8_t *)buf + (s - off), r->pub.data + (s - r->pub.off), e - s);
@@ -302,7 +449,7 @@ static int add_rec(struct cache_layer *c, uint8_t *data, uint64_t len, uint64_t 
     if (data) {
         c->bytes += len;
     }
-    t_insert(c, r);
+    index_add(c, r);
     fifo_insert_after(c, c->newest, r);
     int ret = 0;
     while (c->oldest && (c->bytes > c->limit || c->n_recs > MAX_RECORDS)) {
@@ -415,6 +562,12 @@ static void cache_destroy(struct bb_layer *l)
     while (c->oldest) {
         rec_drop(c, c->oldest);
     }
+    for (uint64_t i = 0; i < c->clusters / DIR_CHUNK + 1; i++) {
+        free(c->dir[i]);
+    }
+    free(c->dir);
+    free(c->found);
+    free(c->touch);
     free(c);
 }
 
@@ -427,13 +580,15 @@ static const struct bb_layer_ops cache_ops = {
     .destroy = cache_destroy,
 };
 
-struct bb_layer *bb_cache_create(struct bb_layer *next, uint64_t limit_bytes)
+struct bb_layer *bb_cache_create(struct bb_layer *next, uint64_t size, uint64_t limit_bytes)
 {
     struct cache_layer *c = fl_xcalloc(1, sizeof(*c));
+    c->clusters = (size + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE;
+    c->touch = fl_xcalloc(1, (size_t)c->clusters + 1);
+    c->dir = fl_xcalloc((size_t)(c->clusters / DIR_CHUNK + 1), sizeof(*c->dir));
     c->layer.ops = &cache_ops;
     c->layer.next = next;
     c->limit = limit_bytes ? limit_bytes : BB_DEFAULT_CACHE_MAX;
-    c->prio_state = 0x9e3779b9u;
     return &c->layer;
 }
 
@@ -581,7 +736,7 @@ static const char *check_tree(const struct rec *t, uint64_t lo, uint64_t hi, uin
 const char *bb_cache_check(struct bb_layer *l)
 {
     struct cache_layer *c = cl_of(l);
-    uint64_t in_tree = 0, in_fifo = 0, bytes = 0;
+    uint64_t in_tree = 0, in_fifo = 0, in_small = 0, bytes = 0;
     const char *e = check_tree(c->root, 0, UINT64_MAX, &in_tree);
     if (e) {
         return e;
@@ -594,8 +749,22 @@ const char *bb_cache_check(struct bb_layer *l)
         if (r->pub.off % BB_SECTOR_SIZE || r->pub.len % BB_SECTOR_SIZE) {
             return "record not sector aligned";
         }
-        if (t_find_le(c->root, r->pub.off) != r) {
-            return "FIFO record missing from the offset index";
+        if (r->big != (span_clusters(r->pub.off, r->pub.len) > SMALL_SPAN)) {
+            return "record in the wrong index for its span";
+        }
+        if (r->big && t_find_le(c->root, r->pub.off) != r) {
+            return "big record missing from the offset tree";
+        }
+        if (!r->big) {
+            struct rec **head = dir_slot(c, r->pub.off / BB_CLUSTER_SIZE, false);
+            const struct rec *h = head ? *head : NULL;
+            while (h && h != r) {
+                h = h->hnext;
+            }
+            if (!h) {
+                return "small record missing from its cluster list";
+            }
+            in_small++;
         }
         in_fifo++;
         bytes += r->pub.data ? r->pub.len : 0;
@@ -604,11 +773,20 @@ const char *bb_cache_check(struct bb_layer *l)
     if (prev != c->newest) {
         return "FIFO tail pointer wrong";
     }
-    if (in_fifo != in_tree || in_fifo != c->n_recs) {
+    if (in_tree != c->n_big || in_fifo != in_tree + in_small || in_fifo != c->n_recs) {
         return "record counts disagree";
     }
     if (bytes != c->bytes) {
         return "cached byte count wrong";
     }
-    return NULL;
+    uint8_t *want = fl_xcalloc(1, (size_t)c->clusters + 1);
+    for (const struct rec *r = c->oldest; r; r = (const struct rec *)r->pub.next) {
+        uint64_t last = (r->pub.off + r->pub.len - 1) / BB_CLUSTER_SIZE;
+        for (uint64_t i = r->pub.off / BB_CLUSTER_SIZE; i <= last && i < c->clusters; i++) {
+            want[i]++;
+        }
+    }
+    bool same = memcmp(want, c->touch, (size_t)c->clusters) == 0;
+    free(want);
+    return same ? NULL : "cluster touch counts wrong";
 }

@@ -118,7 +118,8 @@ struct bb_conn {
     struct bb_req *reqs;
     uint64_t n_reqs;
     bool dead;
-    bool mem; /* created by bb_conn_create_mem(): freed by its creator only */
+    bool mem;        /* created by bb_conn_create_mem(): freed by its creator only */
+    uint32_t events; /* registered epoll events */
 };
 
 static uint16_t be16(const uint8_t *p)
@@ -204,7 +205,11 @@ static void conn_update_events(struct bb_conn *c)
     }
     bool want_read = !c->disc && c->state != CS_CLOSED && c->out_end - c->out_start < OUT_HIGH;
     uint32_t ev = (want_read ? EPOLLIN : 0) | (c->out_end > c->out_start ? EPOLLOUT : 0);
-    fl_loop_mod_fd(c->disk->bb->loop, c->fd, ev | EPOLLRDHUP);
+    ev |= EPOLLRDHUP;
+    if (ev != c->events) { /* one epoll_ctl per change, not per request */
+        fl_loop_mod_fd(c->disk->bb->loop, c->fd, ev);
+        c->events = ev;
+    }
     c->reading = want_read;
 }
 
@@ -974,7 +979,8 @@ static void conn_read_cb(struct fl_loop *loop, int fd, uint32_t events, void *ar
             size_t have = c->in_end - c->in_start;
             size_t want = need > have ? need - have : 0;
             in_make_room(c, FL_MAX(want, (size_t)READ_CHUNK));
-            ssize_t n = recv(fd, c->in + c->in_end, c->in_alloc - c->in_end, MSG_DONTWAIT);
+            size_t space = c->in_alloc - c->in_end;
+            ssize_t n = recv(fd, c->in + c->in_end, space, MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -992,8 +998,10 @@ static void conn_read_cb(struct fl_loop *loop, int fd, uint32_t events, void *ar
             }
             c->in_end += (size_t)n;
             conn_process(c);
-            if (c->out_end - c->out_start >= OUT_HIGH) {
-                break;
+            /* replies leave before the next system call on this socket */
+            conn_flush_out(c);
+            if (c->dead || (size_t)n < space || c->out_end - c->out_start >= OUT_HIGH) {
+                break; /* a short read means the socket is drained */
             }
         }
     } else if (!c->dead && (events & (EPOLLHUP | EPOLLERR))) {
@@ -1100,7 +1108,8 @@ int bb_disk_attach_fd(struct bb_disk *d, int fd)
         return e;
     }
     struct bb_conn *c = conn_new(d, fd);
-    e = fl_loop_add_fd(d->bb->loop, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, conn_read_cb, c);
+    c->events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+    e = fl_loop_add_fd(d->bb->loop, fd, c->events, conn_read_cb, c);
     if (e < 0) {
         c->fd = -1;
         close(fd);
@@ -1270,7 +1279,7 @@ struct bb_disk *bb_disk_add(struct blkback *bb, const struct bb_disk_config *cfg
         disk_free(d);
         return NULL;
     }
-    d->cache = bb_cache_create(d->file, cfg->cache_limit);
+    d->cache = bb_cache_create(d->file, d->size, cfg->cache_limit);
     d->top = bb_capacity_create(d->cache, d->file, d->size, cfg->capacity);
 
     char *istream = fl_xasprintf("%s:%s", d->node, d->name);

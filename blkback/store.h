@@ -74,7 +74,7 @@ struct bb_cache_rec {
     int64_t io_id; /* trace id once the reply was recorded; 0 = not yet */
 };
 
-struct bb_layer *bb_cache_create(struct bb_layer *next, uint64_t limit_bytes);
+struct bb_layer *bb_cache_create(struct bb_layer *next, uint64_t size, uint64_t limit_bytes);
 /* Oldest first; NULL when empty. */
 struct bb_cache_rec *bb_cache_first(struct bb_layer *cache);
 void bb_cache_counts(struct bb_layer *cache, uint64_t *recs, uint64_t *bytes, uint64_t *destaged);
@@ -96,8 +96,8 @@ typedef uint64_t bb_rand_fn(void *arg);
  * durable).  report is filled (policy included). */
 int bb_cache_crash(struct bb_layer *cache, enum bb_crash_policy policy, bb_rand_fn *rnd,
                    void *rnd_arg, bb_crash_fn *fn, void *fn_arg, struct bb_crash_report *report);
-/* Invariant check for tests: the block index matches the records, the
- * counters match, records are sector aligned.  Returns NULL or a static
+/* Invariant check for tests: the offset index matches the records, the
+ * counters and cluster touch counts match, records are sector aligned.  Returns NULL or a static
  * description of the first violation. */
 const char *bb_cache_check(struct bb_layer *cache);
 

@@ -819,6 +819,7 @@ static void test_io_records(void **state)
     char *img = fl_xasprintf("%s/traced.img", E.dir);
     struct bb_disk_config dc = {.node = "n9",
                                 .name = "vdz",
+                                .export_name = "vda",
                                 .path = img,
                                 .size = DISK_SIZE,
                                 .no_sync = true,
@@ -826,7 +827,6 @@ static void test_io_records(void **state)
     struct bb_disk *saved = E.disk;
     E.disk = bb_disk_add(bb, &dc, &err);
     assert_non_null(E.disk);
-    dc.export_name = NULL;
     struct bb_conn *c = connect_go(false);
     uint8_t buf[4096] = {1};
     assert_int_equal(do_req(c, NBD_CMD_WRITE, 0, 0, 4096, buf, NULL), 0); /* flushed */

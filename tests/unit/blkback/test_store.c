@@ -56,7 +56,7 @@ static void open_stack(struct stack *s, const char *name, const char *base, uint
     if (!s->file) {
         fail_msg("%s", err->msg);
     }
-    s->cache = bb_cache_create(s->file, cache_limit);
+    s->cache = bb_cache_create(s->file, s->size, cache_limit);
     s->top = bb_capacity_create(s->cache, s->file, s->size, capacity);
     free(p);
     free(b);
