@@ -320,7 +320,8 @@
       var x = scale(e.t), col = eventColor(e.kind);
       if (!e.node || !nodes[e.node]) {
         tip(sv('line', { x1: x, x2: x, y1: top, y2: top + n * lane, stroke: col, 'stroke-width': 1.5, 'stroke-dasharray': '4,3' }, svg), e.kind + ' at ' + fmtT(e.t) + (e.detail ? '\n' + e.detail : ''));
-        sv('text', { x: x + 3, y: top - 6, text: e.kind, fill: col, 'font-weight': 600 }, svg);
+        var nearEnd = x > W - 140;
+        sv('text', { x: nearEnd ? x - 3 : x + 3, y: top - 6, 'text-anchor': nearEnd ? 'end' : 'start', text: e.kind, fill: col, 'font-weight': 600 }, svg);
         return;
       }
       var i = nodes[e.node].idx, y = top + i * lane + 24;
@@ -329,7 +330,8 @@
                   : sv('path', { d: 'M' + x + ',' + (y - 6) + 'l5,6l-5,6l-5,-6z', fill: col }, svg);
       tip(m, nodes[e.node].name + ': ' + e.kind + ' at ' + fmtT(e.t) + (e.detail ? '\n' + e.detail : ''));
       if (lastLabel[i] === undefined || x - lastLabel[i] > 70) {
-        sv('text', { x: x + 7, y: y - 5, text: e.kind, fill: col, 'font-weight': big ? 700 : 400 }, svg);
+        var atEnd = x > W - 100;
+        sv('text', { x: atEnd ? x - 8 : x + 7, y: y - 5, 'text-anchor': atEnd ? 'end' : 'start', text: e.kind, fill: col, 'font-weight': big ? 700 : 400 }, svg);
         lastLabel[i] = x;
       }
     });
@@ -347,6 +349,7 @@
   /* ---------------------------------------------------------------- */
   function spacetime() {
     app.appendChild(el('h2', { text: 'Messages between nodes (space-time diagram)' }));
+    if (!D.frame_count) { app.appendChild(el('p', { class: 'note', id: 'spacetime', text: 'No frames were recorded.' })); return; }
     var individual = !!D.frames && D.frames.length <= 300;
     app.appendChild(el('p', { class: 'note', text: individual
       ? 'Every frame copy: time runs downwards; an arrow goes from the sender\'s line at the time it was sent to the receiver\'s line at the time it was delivered. Red ✕: dropped (hover for the reason).'
@@ -453,6 +456,7 @@
   /* ---------------------------------------------------------------- */
   function spacetime() {
     app.appendChild(el('h2', { text: 'Messages between nodes (space-time diagram)' }));
+    if (!D.frame_count) { app.appendChild(el('p', { class: 'note', id: 'spacetime', text: 'No frames were recorded.' })); return; }
     var individual = !!D.frames && D.frames.length <= 300;
     app.appendChild(el('p', { class: 'note', text: individual
       ? 'Every frame copy: time runs downwards; an arrow goes from the sender\'s line at the time it was sent to the receiver\'s line at the time it was delivered. Red ✕: dropped (hover for the reason).'

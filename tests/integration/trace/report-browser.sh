@@ -5,7 +5,9 @@
 # an exception (body data-rendered="ok", set only at the end of a clean
 # render) and that every section is there.
 #   report-browser.sh TRACE_SYNTH [KEEP_DIR]
-# With KEEP_DIR the run (report.html, shot.png, dom.html) is kept there.
+# Two runs: 200 rounds of frames (aggregated diagram) and 20 (frame by
+# frame).  With KEEP_DIR the runs (report.html, shot.png, dom.html) are
+# kept there.
 set -euo pipefail
 synth=$1
 keep=${2:-}
@@ -17,12 +19,13 @@ fi
 work=$(mktemp -d /tmp/fl-trace-browser.XXXXXX)
 cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true
-    if [ -n "$keep" ]; then mkdir -p "$keep" && cp -r "$work"/run/. "$keep"/; fi
+    if [ -n "$keep" ]; then mkdir -p "$keep" && cp -r "$work"/large "$work"/small "$keep"/ 2>/dev/null; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
-run=$work/run
-"$synth" "$run" >/dev/null
+render_and_check() { # NAME STEPS PARTITION_DROPS
+run=$work/$1
+"$synth" "$run" "$2" >/dev/null
 
 # Use `faultline report` when the binary is built (it must agree with
 # trace_report_write, which trace-synth already used).
@@ -34,7 +37,7 @@ test -s "$run/report.html"
 
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
        --disable-background-networking --disable-component-update --disable-sync
-       --hide-scrollbars --user-data-dir="$work/profile" --virtual-time-budget=5000)
+       --hide-scrollbars --user-data-dir="$work/profile-$1" --virtual-time-budget=5000)
 # Chromium runs in its own process group; remember it to clean up.
 timeout 120 "$browser" "${flags[@]}" --window-size=1300,2600 --screenshot="$run/shot.png" \
     "file://$run/report.html" >"$work/shot.log" 2>&1 &
@@ -46,7 +49,6 @@ pid=$!
 wait "$pid" || { echo "report-browser: chromium --dump-dom failed:" >&2; tail -5 "$work/dom.log" >&2; exit 1; }
 pid=
 
-fail=0
 check() { # check DESCRIPTION PATTERN
     if ! grep -q -- "$2" "$run/dom.html"; then
         echo "report-browser: FAIL: $1 (no '$2' in the rendered DOM)" >&2
@@ -62,7 +64,7 @@ check "script ran to the end without exceptions" '<body data-rendered="ok"'
 check "verdict badge" 'id="verdict"'
 check "verdict is fail" '>fail</span>'
 check "what-happened summary" 'id="summary"'
-check "partition explained" '200 frames dropped'
+check "partition explained" "$3 frames dropped"
 check "crash explained" '8 unflushed writes lost'
 check "checks table" 'id="checks"'
 check "timeline" 'id="timeline"'
@@ -86,6 +88,17 @@ raw = zlib.decompress(idat)
 assert len(set(raw[::97])) > 40, 'the screenshot looks blank'
 print(f'report-browser: screenshot {w}x{h}, {len(data)} bytes')
 PY
+}
+
+fail=0
+# many frames: the space-time diagram aggregates per link and time slice
+render_and_check large 200 200
+# few frames: one arrow per frame
+render_and_check small 20 20
+grep -q 'too many frames\|Too many frames' "$work/large/dom.html" ||
+    { echo "report-browser: FAIL: large run not drawn aggregated" >&2; fail=1; }
+grep -q 'Every frame copy' "$work/small/dom.html" ||
+    { echo "report-browser: FAIL: small run not drawn frame by frame" >&2; fail=1; }
 if [ "$fail" = 0 ]; then
     echo "report-browser: ok"
 fi

@@ -1,8 +1,9 @@
-/* trace-synth RUN_DIR: writes the synthetic run of
+/* trace-synth RUN_DIR [STEPS]: writes the synthetic run of
  * tests/unit/trace/synth.h (run.db and per-NIC pcaps) into RUN_DIR, then
  * RUN_DIR/report.html through trace_report_write().  Used by the report's
  * browser test and the pcap/tshark test. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/core.h"
 #include "tests/unit/trace/synth.h"
@@ -10,12 +11,13 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: trace-synth RUN_DIR\n");
+    int steps = argc == 3 ? atoi(argv[2]) : 200;
+    if (argc < 2 || argc > 3 || steps < 8) {
+        fprintf(stderr, "usage: trace-synth RUN_DIR [STEPS >= 8]\n");
         return 2;
     }
     struct synth_counts n;
-    if (!synth_run(argv[1], &n)) {
+    if (!synth_run_steps(argv[1], steps, &n)) {
         return 1;
     }
     struct fl_error *err = NULL;

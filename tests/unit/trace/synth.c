@@ -75,6 +75,11 @@ static void make_frame(uint8_t *f, int a, int b, int seq)
 
 bool synth_run(const char *run_dir, struct synth_counts *n)
 {
+    return synth_run_steps(run_dir, 200, n);
+}
+
+bool synth_run_steps(const char *run_dir, int steps, struct synth_counts *n)
+{
     memset(n, 0, sizeof(*n));
     struct fl_error *err = NULL;
     char *pcap_dir = fl_xasprintf("%s/pcap", run_dir);
@@ -160,14 +165,15 @@ bool synth_run(const char *run_dir, struct synth_counts *n)
 
     /* frames */
     int seq = 0, n12 = 0;
-    for (int step = 0; step < 200; step++) {
+    const int64_t interval = 20 * SEC / steps;
+    for (int step = 0; step < steps; step++) {
         for (int a = 0; a < NNODES; a++) {
             for (int b = 0; b < NNODES; b++) {
                 if (a == b) {
                     continue;
                 }
                 seq++;
-                int64_t t = step * 100 * MS + (a * 3 + b) * 1 * MS;
+                int64_t t = step * interval + (a * 3 + b) * 1 * MS;
                 uint8_t f[98];
                 make_frame(f, a, b, seq);
                 CHECK(trace_pcap_write(pcaps[a], wall0 + t, f, sizeof(f)) == 0);
@@ -203,12 +209,12 @@ bool synth_run(const char *run_dir, struct synth_counts *n)
                     if (delay > 5 * MS) {
                         n->delayed_beyond_5ms++;
                     }
-                    if (a == 2 && b == 0 && step == 150) {
+                    if (a == 2 && b == 0 && step == steps * 3 / 4) {
                         fr.corrupt_offset = 40;
                         fr.corrupt_mask = 0x04;
                         n->corrupted++;
                     }
-                    if (a == 1 && b == 0 && step == 120) {
+                    if (a == 1 && b == 0 && step == steps * 3 / 5) {
                         fr.reordered = 1;
                         n->reordered++;
                     }
@@ -221,7 +227,8 @@ bool synth_run(const char *run_dir, struct synth_counts *n)
                 }
                 CHECK(trace_frame(db, &fr) == 0);
                 n->frames++;
-                if (a == 1 && b == 2 && step % 50 == 3 && fr.fate == TRACE_FATE_DELIVERED) {
+                if (a == 1 && b == 2 && step % (steps / 4) == 3 &&
+                    fr.fate == TRACE_FATE_DELIVERED) {
                     fr.copy = 1;
                     fr.delivered_ns += 200 * FL_NS_PER_US;
                     CHECK(trace_frame(db, &fr) == 0);

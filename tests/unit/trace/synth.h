@@ -40,5 +40,8 @@ struct synth_counts {
 /* Creates run_dir (and run_dir/pcap), writes run.db and the pcaps.
  * Returns false and prints why on failure. */
 bool synth_run(const char *run_dir, struct synth_counts *counts);
+/* The same run with `steps` rounds of frames (>= 8) spread over the 20 s
+ * instead of 200: fewer frames, same faults. */
+bool synth_run_steps(const char *run_dir, int steps, struct synth_counts *counts);
 
 #endif
