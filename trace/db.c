@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -578,9 +579,9 @@ static int write_rec(struct trace_db *db, const struct batch *b, const struct re
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int write_batch(struct trace_db *db, const struct batch *b)
+static int write_batch_once(struct trace_db *db, const struct batch *b)
 {
-    int rc = sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL);
+    int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     for (size_t k = 0; rc == SQLITE_OK && k < b->len; k++) {
         rc = write_rec(db, b, &b->recs[k]);
     }
@@ -588,11 +589,36 @@ static int write_batch(struct trace_db *db, const struct batch *b)
         rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
-        fl_log(FL_LOG_ERROR, "trace", "%s: writing a batch of %zu records: %s", db->path, b->len,
-               sqlite3_errmsg(db->conn));
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
     }
     return rc;
+}
+
+/* Another connection holding the write lock (an index being built by a
+ * reader of an older faultline, a user's sqlite3 shell) only delays a
+ * batch: it is retried until it commits.  Other errors fail the writer. */
+static int write_batch(struct trace_db *db, const struct batch *b)
+{
+    int64_t epoch = db->writer_epoch;
+    bool logged = false;
+    for (;;) {
+        int rc = write_batch_once(db, b);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
+            if (rc != SQLITE_OK) {
+                fl_log(FL_LOG_ERROR, "trace", "%s: writing a batch of %zu records: %s", db->path,
+                       b->len, sqlite3_errmsg(db->conn));
+            }
+            return rc;
+        }
+        db->writer_epoch = epoch; /* the batch may have moved it */
+        if (!logged) {
+            fl_log(FL_LOG_WARN, "trace",
+                   "%s: the database is locked by another process;"
+                   " waiting to write",
+                   db->path);
+            logged = true;
+        }
+    }
 }
 
 static int sqlite_to_errno(int rc)
@@ -766,8 +792,9 @@ struct trace_db *trace_db_open(const char *path, struct fl_error **errp)
                        (sql = fl_xasprintf("PRAGMA user_version=%d;"
                                            " INSERT OR REPLACE INTO meta VALUES"
                                            " ('schema_version', '%d'), ('writer', 'faultline "
-                                           "%s');",
-                                           TRACE_SCHEMA_VERSION, TRACE_SCHEMA_VERSION, FL_VERSION)),
+                                           "%s'), ('writer_pid', '%d');",
+                                           TRACE_SCHEMA_VERSION, TRACE_SCHEMA_VERSION, FL_VERSION,
+                                           (int)getpid())),
                        errp) ||
         !exec_or_error(db->conn, path, "COMMIT", errp)) {
         free(sql);
@@ -860,7 +887,8 @@ void trace_db_close(struct trace_db *db)
             fl_log(FL_LOG_ERROR, "trace", "%s: closing with unwritten records: %s", db->path,
                    strerror(-rc));
         }
-        char *sql = fl_xasprintf("INSERT OR REPLACE INTO meta VALUES ('stall_ns', '%" PRId64
+        char *sql = fl_xasprintf("DELETE FROM meta WHERE key = 'writer_pid';"
+                                 " INSERT OR REPLACE INTO meta VALUES ('stall_ns', '%" PRId64
                                  "'), ('records', '%" PRIu64 "');",
                                  db->stats.stall_ns, db->stats.committed);
         sqlite3_exec(db->conn, sql, NULL, NULL, NULL);
@@ -969,7 +997,11 @@ struct trace_db *trace_db_open_reader(const char *run, char **db_path_out, char 
         rc = sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READWRITE, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_busy_timeout(db->conn, 2000);
-            if (query_int(db->conn, "PRAGMA user_version", 0) == TRACE_SCHEMA_VERSION) {
+            /* never while the run is being written: building an index
+             * holds the write lock and would stall the emulator */
+            int64_t pid = query_int(db->conn, "SELECT value FROM meta WHERE key = 'writer_pid'", 0);
+            bool live = pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+            if (!live && query_int(db->conn, "PRAGMA user_version", 0) == TRACE_SCHEMA_VERSION) {
                 sqlite3_exec(db->conn, trace_index_sql, NULL, NULL, NULL);
             }
         } else {
