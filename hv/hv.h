@@ -317,7 +317,8 @@ typedef void hv_exec_cb(struct hv_node *node, const struct hv_exec_result *res,
  * /dev/null.  The agent kills the command's process group at timeout_ns
  * (0 = no limit); the controller gives up waiting at timeout_ns + 5 s
  * (ETIMEDOUT) — that is what a paused node produces.  Several commands
- * may run at once.  Requires state READY (else false and *errp).  The
+ * may run at once.  Requires state READY or PAUSED (a paused node takes
+ * the request and times out; else false and *errp).  The
  * callback is always called exactly once, unless the node is destroyed
  * first. */
 bool hv_node_exec(struct hv_node *node, const char *shell_cmd, int64_t timeout_ns, hv_exec_cb *cb,

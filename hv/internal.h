@@ -1,0 +1,109 @@
+/*
+ * hv/ internals shared between its files and its unit tests.  Not part
+ * of the public API (hv/hv.h).
+ */
+#ifndef FL_HV_INTERNAL_H
+#define FL_HV_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/core.h"
+#include "hv/hv.h"
+
+/* ---- lz4.c: the LZ4 "legacy" frame format the kernel uses ---- */
+
+/* Decodes one LZ4 block into dst (capacity dst_cap).  Returns the decoded
+ * size, or -EINVAL (malformed, offset before the start) or -ENOSPC. */
+ssize_t hv_lz4_block_decode(const uint8_t *src, size_t src_size, uint8_t *dst, size_t dst_cap);
+/* Decodes a legacy frame (magic 02 21 4c 18, then blocks of u32le
+ * compressed size + data, each up to 8 MiB decoded) starting at src.
+ * Stops at the end of input or at a block size that cannot be a block
+ * (the kernel appends its 4-byte uncompressed size after the last
+ * block).  Returns a malloc'd buffer and its size, or NULL with *errp. */
+uint8_t *hv_lz4_legacy_decode(const uint8_t *src, size_t src_size, size_t *out_size,
+                              struct fl_error **errp);
+
+/* ---- elf.c ---- */
+
+/* True when `data` is an ELF64 x86-64 executable carrying a Xen PVH entry
+ * note (XEN_ELFNOTE_PHYS32_ENTRY, type 18). */
+bool hv_elf_has_pvh_note(const uint8_t *data, size_t size);
+/* Finds the first LZ4 legacy magic in a bzImage and decodes the kernel
+ * from there; checks the result has a PVH note. */
+uint8_t *hv_vmlinux_extract(const uint8_t *bzimage, size_t size, size_t *out_size,
+                            struct fl_error **errp);
+/* ELF dynamic information of a shared object or executable. */
+struct hv_elf_deps {
+    char **needed; /* DT_NEEDED sonames */
+    size_t n_needed;
+    char *runpath; /* DT_RUNPATH or DT_RPATH, NULL if none */
+    char *interp;  /* PT_INTERP, NULL if none */
+};
+/* Returns 1 with *deps filled for a dynamic ELF64 file, 0 when the file
+ * is not ELF (or is a static ELF: deps empty), -errno on malformed ELF. */
+int hv_elf_read_deps(const uint8_t *data, size_t size, struct hv_elf_deps *deps);
+void hv_elf_deps_clear(struct hv_elf_deps *deps);
+/* The `depends=` field of a kernel module's .modinfo section (a
+ * comma-separated list, "" when none).  NULL when the file is no module. */
+char *hv_modinfo_depends(const uint8_t *data, size_t size);
+
+/* ---- cpio.c: newc writer (what the kernel unpacks as initramfs) ---- */
+
+struct hv_cpio;
+struct hv_cpio *hv_cpio_create(const char *path, struct fl_error **errp);
+/* mode includes the file type bits (S_IFREG, S_IFDIR, S_IFLNK).  For a
+ * symlink, data is the target.  Paths are relative ("bin/sh"). */
+bool hv_cpio_add(struct hv_cpio *c, const char *path, mode_t mode, const void *data, size_t size,
+                 struct fl_error **errp);
+/* Writes the trailer and closes.  Returns false on any earlier error. */
+bool hv_cpio_finish(struct hv_cpio *c, struct fl_error **errp);
+void hv_cpio_destroy(struct hv_cpio *c); /* abandons; accepts NULL */
+
+/* ---- script.c: the per-node setup script the agent runs ---- */
+
+/* Appends s single-quoted for sh. */
+void hv_sh_quote(struct fl_buf *b, const char *s);
+/* The setup script for a node (validated config). */
+char *hv_setup_script(const struct hv_node_config *cfg);
+/* Stable MAC for NIC `index` of node `name` (52:54:00 + hash). */
+void hv_default_mac(const char *name, size_t index, char out[18]);
+bool hv_mac_valid(const char *mac);
+bool hv_cidr_valid(const char *cidr);
+bool hv_ip_valid(const char *ip);
+bool hv_name_valid(const char *name);
+
+/* ---- json.c: a small JSON reader for QMP ---- */
+
+enum hv_json_type {
+    HV_JSON_NULL,
+    HV_JSON_BOOL,
+    HV_JSON_NUM,
+    HV_JSON_STR,
+    HV_JSON_ARR,
+    HV_JSON_OBJ
+};
+struct hv_json {
+    enum hv_json_type type;
+    bool b;
+    double num;
+    char *str;              /* STR; key names for members live in keys */
+    struct hv_json **items; /* ARR and OBJ values */
+    char **keys;            /* OBJ keys */
+    size_t n;
+};
+/* Parses exactly one value (surrounding whitespace allowed).  Depth and
+ * size are bounded.  NULL with *errp on error. */
+struct hv_json *hv_json_parse(const char *text, size_t size, struct fl_error **errp);
+void hv_json_free(struct hv_json *j);
+const struct hv_json *hv_json_get(const struct hv_json *obj, const char *key);
+const char *hv_json_get_str(const struct hv_json *obj, const char *key);
+
+/* ---- accel.c ---- */
+
+/* For tests: resolve from given cpuinfo text and whether /dev/kvm opens. */
+enum hv_accel hv_accel_decide(const char *cpuinfo, bool kvm_opens, const char **why);
+
+#endif /* FL_HV_INTERNAL_H */

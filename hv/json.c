@@ -1,0 +1,338 @@
+/*
+ * A small JSON reader for QMP messages (RFC 8259 values; depth and size
+ * bounded).  QEMU is our child, but its output is still parsed strictly:
+ * anything malformed is an error, never a guess.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv/internal.h"
+
+#define JSON_MAX_DEPTH 64
+
+struct jp {
+    const char *p, *end;
+    const char *start;
+    struct fl_error **errp;
+    bool failed;
+};
+
+static void jfail(struct jp *j, const char *what)
+{
+    if (!j->failed) {
+        j->failed = true;
+        fl_error_setf(j->errp, EPROTO, "JSON: %s at offset %zu", what, (size_t)(j->p - j->start));
+    }
+}
+
+static void ws(struct jp *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
+        j->p++;
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+static bool hex4(struct jp *j, unsigned *out)
+{
+    if (j->end - j->p < 4) {
+        return false;
+    }
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(j->p[i]);
+        if (h < 0) {
+            return false;
+        }
+        v = v << 4 | (unsigned)h;
+    }
+    j->p += 4;
+    *out = v;
+    return true;
+}
+
+static void put_utf8(struct fl_buf *b, unsigned cp)
+{
+    char o[4];
+    size_t n;
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        o[0] = (char)(0xc0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | cp >> 12);
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        o[0] = (char)(0xf0 | cp >> 18);
+        o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    fl_buf_append(b, o, n);
+}
+
+static char *jstring(struct jp *j)
+{
+    if (j->p >= j->end || *j->p != '"') {
+        jfail(j, "string expected");
+        return NULL;
+    }
+    j->p++;
+    struct fl_buf b = {0};
+    fl_buf_append(&b, "", 0);
+    while (j->p < j->end && *j->p != '"') {
+        unsigned char c = (unsigned char)*j->p++;
+        if (c < 0x20) {
+            jfail(j, "control character in string");
+            fl_buf_free(&b);
+            return NULL;
+        }
+        if (c != '\\') {
+            fl_buf_append(&b, &c, 1);
+            continue;
+        }
+        if (j->p >= j->end) {
+            break;
+        }
+        char e = *j->p++;
+        const char *simple = strchr("\"\\/bfnrt", e);
+        if (simple && e) {
+            static const char map[] = "\"\\/\b\f\n\r\t";
+            fl_buf_append(&b, &map[simple - "\"\\/bfnrt"], 1);
+        } else if (e == 'u') {
+            unsigned cp, lo;
+            if (!hex4(j, &cp)) {
+                jfail(j, "bad \\u escape");
+                fl_buf_free(&b);
+                return NULL;
+            }
+            if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
+                j->p[1] == 'u') {
+                j->p += 2;
+                if (!hex4(j, &lo) || lo < 0xdc00 || lo > 0xdfff) {
+                    jfail(j, "bad surrogate pair");
+                    fl_buf_free(&b);
+                    return NULL;
+                }
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            if (cp == 0) {
+                jfail(j, "NUL in string");
+                fl_buf_free(&b);
+                return NULL;
+            }
+            put_utf8(&b, cp);
+        } else {
+            jfail(j, "bad escape");
+            fl_buf_free(&b);
+            return NULL;
+        }
+    }
+    if (j->p >= j->end) {
+        jfail(j, "unterminated string");
+        fl_buf_free(&b);
+        return NULL;
+    }
+    j->p++;
+    return fl_buf_steal(&b);
+}
+
+static struct hv_json *jvalue(struct jp *j, int depth);
+
+static struct hv_json *jnew(enum hv_json_type t)
+{
+    struct hv_json *v = fl_xcalloc(1, sizeof *v);
+    v->type = t;
+    return v;
+}
+
+static struct hv_json *jcontainer(struct jp *j, int depth, bool obj)
+{
+    struct hv_json *v = jnew(obj ? HV_JSON_OBJ : HV_JSON_ARR);
+    size_t alloc = 0, kalloc = 0;
+    j->p++;
+    ws(j);
+    if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
+        j->p++;
+        return v;
+    }
+    for (;;) {
+        char *key = NULL;
+        if (obj) {
+            ws(j);
+            key = jstring(j);
+            if (!key) {
+                break;
+            }
+            ws(j);
+            if (j->p >= j->end || *j->p != ':') {
+                free(key);
+                jfail(j, "':' expected");
+                break;
+            }
+            j->p++;
+        }
+        struct hv_json *item = jvalue(j, depth + 1);
+        if (!item) {
+            free(key);
+            break;
+        }
+        v->items = fl_xgrow(v->items, &alloc, v->n + 1, sizeof *v->items);
+        if (obj) {
+            v->keys = fl_xgrow(v->keys, &kalloc, v->n + 1, sizeof *v->keys);
+            v->keys[v->n] = key;
+        }
+        v->items[v->n++] = item;
+        ws(j);
+        if (j->p < j->end && *j->p == ',') {
+            j->p++;
+            continue;
+        }
+        if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
+            j->p++;
+            return v;
+        }
+        jfail(j, obj ? "',' or '}' expected" : "',' or ']' expected");
+        break;
+    }
+    hv_json_free(v);
+    return NULL;
+}
+
+static struct hv_json *jvalue(struct jp *j, int depth)
+{
+    if (depth > JSON_MAX_DEPTH) {
+        jfail(j, "nesting too deep");
+        return NULL;
+    }
+    ws(j);
+    if (j->p >= j->end) {
+        jfail(j, "value expected");
+        return NULL;
+    }
+    char c = *j->p;
+    if (c == '{' || c == '[') {
+        return jcontainer(j, depth, c == '{');
+    }
+    if (c == '"') {
+        char *s = jstring(j);
+        if (!s) {
+            return NULL;
+        }
+        struct hv_json *v = jnew(HV_JSON_STR);
+        v->str = s;
+        return v;
+    }
+    static const struct {
+        const char *word;
+        enum hv_json_type t;
+        bool b;
+    } words[] = {{"true", HV_JSON_BOOL, true},
+                 {"false", HV_JSON_BOOL, false},
+                 {"null", HV_JSON_NULL, false}};
+    for (size_t i = 0; i < FL_ARRAY_LEN(words); i++) {
+        size_t n = strlen(words[i].word);
+        if ((size_t)(j->end - j->p) >= n && !memcmp(j->p, words[i].word, n)) {
+            j->p += n;
+            struct hv_json *v = jnew(words[i].t);
+            v->b = words[i].b;
+            return v;
+        }
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        const char *s = j->p;
+        while (j->p < j->end && strchr("+-0123456789.eE", *j->p)) {
+            j->p++;
+        }
+        char tmp[64];
+        size_t n = (size_t)(j->p - s);
+        if (n >= sizeof tmp) {
+            jfail(j, "number too long");
+            return NULL;
+        }
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        char *end;
+        double d = strtod(tmp, &end);
+        if (*end) {
+            jfail(j, "bad number");
+            return NULL;
+        }
+        struct hv_json *v = jnew(HV_JSON_NUM);
+        v->num = d;
+        return v;
+    }
+    jfail(j, "unexpected character");
+    return NULL;
+}
+
+struct hv_json *hv_json_parse(const char *text, size_t size, struct fl_error **errp)
+{
+    struct jp j = {.p = text, .end = text + size, .start = text, .errp = errp};
+    struct hv_json *v = jvalue(&j, 0);
+    if (v) {
+        ws(&j);
+        if (j.p != j.end) {
+            jfail(&j, "trailing bytes after the value");
+            hv_json_free(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+void hv_json_free(struct hv_json *v)
+{
+    if (!v) {
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        hv_json_free(v->items[i]);
+        if (v->keys) {
+            free(v->keys[i]);
+        }
+    }
+    free(v->items);
+    free(v->keys);
+    free(v->str);
+    free(v);
+}
+
+const struct hv_json *hv_json_get(const struct hv_json *obj, const char *key)
+{
+    if (!obj || obj->type != HV_JSON_OBJ) {
+        return NULL;
+    }
+    for (size_t i = 0; i < obj->n; i++) {
+        if (!strcmp(obj->keys[i], key)) {
+            return obj->items[i];
+        }
+    }
+    return NULL;
+}
+
+const char *hv_json_get_str(const struct hv_json *obj, const char *key)
+{
+    const struct hv_json *v = hv_json_get(obj, key);
+    return v && v->type == HV_JSON_STR ? v->str : NULL;
+}
