@@ -468,7 +468,17 @@ static void test_batching_and_readonly(void **state)
     assert_int_equal(trace_node_id(ro, "x"), -EBADF);
     assert_int_equal(trace_frame(ro, &fr), -EBADF);
     trace_db_close(ro);
+    /* the reader left the live run without indexes (building them would
+     * hold the write lock); closing the writer creates them */
+    sqlite3 *c = sql_open(f->path);
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM sqlite_master WHERE name = 'frames_by_fate'"),
+                     0);
+    assert_int_equal(sql_int(c, "SELECT value FROM meta WHERE key = 'writer_pid'"), getpid());
     trace_db_close(db);
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM sqlite_master WHERE name = 'frames_by_fate'"),
+                     1);
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM meta WHERE key = 'writer_pid'"), 0);
+    sqlite3_close(c);
 }
 
 /* A writer killed with SIGKILL: the database opens and holds every

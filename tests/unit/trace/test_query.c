@@ -295,6 +295,42 @@ static void test_pcap_merge(void **state)
     free(out);
 }
 
+static void test_pcap_writer(void **state)
+{
+    struct fixture *f = *state;
+    char *path = fl_xasprintf("%s/w.pcap", f->dir);
+    struct fl_error *err = NULL;
+    struct trace_pcap *p = trace_pcap_create(path, &err);
+    assert_non_null(p);
+    uint8_t frame[60] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54};
+    assert_int_equal(trace_pcap_write(p, 1700000000123456789LL, frame, sizeof(frame)), 0);
+    assert_int_equal(trace_pcap_write(p, -1, frame, sizeof(frame)), -EINVAL);
+    assert_int_equal(trace_pcap_write(p, 0, NULL, 10), -EINVAL);
+    assert_int_equal(trace_pcap_write(p, 0, frame, 300000), -EINVAL);
+    /* buffered until flushed: a reader sees it after trace_pcap_flush */
+    assert_int_equal(trace_pcap_flush(p), 0);
+    char ebuf[PCAP_ERRBUF_SIZE];
+    pcap_t *r = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    assert_non_null(r);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    assert_int_equal(pcap_next_ex(r, &h, &data), 1);
+    assert_int_equal(h->caplen, 60);
+    assert_int_equal(h->ts.tv_sec, 1700000000);
+    assert_int_equal(h->ts.tv_usec, 123456789); /* nanoseconds */
+    pcap_close(r);
+    trace_pcap_destroy(p);
+    trace_pcap_destroy(NULL);
+    assert_int_equal(trace_pcap_flush(NULL), -EINVAL);
+    assert_null(trace_pcap_create("/nonexistent/dir/x.pcap", &err));
+    assert_non_null(strstr(err->msg, "/nonexistent/dir/x.pcap"));
+    fl_error_free(err);
+    char *pp = trace_pcap_path("/runs/r1", "n1", "eth0");
+    assert_string_equal(pp, "/runs/r1/pcap/n1-eth0.pcap");
+    free(pp);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ios_lost_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pcap_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pcap_writer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
