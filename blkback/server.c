@@ -405,7 +405,7 @@ static void req_timer_cb(struct fl_loop *loop, struct fl_timer *t, void *arg)
     struct bb_conn *c = r->conn;
     req_complete(r);
     conn_flush_out(c);
-    if (c->dead) {
+    if (c->dead && !c->mem) {
         bb_conn_destroy(c);
     }
 }
@@ -1386,7 +1386,7 @@ void bb_disk_stall(struct bb_disk *d, bool stall)
     for (struct bb_conn *c = d->conns, *next; c; c = next) {
         next = c->next;
         conn_flush_out(c);
-        if (c->dead && c->fd < 0 && c->state == CS_CLOSED) {
+        if (c->dead && !c->mem) {
             bb_conn_destroy(c);
         }
     }
