@@ -86,7 +86,7 @@ static bool share_network(const struct topo_scenario *s, int a, int b)
     return false;
 }
 
-bool tc_selector(struct tc *c, const struct ty_node *n, struct tc_selector *out)
+static bool selector(struct tc *c, const struct ty_node *n, struct tc_selector *out)
 {
     memset(out, 0, sizeof(*out));
     out->network = -1;
@@ -239,6 +239,16 @@ bool tc_selector(struct tc *c, const struct ty_node *n, struct tc_selector *out)
     free(right);
     free(text);
     return ok;
+}
+
+bool tc_selector(struct tc *c, const struct ty_node *n, struct tc_selector *out)
+{
+    if (!selector(c, n, out)) {
+        free(out->text);
+        out->text = NULL;
+        return false;
+    }
+    return true;
 }
 
 bool tc_selector_matches(const struct tc *c, const struct tc_selector *sel,
