@@ -139,6 +139,10 @@
     return { name: c[0], node: c[1], cmd: c[2], exit: c[3], passed: !!c[4], start: c[5], end: c[6], out: c[7], err: c[8] };
   });
   var T0 = D.t0, T1 = D.t1, BW = D.bucket_ns;
+  /* drop reasons that occur in this run, in the canonical order */
+  function presentReasons() {
+    return D.reasons.filter(function (r) { return linkOrder.some(function (id) { return links[id].drops[r]; }); });
+  }
 
   var app = document.getElementById('app');
   var W = Math.max(900, Math.min(1232, (app.clientWidth || 1232) - 48));
@@ -267,12 +271,12 @@
   function timeline() {
     app.appendChild(el('h2', { text: 'Timeline' }));
     app.appendChild(legend([['window (partition, fault)', 'rgba(198,40,40,.16)'], ['frames delivered (to/from node)', '#7d9cc4'],
-      ['frames dropped', '#c62828'], ['crash', '#c62828'], ['restart', '#d97706'], ['other event', '#374151']]));
+     ].concat(presentReasons().map(function (r) { return ['dropped: ' + r, reasonColor(r)]; })).concat([
+      ['crash / exit', '#c62828'], ['restart', '#d97706'], ['other event', '#374151']])));
     var L = 96, Rm = 12, top = 26, lane = 58, n = nodeOrder.length;
     var H = top + Math.max(1, n) * lane + 24;
     var svg = sv('svg', { width: W, height: H, id: 'timeline', viewBox: '0 0 ' + W + ' ' + H });
     var scale = function (t) { return L + (t - T0) / (T1 - T0) * (W - L - Rm); };
-    timeAxis(svg, L, W - Rm, top + n * lane, top, scale);
     /* per-node frame activity per bucket */
     var act = {};
     nodeOrder.forEach(function (id) { act[id] = {}; });
@@ -282,8 +286,9 @@
         var s = l.series[b];
         [l.src, l.dst].forEach(function (nid) {
           if (!act[nid]) return;
-          var a = act[nid][b] = act[nid][b] || { d: 0, x: 0 };
+          var a = act[nid][b] = act[nid][b] || { d: 0, x: 0, reasons: {} };
           a.d += s.d; a.x += s.x;
+          Object.keys(s.reasons).forEach(function (r) { a.reasons[r] = (a.reasons[r] || 0) + s.reasons[r]; });
         });
       });
     });
@@ -299,9 +304,14 @@
         var a = act[id][b], x = scale(T0 + b * BW);
         var hd = a.d / maxAct * hMax, hx = a.x / maxAct * hMax;
         if (a.d) tip(sv('rect', { x: x, y: hBase - hd - hx, width: bw, height: hd, fill: '#7d9cc4' }, svg), fmtT(T0 + b * BW) + ': ' + a.d + ' frames delivered');
-        if (a.x) tip(sv('rect', { x: x, y: hBase - hx, width: bw, height: Math.max(1, hx), fill: '#c62828' }, svg), fmtT(T0 + b * BW) + ': ' + a.x + ' frames dropped');
+        if (a.x) {
+          var rs = Object.keys(a.reasons).sort(function (p, q) { return a.reasons[q] - a.reasons[p]; });
+          tip(sv('rect', { x: x, y: hBase - hx, width: bw, height: Math.max(1, hx), fill: reasonColor(rs[0]) }, svg),
+            fmtT(T0 + b * BW) + ': ' + a.x + ' frames dropped (' + rs.map(function (r) { return r + ' ' + a.reasons[r]; }).join(', ') + ')');
+        }
       });
     });
+    timeAxis(svg, L, W - Rm, top + n * lane, top, scale);
     /* windows */
     windows.forEach(function (w) {
       var x0 = scale(w.t), x1 = scale(Math.min(w.end, T1));
