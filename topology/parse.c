@@ -55,15 +55,24 @@ void tc_parse_run(struct tc *c, const struct ty_node *n)
     }
     if ((v = ty_map_get(n, "seed"))) {
         size_t m = tc_path_key(c, "seed");
+        bool digits = v->type == TY_SCALAR && v->len > 0;
+        if (digits) {
+            const char *d = v->str;
+            bool hex = d[0] == '0' && (d[1] == 'x' || d[1] == 'X');
+            d += hex ? 2 : 0;
+            digits = *d && strspn(d, hex ? "0123456789abcdefABCDEF" : "0123456789") == strlen(d);
+        }
         if (v->type == TY_SCALAR && !strcmp(v->str, "random")) {
             /* drawn by the loader */
+        } else if (!digits) {
+            tc_err_val(c, v,
+                       "is not a seed (valid: a whole number 0..18446744073709551615, or "
+                       "random)");
         } else {
             uint64_t seed;
-            if (v->type == TY_SCALAR && !ty_is_null(v) && tc_uint(c, v, 0, UINT64_MAX, &seed)) {
+            if (tc_uint(c, v, 0, UINT64_MAX, &seed)) {
                 s->seed = seed;
                 s->seed_random = false;
-            } else if (v->type != TY_SCALAR || ty_is_null(v)) {
-                tc_err_val(c, v, "is not a seed (valid: a whole number 0..2^64-1, or random)");
             }
         }
         tc_path_pop(c, m);
