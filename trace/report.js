@@ -402,16 +402,16 @@
       tip(lab, e.detail || e.kind);
     });
     var lines = sv('g', {}, svg);
-    function cross(x, yy, col, size) {
-      return sv('path', { d: 'M' + (x - size) + ',' + (yy - size) + 'l' + 2 * size + ',' + 2 * size + 'm0,' + (-2 * size) + 'l' + (-2 * size) + ',' + 2 * size, stroke: col, 'stroke-width': 2 }, lines);
-    }
-    /* a dropped copy ends 45% of the way: it never reached the receiver */
+    /* where a dropped frame's line ends: short of the first lifeline it
+     * would cross, so the ✕ never sits on a node that had no part in it */
+    function dropX(xs, xd) { return xs + Math.sign(xd - xs) * Math.min(Math.abs(xd - xs) * 0.45, colW * 0.4); }
+    /* a dropped copy ends part of the way: it never reached the receiver */
     if (individual) {
       D.frames.forEach(function (f) {
         var l = links[f[0]]; if (!l) return;
         var xs = xOf(l.src), xd = xOf(l.dst), ys = y(f[1]);
         if (f[3] === 'dropped') {
-          var xm = xs + (xd - xs) * 0.45;
+          var xm = dropX(xs, xd);
           var g1 = sv('g', {}, lines);
           sv('line', { x1: xs, y1: ys, x2: xm, y2: ys, stroke: reasonColor(f[4]), 'stroke-width': 1.3 }, g1);
           sv('path', { d: 'M' + (xm - 4) + ',' + (ys - 4) + 'l8,8m0,-8l-8,8', stroke: reasonColor(f[4]), 'stroke-width': 2 }, g1);
@@ -450,114 +450,9 @@
           }
           if (a.x) {
             var top1 = Object.keys(a.reasons).sort(function (p, q) { return a.reasons[q] - a.reasons[p]; })[0];
-            var col = reasonColor(top1), xm = xs + (xd - xs) * 0.42, g1 = sv('g', {}, lines), yx = ys + 4;
+            var col = reasonColor(top1), xm = dropX(xs, xd), g1 = sv('g', {}, lines), yx = ys + 4;
             sv('line', { x1: xs, y1: ys, x2: xm, y2: yx, stroke: col, 'stroke-width': Math.min(4, 1 + Math.log2(1 + a.x) * 0.5) }, g1);
             sv('path', { d: 'M' + (xm - 4) + ',' + (yx - 4) + 'l8,8m0,-8l-8,8', stroke: col, 'stroke-width': 2.2 }, g1);
-            tip(g1, linkName(lid) + ' ' + slice + ': ' + fmtN(a.x) + ' dropped (' + Object.keys(a.reasons).map(function (r) { return r + ' ' + a.reasons[r]; }).join(', ') + ')' + (a.d ? ', ' + fmtN(a.d) + ' delivered' : ''));
-          }
-        });
-      });
-    }
-    app.appendChild(svg);
-  }
-
-  /* ---------------------------------------------------------------- */
-  /* space-time (message sequence) diagram                            */
-  /* ---------------------------------------------------------------- */
-  function spacetime() {
-    app.appendChild(el('h2', { text: 'Messages between nodes (space-time diagram)' }));
-    if (!D.frame_count) { app.appendChild(el('p', { class: 'note', id: 'spacetime', text: 'No frames were recorded.' })); return; }
-    var individual = !!D.frames && D.frames.length <= 300;
-    app.appendChild(el('p', { class: 'note', text: individual
-      ? 'Every frame copy: time runs downwards; an arrow goes from the sender\'s line at the time it was sent to the receiver\'s line at the time it was delivered. Red ✕: dropped (hover for the reason).'
-      : 'Too many frames to draw one by one (' + fmtN(D.frame_count) + '): each line is one link during one time slice, its width grows with the frame count. Grey: delivered; red ✕: dropped (hover for counts and reasons).' }));
-    app.appendChild(legend([['delivered', '#7d9cc4'], ['dropped', '#c62828'], ['duplicate', '#0891b2'], ['corrupted', '#d97706'], ['window', 'rgba(198,40,40,.16)']]));
-    var n = Math.max(1, nodeOrder.length), top = 30, Hplot = individual ? Math.max(360, Math.min(900, 200 + D.frames.length * 2)) : 700;
-    var L = 70, Rm = 20, H = top + Hplot + 20;
-    var svg = sv('svg', { width: W, height: H, id: 'spacetime', viewBox: '0 0 ' + W + ' ' + H });
-    var colW = (W - L - Rm) / n;
-    function xOf(nid) { return L + (nodes[nid] ? nodes[nid].idx : 0) * colW + colW / 2; }
-    var st0 = T0, st1 = T1;
-    function y(t) { return top + (t - st0) / (st1 - st0) * Hplot; }
-    /* time grid */
-    var g = sv('g', { class: 'axis' }, svg);
-    var step = niceStep(st1 - st0, 12);
-    for (var t = Math.ceil(st0 / step) * step; t <= st1; t += step) {
-      sv('line', { x1: L - 6, x2: W - Rm, y1: y(t), y2: y(t), 'stroke-dasharray': '2,4' }, g);
-      sv('text', { x: L - 9, y: y(t) + 3, 'text-anchor': 'end', text: fmtT(t) }, g);
-    }
-    windows.forEach(function (w) {
-      var col = eventColor(w.kind);
-      var xs = L, xe = W - Rm;
-      if (w.node && nodes[w.node]) { xs = xOf(w.node) - colW / 2; xe = xs + colW; }
-      tip(sv('rect', { x: xs, y: y(w.t), width: xe - xs, height: Math.max(2, y(Math.min(w.end, st1)) - y(w.t)), fill: col, 'fill-opacity': 0.08 }, svg), w.kind + ' ' + fmtT(w.t) + ' – ' + fmtT(w.end));
-      sv('text', { x: xe - 4, y: y(w.t) + 12, 'text-anchor': 'end', text: w.kind + (w.detail ? ' ' + w.detail : '') + ' ' + fmtT(w.t) + '–' + fmtT(w.end), fill: col, 'font-weight': 600 }, svg);
-    });
-    nodeOrder.forEach(function (id) {
-      var x = xOf(id);
-      sv('line', { x1: x, x2: x, y1: top - 4, y2: top + Hplot, stroke: '#1d2330', 'stroke-width': 1.5 }, svg);
-      sv('text', { x: x, y: top - 10, 'text-anchor': 'middle', class: 'lane-label', text: nodes[id].name }, svg);
-    });
-    var lastY = {};
-    events.forEach(function (e) {
-      if (!e.node || !nodes[e.node] || (e.kind !== 'crash' && e.kind !== 'restart' && !UNEXPECTED[e.kind])) return;
-      var x = xOf(e.node), yy = y(e.t), col = eventColor(e.kind);
-      tip(sv('rect', { x: x - 9, y: yy - 2, width: 18, height: 4, fill: col }, svg), nodes[e.node].name + ': ' + e.kind + ' at ' + fmtT(e.t) + (e.detail ? '\n' + e.detail : ''));
-      var ly = lastY[e.node] !== undefined && yy - lastY[e.node] < 13 ? lastY[e.node] + 13 : yy;
-      lastY[e.node] = ly;
-      var lab = sv('text', { x: x + 12, y: ly + 4, text: e.kind + ' ' + fmtT(e.t), fill: col, 'font-weight': 700, stroke: '#fff', 'stroke-width': 3, 'paint-order': 'stroke' }, svg);
-      tip(lab, e.detail || e.kind);
-    });
-    var lines = sv('g', {}, svg);
-    function cross(x, yy, col, size) {
-      return sv('path', { d: 'M' + (x - size) + ',' + (yy - size) + 'l' + 2 * size + ',' + 2 * size + 'm0,' + (-2 * size) + 'l' + (-2 * size) + ',' + 2 * size, stroke: col, 'stroke-width': 2 }, lines);
-    }
-    /* a dropped copy ends 45% of the way: it never reached the receiver */
-    if (individual) {
-      D.frames.forEach(function (f) {
-        var l = links[f[0]]; if (!l) return;
-        var xs = xOf(l.src), xd = xOf(l.dst), ys = y(f[1]);
-        if (f[3] === 'dropped') {
-          var xm = xs + (xd - xs) * 0.45;
-          var g1 = sv('g', {}, lines);
-          sv('line', { x1: xs, y1: ys, x2: xm, y2: ys, stroke: reasonColor(f[4]), 'stroke-width': 1.3 }, g1);
-          sv('path', { d: 'M' + (xm - 4) + ',' + (ys - 4) + 'l8,8m0,-8l-8,8', stroke: reasonColor(f[4]), 'stroke-width': 2 }, g1);
-          tip(g1, linkName(f[0]) + ' sent ' + fmtT(f[1]) + ', dropped: ' + f[4] + ' (' + f[8] + ' bytes)');
-        } else {
-          var col = f[6] ? '#d97706' : f[5] > 0 ? '#0891b2' : '#7d9cc4';
-          tip(sv('line', { x1: xs, y1: ys, x2: xd, y2: Math.max(ys + 4, y(f[2])), stroke: col, 'stroke-width': 1.2, 'marker-end': 'url(#arrow)' }, lines),
-            linkName(f[0]) + ' sent ' + fmtT(f[1]) + ', delivered ' + fmtT(f[2]) + ' (' + fmtD(f[2] - f[1]) + ')' + (f[5] ? ', duplicate #' + f[5] : '') + (f[6] ? ', corrupted' : '') + (f[7] ? ', reordered' : ''));
-        }
-      });
-      var defs = sv('defs', {}, svg);
-      var mk = sv('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 6, markerHeight: 6, orient: 'auto-start-reverse' }, defs);
-      sv('path', { d: 'M0,0L10,5L0,10z', fill: '#7d9cc4' }, mk);
-    } else {
-      /* aggregate buckets so that each slice is at least 6 px tall */
-      var per = Math.max(1, Math.ceil(6 / (Hplot / D.buckets)));
-      linkOrder.forEach(function (lid, li) {
-        var l = links[lid], agg = {};
-        Object.keys(l.series).forEach(function (b) {
-          var k = Math.floor(b / per), s = l.series[b], a = agg[k] = agg[k] || { d: 0, x: 0, dl: 0, reasons: {} };
-          a.d += s.d; a.x += s.x; a.dl += (s.delay || 0) * s.d;
-          Object.keys(s.reasons).forEach(function (r) { a.reasons[r] = (a.reasons[r] || 0) + s.reasons[r]; });
-        });
-        var xs = xOf(l.src), xd = xOf(l.dst);
-        /* links between the same pair are offset so both directions show */
-        var off = (li % 3 - 1) * 1.5;
-        Object.keys(agg).forEach(function (k) {
-          var a = agg[k], t = T0 + (k * per + per / 2) * BW, ys = y(t) + off;
-          var slice = fmtT(T0 + k * per * BW) + '–' + fmtT(T0 + (k + 1) * per * BW);
-          if (a.d) {
-            var delay = a.dl / a.d;
-            tip(sv('line', { x1: xs, y1: ys, x2: xd, y2: y(t + delay) + off, stroke: '#7d9cc4', 'stroke-opacity': 0.55, 'stroke-width': Math.min(5, 0.6 + Math.log2(1 + a.d) * 0.6) }, lines),
-              linkName(lid) + ' ' + slice + ': ' + fmtN(a.d) + ' delivered, mean delay ' + fmtD(Math.round(delay)));
-          }
-          if (a.x) {
-            var top1 = Object.keys(a.reasons).sort(function (p, q) { return a.reasons[q] - a.reasons[p]; })[0];
-            var col = reasonColor(top1), xm = xs + (xd - xs) * 0.45, g1 = sv('g', {}, lines);
-            sv('line', { x1: xs, y1: ys, x2: xm, y2: ys, stroke: col, 'stroke-width': Math.min(5, 0.8 + Math.log2(1 + a.x) * 0.6) }, g1);
-            sv('path', { d: 'M' + (xm - 3.5) + ',' + (ys - 3.5) + 'l7,7m0,-7l-7,7', stroke: col, 'stroke-width': 2 }, g1);
             tip(g1, linkName(lid) + ' ' + slice + ': ' + fmtN(a.x) + ' dropped (' + Object.keys(a.reasons).map(function (r) { return r + ' ' + a.reasons[r]; }).join(', ') + ')' + (a.d ? ', ' + fmtN(a.d) + ' delivered' : ''));
           }
         });
