@@ -172,6 +172,72 @@ static bool parse_loss(struct tc *c, const struct ty_node *n, struct impair_loss
     return ok;
 }
 
+/* The netem short form: `wan: "delay 40ms 10ms distribution normal loss 2%"`
+ * (impair's tc-netem words).  Each word sets its whole group, like
+ * `tc qdisc change` would; groups not mentioned stay as the layers below
+ * set them. */
+static char *read_table(void *arg, const char *path, struct fl_error **errp)
+{
+    const struct tc *c = arg;
+    char *full = path[0] == '/' ? fl_xstrdup(path) : fl_xasprintf("%s/%s", c->base_dir, path);
+    char *text = fl_read_file(full, NULL, errp);
+    free(full);
+    return text;
+}
+
+static const struct {
+    const char *word;
+    uint32_t mask;
+} netem_words[] = {
+    {"delay", LK_DELAY | LK_JITTER | LK_DELAY_CORR | LK_DIST},
+    {"distribution", LK_DIST},
+    {"loss", LK_LOSS},
+    {"drop", LK_LOSS},
+    {"duplicate", LK_DUP | LK_DUP_CORR},
+    {"corrupt", LK_CORRUPT | LK_CORRUPT_CORR},
+    {"reorder", LK_REORDER | LK_REORDER_CORR | LK_GAP},
+    {"gap", LK_GAP},
+    {"rate", LK_RATE | LK_PKT_OVH | LK_CELL | LK_CELL_OVH},
+    {"limit", LK_LIMIT},
+    {"limit-bytes", LK_LIMIT_BYTES},
+    {"mtu", LK_MTU},
+};
+
+static bool link_words(struct tc *c, const struct ty_node *n, struct tc_link_settings *out)
+{
+    if (strlen(n->str) != n->len) {
+        tc_err_val(c, n, "contains a NUL byte");
+        return false;
+    }
+    struct impair_parse_opts opts = {.read_file = read_table, .arg = c};
+    struct fl_error *e = NULL;
+    if (!impair_link_params_parse_string(n->str, &opts, &out->p, &e)) {
+        tc_err_val(c, n, "is not a netem description: %s", e ? e->msg : "invalid");
+        fl_error_free(e);
+        impair_link_params_clear(&out->p);
+        return false;
+    }
+    char *copy = fl_xstrdup(n->str);
+    char *save = NULL;
+    for (char *w = strtok_r(copy, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
+        if (!strcmp(w, "partition")) {
+            tc_err_val(c, n,
+                       "cuts the link for the whole run; partitions are timeline events "
+                       "(e.g. - {at: 10s, partition: [[n1], [n2]]})");
+            free(copy);
+            impair_link_params_clear(&out->p);
+            return false;
+        }
+        for (size_t i = 0; i < FL_ARRAY_LEN(netem_words); i++) {
+            if (!strcmp(w, netem_words[i].word)) {
+                out->mask |= netem_words[i].mask;
+            }
+        }
+    }
+    free(copy);
+    return true;
+}
+
 bool tc_link_settings(struct tc *c, const struct ty_node *n, struct tc_link_settings *out)
 {
     memset(out, 0, sizeof(*out));
@@ -184,7 +250,11 @@ bool tc_link_settings(struct tc *c, const struct ty_node *n, struct tc_link_sett
     if (n && ty_is_null(n)) {
         return true; /* nothing set */
     }
-    if (!tc_check_map(c, n, allowed, "link parameters (e.g. {delay: 20ms, loss: 1%})")) {
+    if (n && n->type == TY_SCALAR) {
+        return link_words(c, n, out);
+    }
+    if (!tc_check_map(c, n, allowed,
+                      "link parameters (e.g. {delay: 20ms, loss: 1%} or \"delay 20ms loss 1%\")")) {
         return false;
     }
     bool ok = true;

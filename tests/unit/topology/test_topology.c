@@ -249,6 +249,27 @@ static void test_link_models(void **state)
     fl_error_free(err);
 }
 
+static void test_link_netem_words(void **state)
+{
+    /* The netem short form sets whole groups: "loss 5%" on n1 -> n2 keeps
+     * the network's delay; "delay 1ms" on n2 -> n1 resets its jitter and
+     * distribution too. */
+    struct topo_scenario *s =
+        load("nodes: {n1: {}, n2: {}}\n"
+             "links:\n"
+             "  lan: \"delay 40ms 10ms distribution normal loss 2% rate 10mbit\"\n"
+             "  \"n1 -> n2\": \"loss 5%\"\n"
+             "  \"n2 -> n1\": \"delay 1ms\"\n");
+    struct fl_buf a = {0}, b = {0};
+    impair_link_params_format(&s->links[0].params, &a);
+    impair_link_params_format(&s->links[1].params, &b);
+    assert_string_equal(a.data, "delay 40ms 10ms distribution normal loss 5% rate 10mbit");
+    assert_string_equal(b.data, "delay 1ms loss 2% rate 10mbit");
+    fl_buf_free(&a);
+    fl_buf_free(&b);
+    topo_scenario_free(s);
+}
+
 static void test_disks_commands_env_image(void **state)
 {
     const char *src = getenv("FL_SOURCE_DIR");
@@ -849,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_fixed_ip_displaces_auto),
         cmocka_unit_test(test_link_precedence),
         cmocka_unit_test(test_link_models),
+        cmocka_unit_test(test_link_netem_words),
         cmocka_unit_test(test_disks_commands_env_image),
         cmocka_unit_test(test_timeline_expansion),
         cmocka_unit_test(test_same_time_order),
