@@ -21,6 +21,9 @@
 #define TC_MAX_ERRORS 200
 #define TC_MAX_NODES  254
 #define TC_MAX_EVENTS 100000 /* after expansion of every/nemesis */
+/* Cut directions and link changes summed over the timeline (and the work
+ * of computing cut sets): bounds time and memory for hostile files. */
+#define TC_MAX_WORK 20000000ull
 
 struct tc_diag {
     uint32_t line, col;
@@ -128,6 +131,7 @@ struct tc {
     size_t alloc_evx;
     uint32_t next_pid, next_cid;
     bool too_many_events;
+    uint64_t work; /* see TC_MAX_WORK */
     /* Static simulation results for the nemesis: per node, intervals
      * [start, end] when it is busy (not running, or used by an event). */
     struct tc_busy *busy; /* per node */

@@ -178,13 +178,14 @@ static struct topo_scenario *load(const char *file, const char *text, size_t len
         tc_expand_timeline(&c);
         tc_parse_nemesis(&c, ty_map_get(r, "nemesis"));
         tc_sort_events(&c);
+        tc_finish_timeline(&c);
         if (c.too_many_events) {
             tc_err_loc(&c, 1, 1,
-                       "the timeline expands to more than %d events (check every/for and the "
-                       "nemesis spacing)",
-                       TC_MAX_EVENTS);
+                       "the timeline expands to too much: more than %d events, or more than "
+                       "%llu cut directions and link changes in all (check every/for/times and "
+                       "the nemesis spacing)",
+                       TC_MAX_EVENTS, (unsigned long long)TC_MAX_WORK);
         }
-        tc_finish_timeline(&c);
         ty_doc_free(&doc);
     }
 

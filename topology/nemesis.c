@@ -56,9 +56,10 @@ static int64_t uniform(struct impair_rng *rng, int64_t lo, int64_t hi)
     return lo + (int64_t)impair_rng_below(rng, steps + 1) * FL_NS_PER_MS;
 }
 
-static bool node_free(const struct tc *c, uint32_t node, int64_t a, int64_t b)
+static bool node_free(struct tc *c, uint32_t node, int64_t a, int64_t b)
 {
     const struct tc_busy *bz = &c->busy[node];
+    c->work += bz->n;
     for (size_t i = 0; i < bz->n; i++) {
         if (bz->iv[i][0] <= b && a <= bz->iv[i][1]) {
             return false;
@@ -184,6 +185,7 @@ static void expand(struct tc *c, struct topo_nemesis *nm, size_t idx, const int 
             e->u.partition.label = label;
             e->u.partition.cuts = cuts.v;
             e->u.partition.n_cuts = cuts.n;
+            c->work += cuts.n;
             c->evx[c->n_events - 1].pid = pid;
             e = add(c, TOPO_EV_HEAL, t + d, nm, idx, &sub, k);
             if (e) {
@@ -449,28 +451,41 @@ struct inst {
     const struct topo_event *ev;
 };
 
-static bool in_cuts(const struct tc_cuts *c, struct topo_cut x)
-{
-    for (size_t i = 0; i < c->n; i++) {
-        if (c->v[i].src == x.src && c->v[i].dst == x.dst) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static void union_of(const struct inst *a, size_t n, struct tc_cuts *out)
+/* The union of the active partitions' cuts, sorted, without duplicates;
+ * false when the work budget is spent. */
+static bool union_of(struct tc *c, const struct inst *a, size_t n, struct tc_cuts *out)
 {
     for (size_t i = 0; i < n; i++) {
         const struct topo_ev_partition *p = &a[i].ev->u.partition;
-        for (size_t k = 0; k < p->n_cuts; k++) {
-            if (!in_cuts(out, p->cuts[k])) {
-                out->v = fl_xgrow(out->v, &out->alloc, out->n + 1, sizeof(*out->v));
-                out->v[out->n++] = p->cuts[k];
-            }
+        c->work += p->n_cuts;
+        if (c->work > TC_MAX_WORK) {
+            return false;
         }
+        out->v = fl_xgrow(out->v, &out->alloc, out->n + p->n_cuts, sizeof(*out->v));
+        memcpy(out->v + out->n, p->cuts, p->n_cuts * sizeof(*out->v));
+        out->n += p->n_cuts;
     }
     tc_cuts_sort(out);
+    return true;
+}
+
+/* Is x in the sorted cut list? */
+static bool in_cuts(const struct tc_cuts *c, struct topo_cut x)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct topo_cut *m = &c->v[mid];
+        if (m->src == x.src && m->dst == x.dst) {
+            return true;
+        }
+        if (m->src < x.src || (m->src == x.src && m->dst < x.dst)) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
 }
 
 void tc_finish_timeline(struct tc *c)
@@ -486,7 +501,11 @@ void tc_finish_timeline(struct tc *c)
         e->seq = (uint32_t)i;
         if (e->kind == TOPO_EV_PARTITION || e->kind == TOPO_EV_HEAL) {
             struct tc_cuts before = {0};
-            union_of(act, n_act, &before);
+            if (!union_of(c, act, n_act, &before)) {
+                free(before.v);
+                c->too_many_events = true;
+                break;
+            }
             if (e->kind == TOPO_EV_PARTITION) {
                 act[n_act].pid = x->pid;
                 act[n_act].item = x->item;
@@ -514,7 +533,12 @@ void tc_finish_timeline(struct tc *c)
                 n_act = w;
             }
             struct tc_cuts after = {0};
-            union_of(act, n_act, &after);
+            if (!union_of(c, act, n_act, &after)) {
+                free(before.v);
+                free(after.v);
+                c->too_many_events = true;
+                break;
+            }
             e->u.partition.state = after.v;
             e->u.partition.n_state = after.n;
             if (e->kind == TOPO_EV_HEAL) {

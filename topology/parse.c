@@ -1325,39 +1325,47 @@ void tc_build_links(struct tc *c, const struct ty_node *links)
         tc_path_pop(c, m);
     }
     qsort(ents, n_ents, sizeof(*ents), cmp_entry_rank);
-    /* Same rank, same link, same key: contradictory. */
-    for (size_t i = 0; i < n_ents; i++) {
-        for (size_t j = i + 1; j < n_ents && ents[j].sel.rank == ents[i].sel.rank; j++) {
-            uint32_t both = ents[i].set.mask & ents[j].set.mask;
-            if (!both) {
-                continue;
-            }
-            for (size_t l = 0; l < s->n_links; l++) {
-                if (tc_selector_matches(c, &ents[i].sel, &s->links[l]) &&
-                    tc_selector_matches(c, &ents[j].sel, &s->links[l])) {
-                    int key = __builtin_ctz(both);
-                    char *see = tc_see(c, tc_loc(ents[i].key));
-                    size_t m = tc_path_keyn(c, ents[j].key);
-                    tc_err(c, ents[j].key,
-                           "sets '%s' of link %s, which '%s' (at %s) also sets with the same "
-                           "precedence; say it once, or use a more specific selector",
-                           tc_link_key_names[key], s->links[l].name, ents[i].sel.text, see);
-                    tc_path_pop(c, m);
-                    free(see);
-                    break;
-                }
-            }
-        }
-    }
+    /* One pass over the links: apply the matching entries in precedence
+     * order, and flag two entries of the same precedence that set the same
+     * key of the same link (contradictory; reported once per entry). */
     bool *reported = fl_xcalloc(n_ents ? n_ents : 1, sizeof(bool));
+    bool *conflicted = fl_xcalloc(n_ents ? n_ents : 1, sizeof(bool));
     for (size_t l = 0; l < s->n_links; l++) {
         struct impair_link_params p = {0};
         int last = -1;
+        int rank = -1;
+        size_t setter[LK_NKEYS];
+        uint32_t acc = 0;
         for (size_t i = 0; i < n_ents; i++) {
-            if (tc_selector_matches(c, &ents[i].sel, &s->links[l])) {
-                tc_link_apply(&p, &ents[i].set);
-                last = (int)i;
+            if (!tc_selector_matches(c, &ents[i].sel, &s->links[l])) {
+                continue;
             }
+            if (ents[i].sel.rank != rank) {
+                rank = ents[i].sel.rank;
+                acc = 0;
+            }
+            uint32_t both = acc & ents[i].set.mask;
+            if (both && !conflicted[i]) {
+                conflicted[i] = true;
+                int key = __builtin_ctz(both);
+                const struct link_entry *first = &ents[setter[key]];
+                char *see = tc_see(c, tc_loc(first->key));
+                size_t m = tc_path_keyn(c, ents[i].key);
+                tc_err(c, ents[i].key,
+                       "sets '%s' of link %s, which '%s' (at %s) also sets with the same "
+                       "precedence; say it once, or use a more specific selector",
+                       tc_link_key_names[key], s->links[l].name, first->sel.text, see);
+                tc_path_pop(c, m);
+                free(see);
+            }
+            for (int k = 0; k < LK_NKEYS; k++) {
+                if ((ents[i].set.mask & (1u << k)) && !(acc & (1u << k))) {
+                    setter[k] = i;
+                }
+            }
+            acc |= ents[i].set.mask;
+            tc_link_apply(&p, &ents[i].set);
+            last = (int)i;
         }
         struct fl_error *e = NULL;
         if (last >= 0 && !impair_link_params_validate(&p, &e)) {
@@ -1371,6 +1379,7 @@ void tc_build_links(struct tc *c, const struct ty_node *links)
         }
         s->links[l].params = p;
     }
+    free(conflicted);
     for (size_t i = 0; i < n_ents; i++) {
         free(ents[i].sel.text);
         impair_link_params_clear(&ents[i].set.p);

@@ -33,12 +33,7 @@ size_t tc_shape_min_nodes(enum topo_partition_shape shape)
 static void cut(struct tc_cuts *c, uint32_t a, uint32_t b)
 {
     if (a == b) {
-        return;
-    }
-    for (size_t i = 0; i < c->n; i++) {
-        if (c->v[i].src == a && c->v[i].dst == b) {
-            return;
-        }
+        return; /* duplicates are removed by tc_cuts_sort */
     }
     c->v = fl_xgrow(c->v, &c->alloc, c->n + 1, sizeof(*c->v));
     c->v[c->n].src = a;
@@ -70,9 +65,17 @@ static int cmp_cut(const void *x, const void *y)
 
 void tc_cuts_sort(struct tc_cuts *c)
 {
-    if (c->n) {
-        qsort(c->v, c->n, sizeof(*c->v), cmp_cut);
+    if (!c->n) {
+        return;
     }
+    qsort(c->v, c->n, sizeof(*c->v), cmp_cut);
+    size_t w = 1;
+    for (size_t i = 1; i < c->n; i++) {
+        if (cmp_cut(&c->v[i], &c->v[w - 1])) {
+            c->v[w++] = c->v[i];
+        }
+    }
+    c->n = w;
 }
 
 static void names(struct fl_buf *b, const struct topo_scenario *s, const uint32_t *v, size_t n)

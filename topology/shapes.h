@@ -19,6 +19,7 @@ size_t tc_shape_min_nodes(enum topo_partition_shape shape);
 /* Cuts every direction from a to b (and b to a with both). */
 void tc_cuts_between(struct tc_cuts *c, const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
                      bool both);
+/* Sorts by (src, dst) and removes duplicates. */
 void tc_cuts_sort(struct tc_cuts *c);
 /* A random (or, for isolate with fixed >= 0, a given) shape over `nodes`
  * (n >= tc_shape_min_nodes).  Appends to out; *label is malloc'ed. */

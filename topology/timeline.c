@@ -1287,7 +1287,7 @@ static bool resolve(struct tc *c, struct tc_item *it, const char *where)
 struct topo_event *tc_add_event(struct tc *c, enum topo_event_kind kind, enum topo_origin origin,
                                 int64_t at, const struct tc_evkey *key)
 {
-    if (c->n_events >= TC_MAX_EVENTS) {
+    if (c->n_events >= TC_MAX_EVENTS || c->work > TC_MAX_WORK) {
         c->too_many_events = true;
         return NULL;
     }
@@ -1340,6 +1340,7 @@ static void link_changes(struct tc *c, const struct tc_item *it, struct topo_ev_
         if (!hit) {
             continue;
         }
+        c->work++;
         struct topo_link_change *ch = &out->changes[out->n_changes++];
         ch->link = (uint32_t)l;
         impair_link_params_copy(&ch->params, &c->s->links[l].params);
@@ -1411,6 +1412,7 @@ static void emit(struct tc *c, struct tc_item *it, int64_t t, uint64_t occ, bool
             }
             p->cuts = cuts.v;
             p->n_cuts = cuts.n;
+            c->work += cuts.n;
             last_evx(c)->pid = pid;
         }
         if (rev) {

@@ -486,7 +486,7 @@ static const struct ecase cases[] = {
     /* --- limits --- */
     {N3 "timeline: [{at: 0s, every: 10ms, times: 100000, mark: a}, {at: 0s, every: 10ms, times: "
         "100000, mark: b}]\nrun: {duration: 1h}\n",
-     "the timeline expands to more than 100000 events"},
+     "the timeline expands to too much: more than 100000 events"},
 };
 
 static char *substitute(const char *yaml)
@@ -577,6 +577,26 @@ static void test_error_cap(void **state)
     fl_buf_free(&b);
 }
 
+/* Big clusters with many partitions stay bounded in time and memory. */
+static void test_work_budget(void **state)
+{
+    struct fl_buf b = {0};
+    fl_buf_puts(&b, "run: {duration: 24h}\nnodes: {");
+    for (int i = 0; i < 254; i++) {
+        fl_buf_printf(&b, "%sn%d: {}", i ? ", " : "", i);
+    }
+    fl_buf_puts(&b, "}\ntimeline:\n"
+                    "  - {at: 0s, every: 10ms, partition: halves}\n"
+                    "  - {at: 0s, every: 10ms, link: {lan: {delay: 1ms}}}\n");
+    struct fl_error *err = NULL;
+    int64_t t0 = fl_clock_mono_ns();
+    assert_null(topo_load_string("t.yaml", b.data, b.size, &err));
+    assert_true(fl_clock_mono_ns() - t0 < 20 * FL_NS_PER_SEC);
+    assert_non_null(strstr(err->msg, "the timeline expands to too much"));
+    fl_error_free(err);
+    fl_buf_free(&b);
+}
+
 static void test_deep_nesting(void **state)
 {
     struct fl_buf b = {0};
@@ -638,10 +658,10 @@ static void test_nul_and_null_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_error),       cmocka_unit_test(test_all_errors_reported),
-        cmocka_unit_test(test_error_cap),         cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_alias_bomb),        cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_nul_and_null_args),
+        cmocka_unit_test(test_every_error),  cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_error_cap),    cmocka_unit_test(test_work_budget),
+        cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_alias_bomb),
+        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_nul_and_null_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
