@@ -35,6 +35,9 @@ struct file_layer {
     bool cow_dirty;
     char *cowmap_path;
     bool no_sync;
+    bool deferred;     /* flush leaves fdatasync to bb_file_sync() (a worker) */
+    bool sync_pending; /* data written since the last sync */
+    bool map_pending;  /* the cowmap was rewritten since the last sync */
 };
 
 static struct file_layer *fl_of(struct bb_layer *l)
@@ -232,12 +235,13 @@ static int save_cowmap(struct file_layer *f)
     if (r == 0) {
         r = pwrite_full(fd, f->cow, f->cow_bytes, sizeof(hdr));
     }
-    if (r == 0 && !f->no_sync && fdatasync(fd) < 0) {
+    if (r == 0 && !f->no_sync && !f->deferred && fdatasync(fd) < 0) {
         r = -errno;
     }
     close(fd);
     if (r == 0) {
         f->cow_dirty = false;
+        f->map_pending = f->deferred && !f->no_sync;
     }
     return r;
 }
@@ -245,7 +249,9 @@ static int save_cowmap(struct file_layer *f)
 static int file_flush(struct bb_layer *l)
 {
     struct file_layer *f = fl_of(l);
-    if (!f->no_sync && fdatasync(f->fd) < 0) {
+    if (f->deferred) {
+        f->sync_pending = !f->no_sync;
+    } else if (!f->no_sync && fdatasync(f->fd) < 0) {
         return -errno;
     }
     if (f->cow && f->cow_dirty) {
@@ -439,6 +445,43 @@ void bb_file_for_each_allocated(struct bb_layer *l, void (*fn)(void *arg, uint64
         }
         pos = hole;
     }
+}
+
+void bb_file_set_deferred_sync(struct bb_layer *l, bool deferred)
+{
+    fl_of(l)->deferred = deferred;
+}
+
+bool bb_file_take_sync(struct bb_layer *l, int *fd, char **map_path)
+{
+    struct file_layer *f = fl_of(l);
+    bool need = f->sync_pending || f->map_pending;
+    *fd = f->fd;
+    *map_path = f->map_pending ? fl_xstrdup(f->cowmap_path) : NULL;
+    f->sync_pending = f->map_pending = false;
+    return need;
+}
+
+int bb_file_sync_now(struct bb_layer *l)
+{
+    struct file_layer *f = fl_of(l);
+    int fd;
+    char *map;
+    if (!bb_file_take_sync(l, &fd, &map)) {
+        return 0;
+    }
+    int r = fdatasync(f->fd) < 0 ? -errno : 0;
+    if (map) {
+        int mfd = open(map, O_RDONLY | O_CLOEXEC);
+        if (mfd >= 0) {
+            if (fdatasync(mfd) < 0 && r == 0) {
+                r = -errno;
+            }
+            close(mfd);
+        }
+        free(map);
+    }
+    return r;
 }
 
 void bb_layer_destroy_stack(struct bb_layer *top)

@@ -60,6 +60,18 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
 void bb_file_for_each_allocated(struct bb_layer *file, void (*fn)(void *arg, uint64_t cluster),
                                 void *arg);
 
+/* Deferred sync (the server's event loop must not wait for the disk):
+ * with deferred on, a flush (and FUA) writes everything to the file but
+ * leaves fdatasync() to the caller, who takes it with bb_file_take_sync()
+ * and runs it elsewhere (a worker thread) before acknowledging.  Off by
+ * default (flush syncs in place). */
+void bb_file_set_deferred_sync(struct bb_layer *file, bool deferred);
+/* True if a sync is owed since the last call: fdatasync(*fd) and, when
+ * *map_path is set (caller frees), fdatasync of that file too. */
+bool bb_file_take_sync(struct bb_layer *file, int *fd, char **map_path);
+/* Takes and performs an owed sync in the calling thread.  0 or -errno. */
+int bb_file_sync_now(struct bb_layer *file);
+
 /* --- cache layer ----------------------------------------------------- */
 
 /* One acknowledged-but-unflushed write (sector-aligned after read-modify-

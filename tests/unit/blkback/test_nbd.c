@@ -864,6 +864,51 @@ static void test_io_records(void **state)
     free(dbpath);
 }
 
+static void test_flush_syncs_off_loop(void **state)
+{
+    /* a disk that really fdatasyncs: the FLUSH reply comes from the worker */
+    struct bb_disk_config dc = {.node = "n1",
+                                .name = "synced",
+                                .size = DISK_SIZE,
+                                .export_name = "vda",
+                                .crash_policy = BB_CRASH_LOSE_UNFLUSHED};
+    bb_disk_remove(E.disk);
+    env_disk(&dc);
+    struct bb_conn *c = connect_go(false);
+    uint8_t buf[4096];
+    memset(buf, 0x77, sizeof(buf));
+    assert_int_equal(do_req(c, NBD_CMD_WRITE, 0, 0, sizeof(buf), buf, NULL), 0);
+    assert_true(send_req(c, NBD_CMD_FLUSH, 0, 9, 0, 0, NULL));
+    assert_true(send_req(c, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA, 10, 8192, 512, buf));
+    struct out o = {0}, all = {0};
+    take(c, &o);
+    assert_int_equal(o.size, 0); /* the fdatasync runs on the worker, not in the loop */
+    for (int i = 0; i < 500 && all.size < 32; i++) {
+        fl_loop_run_once(E.loop, 10);
+        take(c, &o);
+        all.data = fl_xrealloc(all.data, all.size + o.size + 1);
+        memcpy(all.data + all.size, o.data, o.size);
+        all.size += o.size;
+    }
+    assert_int_equal(all.size, 32);
+    /* replies may come in either order */
+    uint64_t h1 = get64(all.data + 8), h2 = get64(all.data + 24);
+    assert_true((h1 == 9 && h2 == 10) || (h1 == 10 && h2 == 9));
+    assert_int_equal(get32(all.data + 4), 0);
+    assert_int_equal(get32(all.data + 20), 0);
+    out_free(&o);
+    out_free(&all);
+    /* both are durable: a crash keeps them */
+    struct bb_crash_report rep;
+    assert_int_equal(bb_disk_crash(E.disk, BB_CRASH_LOSE_UNFLUSHED, &rep), 0);
+    assert_int_equal(rep.writes_lost, 0);
+    bb_conn_destroy(c);
+    c = connect_go(false);
+    assert_int_equal(do_req(c, NBD_CMD_READ, 0, 0, sizeof(buf), NULL, buf), 0);
+    assert_int_equal(buf[4095], 0x77);
+    bb_conn_destroy(c);
+}
+
 static void test_crash_policy_names(void **state)
 {
     enum bb_crash_policy p;
@@ -899,6 +944,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_vanishes_mid_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_socket_listen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_syncs_off_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_policy_names, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
