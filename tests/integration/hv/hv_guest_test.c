@@ -372,6 +372,36 @@ static int t_sigkill(void)
     return 0;
 }
 
+/* Extra Debian packages run in the guest (their libraries resolved). */
+static int t_packages(void)
+{
+    struct fl_error *err = NULL;
+    static const char *const pkgs[] = {"iperf3", "redis-server"};
+    char *src = fl_xasprintf("%s/local.txt", run_dir);
+    CHECK(fl_write_file(src, "local file\n", 11, &err), "%s", err->msg);
+    struct hv_image_file files[] = {{src, "/opt/fl/local.txt"}};
+    struct hv_image_spec spec = {.packages = pkgs, .n_packages = 2, .files = files, .n_files = 1};
+    hv_image_clear(&img);
+    CHECK(hv_image_build(&spec, &img, NULL, NULL, &err), "%s", err->msg);
+    struct hv_image again;
+    CHECK(hv_image_build(&spec, &again, NULL, NULL, &err), "%s", err->msg);
+    CHECK(again.cache_hit && !strcmp(again.key, img.key), "second build was not a cache hit");
+    hv_image_clear(&again);
+    struct hv_node *n = boot_node(0, "n1", NULL, 0);
+    struct hv_exec_result r = run(n, "iperf3 --version | head -1; redis-server --version; "
+                                     "cat /opt/fl/local.txt");
+    CHECK(r.exit_code == 0 && strstr(r.out, "iperf 3") && strstr(r.out, "Redis server v=") &&
+              strstr(r.out, "local file"),
+          "out '%s' err '%s'", r.out, r.err);
+    hv_exec_result_clear(&r);
+    /* a real exchange: iperf3 over loopback for a second */
+    r = run(n, "iperf3 -s -1 -D && sleep 0.5 && iperf3 -c 127.0.0.1 -t 1 | tail -3");
+    CHECK(r.exit_code == 0 && strstr(r.out, "receiver"), "iperf3: '%s' '%s'", r.out, r.err);
+    hv_exec_result_clear(&r);
+    free(src);
+    return 0;
+}
+
 /* The ctest fixture: build (or find) the default image once. */
 static int t_image(void)
 {
@@ -383,7 +413,8 @@ static int t_image(void)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: hv_guest_test image|boot|exec|pause|crash|clock|reboot|sigkill\n");
+        fprintf(stderr,
+                "usage: hv_guest_test image|boot|exec|pause|crash|clock|reboot|sigkill|packages\n");
         return 2;
     }
     static const struct {
@@ -391,7 +422,7 @@ int main(int argc, char **argv)
         int (*fn)(void);
     } cases[] = {{"boot", t_boot},       {"exec", t_exec},   {"pause", t_pause},
                  {"crash", t_crash},     {"clock", t_clock}, {"reboot", t_reboot},
-                 {"sigkill", t_sigkill}, {"image", t_image}};
+                 {"sigkill", t_sigkill}, {"image", t_image}, {"packages", t_packages}};
     for (size_t i = 0; i < FL_ARRAY_LEN(cases); i++) {
         if (!strcmp(argv[1], cases[i].name)) {
             setup();
