@@ -99,8 +99,10 @@ static bool meets(const struct topo_expect *x, const struct hv_exec_result *res,
         break;
     }
     if (x && x->output) {
+        /* Line by line, as grep -E: ^ and $ match at every line's ends,
+         * so `output: "^one$"` matches the output "one\n". */
         regex_t re;
-        if (regcomp(&re, x->output, REG_EXTENDED | REG_NOSUB) != 0) {
+        if (regcomp(&re, x->output, REG_EXTENDED | REG_NOSUB | REG_NEWLINE) != 0) {
             *why = fl_xasprintf("output pattern '%s' does not compile", x->output);
             return false;
         }
@@ -285,8 +287,9 @@ void rn_exec_start(struct run *run, const struct topo_event *ev)
     p->background = x->background;
     p->expect = x->has_expect ? &x->expect : NULL;
     if (x->has_expect) {
-        p->result = result_new(run, ev->name ? ev->name : ev->source, x->node, x->command,
-                               ev->source, ev->loc);
+        char *name = ev->name ? fl_xstrdup(ev->name) : fl_xasprintf("%s exec", ev->source);
+        p->result = result_new(run, name, x->node, x->command, ev->source, ev->loc);
+        free(name);
     }
     rn_log(run, "exec", "%s%s: %s", rn_node_name(run, x->node),
            x->background ? " (background)" : "", x->command);
@@ -309,8 +312,9 @@ void rn_wait_start(struct run *run, const struct topo_event *ev)
     /* One attempt may not outlive the whole wait. */
     p->timeout_ns = FL_MIN(w->timeout_ns, 10 * FL_NS_PER_SEC);
     p->holds_timeline = true;
-    p->result =
-        result_new(run, ev->name ? ev->name : ev->source, w->node, w->command, ev->source, ev->loc);
+    char *name = ev->name ? fl_xstrdup(ev->name) : fl_xasprintf("%s wait", ev->source);
+    p->result = result_new(run, name, w->node, w->command, ev->source, ev->loc);
+    free(name);
     rn_log(run, "wait", "%s: until `%s` succeeds (at most %.0fs)", rn_node_name(run, w->node),
            w->command, (double)w->timeout_ns / 1e9);
     rn_timeline_hold(run);

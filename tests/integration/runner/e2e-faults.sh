@@ -16,8 +16,8 @@ no_qemu_left "$run"
 [ "$code" = 1 ] || fail "exit code $code, expected 1 (one check fails on purpose)"
 ok "exit code 1"
 
-grep -q '<testsuite name="e2e-faults" tests="11" failures="1"' "$run/junit.xml" ||
-    fail "junit.xml does not count 11 checks with 1 failure: $(grep testsuite "$run/junit.xml")"
+grep -q '<testsuite name="e2e-faults" tests="12" failures="1"' "$run/junit.xml" ||
+    fail "junit.xml does not count 12 results (11 checks + 1 wait) with 1 failure: $(grep testsuite "$run/junit.xml")"
 python3 - "$run" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
 run = sys.argv[1]
@@ -34,10 +34,10 @@ assert not bad, f"checks that should have passed: {bad}"
 print("ok: junit.xml and summary.json name exactly the failing check")
 PY
 
-for kind in partition heal link link-clear pause resume crash restart wait; do
+for kind in partition heal link link-clear pause resume crash restart wait exec; do
     grep -qE "^\[\+[0-9.]+s\] $kind " "$run/events.log" || fail "events.log has no '$kind' line"
 done
-grep -q "data (lose-unflushed): [1-9][0-9]* unflushed write" "$run/events.log" ||
+grep -q "raw (lose-unflushed): 1 unflushed write lost" "$run/events.log" ||
     fail "the crash lost no unflushed write: $(grep crash "$run/events.log")"
 ok "events.log shows every event; the crash lost unflushed writes"
 
