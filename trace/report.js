@@ -537,8 +537,10 @@
       var svg = sv('svg', { width: W, height: H, class: 'disk-chart', viewBox: '0 0 ' + W + ' ' + H });
       var scale = function (t) { return L + (t - T0) / (T1 - T0) * (W - L - Rm); };
       timeAxis(svg, L, W - Rm, top + h, top, scale);
-      var mid = top + 48, maxC = 1;
-      Object.keys(d.series).forEach(function (b) { maxC = Math.max(maxC, d.series[b].w, d.series[b].r); });
+      /* writes and reads on their own scales: a few writes among many
+       * reads must still show */
+      var mid = top + 48, maxW = 1, maxR = 1;
+      Object.keys(d.series).forEach(function (b) { maxW = Math.max(maxW, d.series[b].w); maxR = Math.max(maxR, d.series[b].r); });
       sv('text', { x: 8, y: top + 24, text: 'writes', fill: '#4f7cc4' }, svg);
       sv('text', { x: 8, y: mid + 26, text: 'reads', fill: '#5aa469' }, svg);
       sv('text', { x: 8, y: top + h - 14, text: 'lost', fill: '#c62828' }, svg);
@@ -547,8 +549,8 @@
       Object.keys(d.series).forEach(function (b) {
         var s = d.series[b], x = scale(T0 + b * BW);
         var what = fmtT(T0 + b * BW) + ': ' + s.w + ' writes, ' + s.r + ' reads, ' + s.f + ' flushes' + (s.e ? ', ' + s.e + ' errors' : '');
-        if (s.w) tip(sv('rect', { x: x, y: mid - s.w / maxC * 40, width: bw, height: s.w / maxC * 40, fill: '#4f7cc4' }, svg), what);
-        if (s.r) tip(sv('rect', { x: x, y: mid, width: bw, height: s.r / maxC * 40, fill: '#5aa469' }, svg), what);
+        if (s.w) tip(sv('rect', { x: x, y: mid - Math.max(2, s.w / maxW * 40), width: bw, height: Math.max(2, s.w / maxW * 40), fill: '#4f7cc4' }, svg), what);
+        if (s.r) tip(sv('rect', { x: x, y: mid, width: bw, height: Math.max(2, s.r / maxR * 40), fill: '#5aa469' }, svg), what);
         if (s.f) tip(sv('rect', { x: x + bw / 2 - 1, y: mid - 46, width: 2, height: 6, fill: '#1d2330' }, svg), what);
         if (s.e) tip(sv('circle', { cx: x + bw / 2, cy: mid - 42, r: 3, fill: '#c62828' }, svg), what);
       });
