@@ -24,6 +24,8 @@
 /* Cut directions and link changes summed over the timeline (and the work
  * of computing cut sets): bounds time and memory for hostile files. */
 #define TC_MAX_WORK 20000000ull
+/* A link change holds a whole parameter set (~16 times a cut's size). */
+#define TC_WORK_LINK_CHANGE 16
 
 struct tc_diag {
     uint32_t line, col;

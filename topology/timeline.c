@@ -1340,7 +1340,7 @@ static void link_changes(struct tc *c, const struct tc_item *it, struct topo_ev_
         if (!hit) {
             continue;
         }
-        c->work++;
+        c->work += TC_WORK_LINK_CHANGE;
         struct topo_link_change *ch = &out->changes[out->n_changes++];
         ch->link = (uint32_t)l;
         impair_link_params_copy(&ch->params, &c->s->links[l].params);
