@@ -573,9 +573,9 @@ static int write_rec(struct trace_db *db, const struct batch *b, const struct re
     case REC_EPOCH:
         break;
     }
+    /* every parameter is bound for every row: no clear_bindings */
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -784,7 +784,8 @@ struct trace_db *trace_db_open(const char *path, struct fl_error **errp)
     if (!check_version(db->conn, path, errp) ||
         !exec_or_error(db->conn, path,
                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                       " PRAGMA foreign_keys=OFF;",
+                       " PRAGMA foreign_keys=OFF; PRAGMA cache_size=-32768;"
+                       " PRAGMA wal_autocheckpoint=8192;",
                        errp) ||
         !exec_or_error(db->conn, path, "BEGIN", errp) ||
         !exec_or_error(db->conn, path, trace_schema_sql, errp) ||
