@@ -441,6 +441,9 @@ static void build_argv(struct hv_node *n)
 #undef ARGB
 }
 
+static void on_ready_timer(struct fl_loop *loop, struct fl_timer *t, void *arg);
+static void on_kill_timer(struct fl_loop *loop, struct fl_timer *t, void *arg);
+
 struct hv_node *hv_node_create(struct fl_loop *loop, const struct hv_node_config *config,
                                const struct hv_callbacks *cb, void *arg, struct fl_error **errp)
 {
@@ -517,6 +520,8 @@ struct hv_node *hv_node_create(struct fl_loop *loop, const struct hv_node_config
         c->ready_timeout_ns = n->accel == HV_ACCEL_KVM ? DEFAULT_READY_KVM : DEFAULT_READY_TCG;
     }
     build_argv(n);
+    n->ready_timer = fl_timer_create(n->loop, on_ready_timer, n);
+    n->kill_timer = fl_timer_create(n->loop, on_kill_timer, n);
     return n;
 }
 
@@ -1300,10 +1305,6 @@ bool hv_node_boot(struct hv_node *n, struct fl_error **errp)
     fl_loop_add_fd(n->loop, pidfd, EPOLLIN, on_pidfd, n);
     fl_loop_add_fd(n->loop, n->qmp_fd, EPOLLIN, on_qmp, n);
     fl_loop_add_fd(n->loop, n->agent_fd, EPOLLIN, on_agent, n);
-    if (!n->ready_timer) {
-        n->ready_timer = fl_timer_create(n->loop, on_ready_timer, n);
-        n->kill_timer = fl_timer_create(n->loop, on_kill_timer, n);
-    }
     n->boot_start_ns = fl_loop_now(n->loop);
     n->boot_ns = 0;
     fl_timer_arm_in(n->ready_timer, n->cfg.ready_timeout_ns);
