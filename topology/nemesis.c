@@ -494,7 +494,8 @@ void tc_finish_timeline(struct tc *c)
     struct inst *act = fl_xcalloc(c->n_events ? c->n_events : 1, sizeof(*act));
     size_t n_act = 0;
     int64_t *offset = fl_xcalloc(s->n_nodes ? s->n_nodes : 1, sizeof(*offset));
-    int64_t *cdelta = fl_xcalloc(c->next_cid ? c->next_cid : 1, sizeof(*cdelta));
+    /* Per clock instance: the offset before it, which its undo restores. */
+    int64_t *cbefore = fl_xcalloc(c->next_cid ? c->next_cid : 1, sizeof(*cbefore));
     for (size_t i = 0; i < c->n_events; i++) {
         struct topo_event *e = &c->events[i];
         const struct tc_evx *x = &c->evx[i];
@@ -554,18 +555,21 @@ void tc_finish_timeline(struct tc *c)
                 e->u.partition.n_cuts = healed.n;
             }
             free(before.v);
+        } else if (e->kind == TOPO_EV_RESTART || e->kind == TOPO_EV_REBOOT) {
+            /* A booting guest reads true time from the (emulated) RTC. */
+            offset[e->u.node.node] = 0;
         } else if (e->kind == TOPO_EV_CLOCK) {
             uint32_t n = e->u.clock.node;
             int64_t cur = offset[n], next;
             if (x->clock_revert) {
-                next = cur - cdelta[x->cid];
+                next = cbefore[x->cid];
             } else if (x->clock_abs) {
                 next = x->clock_val;
             } else {
                 next = cur + x->clock_val;
             }
             if (!x->clock_revert) {
-                cdelta[x->cid] = next - cur;
+                cbefore[x->cid] = cur;
             }
             e->u.clock.offset_ns = next;
             e->u.clock.delta_ns = next - cur;
@@ -574,5 +578,5 @@ void tc_finish_timeline(struct tc *c)
     }
     free(act);
     free(offset);
-    free(cdelta);
+    free(cbefore);
 }

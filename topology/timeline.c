@@ -1905,7 +1905,10 @@ void tc_simulate_static(struct tc *c)
                 }
             }
             n_active = w;
-            if (w == before && !x->heal_pid) {
+            /* heal: all as a safety net after a nemesis is fine: the
+             * nemesis' partitions are not known here. */
+            bool nemesis = ty_map_get(c->root, "nemesis") != NULL;
+            if (w == before && !x->heal_pid && !(nemesis && it && it->heal_all)) {
                 char *ts = tc_format_duration(e->at_ns);
                 size_t m = c->path.size;
                 fl_buf_puts(&c->path, e->source);

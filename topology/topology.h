@@ -316,8 +316,10 @@ struct topo_ev_node {
 };
 
 /* CLOCK: sets the guest's wall clock to true time + offset_ns (the
- * offset the node has after this event; `skew` sets it, `jump` adds
- * delta_ns to the previous offset).  hv: HV_CLOCK_JUMP by delta_ns. */
+ * offset the node has after this event; `skew` sets it, `jump` adds to
+ * it, an undo restores the offset from before).  hv: HV_CLOCK_JUMP by
+ * delta_ns.  A RESTART or REBOOT resets the offset to 0 (the guest boots
+ * with true time), and later deltas account for it. */
 struct topo_ev_clock {
     uint32_t node;
     int64_t offset_ns;

@@ -403,7 +403,8 @@ static void test_timeline_expansion(void **state)
     const struct topo_event *re = find_event(s, TOPO_EV_RESUME, 0);
     assert_int_equal(re->at_ns, 35 * FL_NS_PER_SEC);
     assert_int_equal(re->origin, TOPO_ORIGIN_REVERT);
-    /* clock: skew -3s, jump +1s at 41s -> -2s, revert at 42s undoes the -3s step -> +1s */
+    /* clock: skew -3s, jump +1s at 41s -> -2s, the skew's undo at 42s restores the offset
+     * from before it (0) */
     const struct topo_event *c0 = find_event(s, TOPO_EV_CLOCK, 0);
     const struct topo_event *c1 = find_event(s, TOPO_EV_CLOCK, 1);
     const struct topo_event *c2 = find_event(s, TOPO_EV_CLOCK, 2);
@@ -411,8 +412,8 @@ static void test_timeline_expansion(void **state)
     assert_int_equal(c0->u.clock.delta_ns, -3 * FL_NS_PER_SEC);
     assert_int_equal(c1->u.clock.offset_ns, -2 * FL_NS_PER_SEC);
     assert_int_equal(c2->origin, TOPO_ORIGIN_REVERT);
-    assert_int_equal(c2->u.clock.delta_ns, 3 * FL_NS_PER_SEC);
-    assert_int_equal(c2->u.clock.offset_ns, FL_NS_PER_SEC);
+    assert_int_equal(c2->u.clock.delta_ns, 2 * FL_NS_PER_SEC);
+    assert_int_equal(c2->u.clock.offset_ns, 0);
     const struct topo_event *cr = find_event(s, TOPO_EV_CRASH, 0);
     assert_true(cr->u.node.has_policy);
     assert_int_equal(cr->u.node.policy, TOPO_CRASH_KEEP);
@@ -431,6 +432,32 @@ static void test_timeline_expansion(void **state)
     assert_int_equal(fg->u.exec.expect.exit, TOPO_EXIT_ANY);
     assert_string_equal(fg->source, "timeline[11]");
     assert_string_equal(find_event(s, TOPO_EV_MARK, 2)->source, "timeline[4] #3");
+    topo_scenario_free(s);
+}
+
+static void test_clock_reset_by_boot(void **state)
+{
+    struct topo_scenario *s = load("nodes: {n1: {}}\n"
+                                   "timeline:\n"
+                                   "  - {at: 1s, clock: {node: n1, skew: +10s}, duration: 10s}\n"
+                                   "  - {at: 2s, reboot: n1}\n"
+                                   "  - {at: 3s, clock: {node: n1, jump: -1s}}\n");
+    const struct topo_event *c0 = find_event(s, TOPO_EV_CLOCK, 0);
+    const struct topo_event *c1 = find_event(s, TOPO_EV_CLOCK, 1);
+    const struct topo_event *c2 = find_event(s, TOPO_EV_CLOCK, 2);
+    assert_int_equal(c0->u.clock.offset_ns, 10 * FL_NS_PER_SEC);
+    /* the reboot reset the clock: the jump starts from 0 */
+    assert_int_equal(c1->u.clock.offset_ns, -FL_NS_PER_SEC);
+    assert_int_equal(c1->u.clock.delta_ns, -FL_NS_PER_SEC);
+    /* the skew's undo restores 0 */
+    assert_int_equal(c2->u.clock.offset_ns, 0);
+    assert_int_equal(c2->u.clock.delta_ns, FL_NS_PER_SEC);
+    topo_scenario_free(s);
+    /* heal: all with a nemesis is a safety net, not an error. */
+    s = load("nodes: {n1: {}, n2: {}}\n"
+             "nemesis: {c: {faults: partition, every: 10s, stop: 50s}}\n"
+             "timeline: [{at: 55s, heal: all}]\n");
+    assert_non_null(find_event(s, TOPO_EV_HEAL, 0));
     topo_scenario_free(s);
 }
 
@@ -873,6 +900,7 @@ int main(void)
         cmocka_unit_test(test_link_netem_words),
         cmocka_unit_test(test_disks_commands_env_image),
         cmocka_unit_test(test_timeline_expansion),
+        cmocka_unit_test(test_clock_reset_by_boot),
         cmocka_unit_test(test_same_time_order),
         cmocka_unit_test(test_link_and_disk_events),
         cmocka_unit_test(test_checks),
