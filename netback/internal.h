@@ -28,6 +28,9 @@
  * worth a timer round trip). */
 #define NB_DELIVER_EPSILON_NS (2 * FL_NS_PER_US)
 #define NB_NAME_MAX           63
+/* Delayed copies up to this size are recycled (at most NB_PKT_FREE_MAX). */
+#define NB_PKT_SMALL    1536
+#define NB_PKT_FREE_MAX 8192
 
 struct netback;
 struct nb_network;
@@ -82,6 +85,7 @@ struct nb_network {
 
 /* A frame copy waiting in the delivery queue. */
 struct nb_pkt {
+    struct nb_pkt *next_free; /* on netback's free list */
     struct nb_link *link;
     struct nb_port *src, *dst;
     int64_t sent_ns;
@@ -108,9 +112,14 @@ struct netback {
     uint8_t *rxbuf;
     struct nb_port *dirty;
     struct impair_tq *tq; /* of struct nb_pkt, by delivery time */
+    struct nb_pkt *free_pkts;
+    size_t n_free_pkts;
     struct fl_timer *timer;
     int64_t spin_ns;        /* <= 0: no early arming, no spinning */
     int64_t lead_ns;        /* how early the delivery timer is armed (adaptive) */
+    int64_t armed_at;       /* the delivery timer's deadline */
+    int64_t spin_tokens;    /* spin budget (ns), see refill_spin() */
+    int64_t spin_refill_at; /* when it was last refilled */
     int64_t wall_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for pcap stamps */
     struct fl_ratelimit rl_malformed, rl_info;
     bool in_destroy;

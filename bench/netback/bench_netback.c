@@ -345,6 +345,12 @@ int main(int argc, char **argv)
             {" tracing", NULL, true},
         };
         for (size_t c = 0; c < FL_ARRAY_LEN(cases); c++) {
+            char name[64];
+            snprintf(name, sizeof name, "%zuB%s", sizes[k].size, cases[c].name);
+            /* NB_BENCH_CASE=substring: run only the matching cases. */
+            if (getenv("NB_BENCH_CASE") && !strstr(name, getenv("NB_BENCH_CASE"))) {
+                continue;
+            }
             double vb[REPS], vn[REPS];
             for (int rep = 0; rep < REPS; rep++) {
                 struct run raw = {
@@ -362,14 +368,17 @@ int main(int argc, char **argv)
                 free(nbr.lat);
             }
             double base = median(vb, REPS), v = median(vn, REPS);
-            char name[64];
-            snprintf(name, sizeof name, "%zuB%s", sizes[k].size, cases[c].name);
             json_line("netback.forward", name, v, "frames/s", base, true);
             fl_buf_printf(&summary, "  %-26s %10.0f frames/s  raw relay %10.0f  ratio %.2f\n", name,
                           v, base, v / base);
         }
     }
 
+    if (getenv("NB_BENCH_CASE") && !strstr("latency", getenv("NB_BENCH_CASE"))) {
+        printf("%s", summary.data ? summary.data : "");
+        fl_buf_free(&summary);
+        return 0;
+    }
     /* Latency at 1k frames/s, and the error of a 10 ms delay. */
     struct run raw = {.kind = RELAY_RAW, .frame_size = 64, .frames = nlat, .pace_ns = FL_NS_PER_MS};
     run_once(&raw);
