@@ -1,0 +1,211 @@
+/*
+ * hv boot benchmark: boots 1, 4 and 8 guests at once (TCG here) and
+ * reports, as JSON lines (DESIGN.md):
+ *   hv.boot  time from hv_node_boot to ready, per guest and for the whole
+ *            group (baseline: one guest alone, measured in the same run)
+ *   hv.rss   peak RSS (VmHWM) of each QEMU process once its guest is ready
+ * and a human summary last.
+ *
+ *   bench_hv [--sizes 1,4,8] [--memory MIB] [--cmdline EXTRA]
+ *
+ * Targets on a 2-core TCG machine: 8 guests all ready <= 15 s; <= 160 MiB
+ * peak RSS for a 128 MiB guest.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "hv/hv.h"
+
+#define MAX_GUESTS 16
+
+struct guest {
+    struct hv_node *node;
+    int64_t ready_ns; /* time to ready, 0 until ready */
+    long rss_kib;
+};
+
+static int64_t start_ns;
+static struct guest guests[MAX_GUESTS];
+static int n_ready;
+static bool failed;
+
+static long peak_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *s = fl_read_file(path, NULL, NULL);
+    const char *p = s ? strstr(s, "VmHWM:") : NULL;
+    long kib = p ? atol(p + 6) : -1;
+    free(s);
+    return kib;
+}
+
+static void on_ready(struct hv_node *n, void *arg)
+{
+    struct guest *g = arg;
+    if (!g->ready_ns) {
+        g->ready_ns = fl_clock_mono_ns() - start_ns;
+        n_ready++;
+    }
+}
+
+static void on_fail(struct hv_node *n, const struct fl_error *err, void *arg)
+{
+    fprintf(stderr, "bench_hv: %s\n", err->msg);
+    failed = true;
+}
+
+static void on_exit_cb(struct hv_node *n, bool unexpected, int status, void *arg)
+{
+    if (unexpected) {
+        fprintf(stderr, "bench_hv: %s: QEMU exited unexpectedly\n", hv_node_name(n));
+        failed = true;
+    }
+}
+
+static const struct hv_callbacks cbs = {
+    .on_ready = on_ready, .on_fail = on_fail, .on_exit = on_exit_cb};
+
+/* Boots `count` guests at once; returns the time until all are ready. */
+static int64_t boot_group(struct fl_loop *loop, const struct hv_image *img, const char *dir,
+                          int count, unsigned mem, const char *cmdline)
+{
+    struct fl_error *err = NULL;
+    n_ready = 0;
+    failed = false;
+    memset(guests, 0, sizeof guests);
+    start_ns = fl_clock_mono_ns();
+    for (int i = 0; i < count; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "g%d", i);
+        struct hv_node_config cfg = {.name = name,
+                                     .memory_mib = mem,
+                                     .kernel = img->kernel,
+                                     .initrd = img->initrd,
+                                     .run_dir = dir,
+                                     .extra_cmdline = cmdline,
+                                     .ready_timeout_ns = 120 * FL_NS_PER_SEC};
+        guests[i].node = hv_node_create(loop, &cfg, &cbs, &guests[i], &err);
+        if (!guests[i].node || !hv_node_boot(guests[i].node, &err)) {
+            fprintf(stderr, "bench_hv: %s\n", err->msg);
+            exit(3);
+        }
+    }
+    while (n_ready < count && !failed) {
+        fl_loop_run_once(loop, 100);
+        if (fl_clock_mono_ns() - start_ns > 180 * FL_NS_PER_SEC) {
+            fprintf(stderr, "bench_hv: %d of %d guests ready after 180 s\n", n_ready, count);
+            failed = true;
+        }
+    }
+    int64_t all = fl_clock_mono_ns() - start_ns;
+    for (int i = 0; i < count; i++) {
+        pid_t pid = guests[i].node ? hv_node_pid(guests[i].node) : 0;
+        guests[i].rss_kib = pid ? peak_rss_kib(pid) : -1;
+    }
+    return failed ? -1 : all;
+}
+
+static void destroy_group(int count)
+{
+    for (int i = 0; i < count; i++) {
+        hv_node_destroy(guests[i].node);
+        guests[i].node = NULL;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int sizes[8] = {1, 4, 8};
+    int n_sizes = 3;
+    unsigned mem = 128;
+    const char *cmdline = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            n_sizes = 0;
+            char *save = NULL, *copy = fl_xstrdup(argv[++i]);
+            for (char *t = strtok_r(copy, ",", &save); t && n_sizes < 8;
+                 t = strtok_r(NULL, ",", &save)) {
+                int v = atoi(t);
+                if (v < 1 || v > MAX_GUESTS) {
+                    fprintf(stderr, "bench_hv: --sizes: '%s' is not 1..%d\n", t, MAX_GUESTS);
+                    return 2;
+                }
+                sizes[n_sizes++] = v;
+            }
+            free(copy);
+        } else if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
+            mem = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
+            cmdline = argv[++i];
+        } else {
+            fprintf(stderr, "usage: bench_hv [--sizes 1,4,8] [--memory MIB] [--cmdline EXTRA]\n");
+            return 2;
+        }
+    }
+    struct fl_error *err = NULL;
+    struct hv_image img;
+    struct hv_image_spec spec = {0};
+    if (!hv_image_build(&spec, &img, NULL, NULL, &err)) {
+        fprintf(stderr, "bench_hv: image: %s\n", err->msg);
+        return 3;
+    }
+    char dir[] = "/tmp/fl-hv-bench-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 3;
+    }
+    struct fl_loop *loop = fl_loop_create(NULL, &err);
+    double baseline = 0;
+    struct fl_buf summary = {0};
+    int rc = 0;
+    for (int s = 0; s < n_sizes; s++) {
+        int count = sizes[s];
+        int64_t all = boot_group(loop, &img, dir, count, mem, cmdline);
+        if (all < 0) {
+            destroy_group(count);
+            rc = 1;
+            break;
+        }
+        double all_s = (double)all / 1e9;
+        if (s == 0) {
+            baseline = all_s;
+        }
+        long max_rss = 0;
+        double sum = 0, worst = 0;
+        for (int i = 0; i < count; i++) {
+            double t = (double)guests[i].ready_ns / 1e9;
+            sum += t;
+            worst = t > worst ? t : worst;
+            max_rss = guests[i].rss_kib > max_rss ? guests[i].rss_kib : max_rss;
+            printf(
+                "{\"bench\":\"hv.boot\",\"case\":\"%d-guests/%s\",\"value\":%.3f,\"unit\":\"s\"}\n",
+                count, hv_node_name(guests[i].node), t);
+            printf(
+                "{\"bench\":\"hv.rss\",\"case\":\"%d-guests/%s\",\"value\":%.1f,\"unit\":\"MiB\","
+                "\"memory_mib\":%u,\"target\":160}\n",
+                count, hv_node_name(guests[i].node), (double)guests[i].rss_kib / 1024.0, mem);
+        }
+        printf(
+            "{\"bench\":\"hv.boot\",\"case\":\"%d-guests/all-ready\",\"value\":%.3f,\"unit\":\"s\","
+            "\"baseline\":\"1-guest\",\"baseline_value\":%.3f,\"ratio\":%.2f%s}\n",
+            count, all_s, baseline, all_s / baseline, count == 8 ? ",\"target\":15" : "");
+        fl_buf_printf(&summary,
+                      "  %d guest%s: all ready in %.2f s (mean %.2f s, slowest %.2f s), peak RSS "
+                      "max %.1f MiB\n",
+                      count, count == 1 ? " " : "s", all_s, sum / count, worst,
+                      (double)max_rss / 1024.0);
+        destroy_group(count);
+    }
+    printf("hv boot benchmark (%s, %u MiB guests, %ld CPUs):\n%s", "TCG unless KVM is usable", mem,
+           sysconf(_SC_NPROCESSORS_ONLN), summary.data ? summary.data : "");
+    fl_buf_free(&summary);
+    fl_loop_destroy(loop);
+    fl_rm_rf(dir);
+    hv_image_clear(&img);
+    return rc;
+}
