@@ -47,10 +47,11 @@
 #include "impair/impair.h"
 #include "trace/trace.h"
 
-#define ROOM        "blkback"
-#define READ_CHUNK  (256u << 10)
-#define OUT_HIGH    (64u << 20) /* stop reading a client that does not read replies */
-#define REQ_HDR_LEN 28u
+#define ROOM         "blkback"
+#define READ_CHUNK   (256u << 10)
+#define OUT_HIGH     (64u << 20) /* stop reading a client that does not read replies */
+#define REQ_HDR_LEN  28u
+#define MAX_INFLIGHT 512u /* requests per connection before input is left unread */
 
 struct bb_req;
 struct bb_disk;
@@ -128,7 +129,8 @@ struct bb_req {
     struct impair_io_decision dec;
     uint8_t *data; /* WRITE payload before execution; READ result after */
     struct fl_timer *timer;
-    struct sync_job *job; /* fdatasync the reply waits for, or NULL */
+    struct sync_job *job;   /* fdatasync the reply waits for, or NULL */
+    const uint8_t *payload; /* WRITE payload still in the input buffer (req_start only) */
 };
 
 struct bb_conn {
@@ -228,12 +230,21 @@ static uint8_t *out_reserve(struct bb_conn *c, size_t n)
 
 static void conn_fail(struct bb_conn *c);
 
+/* May more input be parsed now?  Not while the client leaves replies
+ * unread or has too many requests in flight: a guest cannot make the
+ * controller buffer without bound. */
+static bool conn_can_take(const struct bb_conn *c)
+{
+    return !c->dead && !c->disc && c->state != CS_CLOSED && c->out_end - c->out_start < OUT_HIGH &&
+           c->n_reqs < MAX_INFLIGHT;
+}
+
 static void conn_update_events(struct bb_conn *c)
 {
     if (c->fd < 0 || c->dead) {
         return;
     }
-    bool want_read = !c->disc && c->state != CS_CLOSED && c->out_end - c->out_start < OUT_HIGH;
+    bool want_read = conn_can_take(c);
     uint32_t ev = (want_read ? EPOLLIN : 0) | (c->out_end > c->out_start ? EPOLLOUT : 0);
     ev |= EPOLLRDHUP;
     if (ev != c->events) { /* one epoll_ctl per change, not per request */
@@ -243,28 +254,42 @@ static void conn_update_events(struct bb_conn *c)
     c->reading = want_read;
 }
 
+static void conn_process(struct bb_conn *c);
+
+/* Sends what is queued, then parses input left buffered while the
+ * connection was over its limits, until nothing moves. */
 static void conn_flush_out(struct bb_conn *c)
 {
+    for (int round = 0; round < 16 && !c->dead; round++) {
+        while (c->fd >= 0 && c->out_end > c->out_start) {
+            ssize_t n = send(c->fd, c->out + c->out_start, c->out_end - c->out_start,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    break;
+                }
+                conn_fail(c);
+                return;
+            }
+            c->out_start += (size_t)n;
+        }
+        if (c->out_start == c->out_end) {
+            c->out_start = c->out_end = 0;
+        }
+        size_t before = c->in_start;
+        if (c->in_end == c->in_start || !conn_can_take(c)) {
+            break;
+        }
+        conn_process(c);
+        if (c->in_start == before) {
+            break;
+        }
+    }
     if (c->dead || c->fd < 0) {
         return;
-    }
-    while (c->out_end > c->out_start) {
-        ssize_t n = send(c->fd, c->out + c->out_start, c->out_end - c->out_start,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                break;
-            }
-            conn_fail(c);
-            return;
-        }
-        c->out_start += (size_t)n;
-    }
-    if (c->out_start == c->out_end) {
-        c->out_start = c->out_end = 0;
     }
     /* a finished conversation (ABORT, DISC) ends once everything is sent */
     if ((c->state == CS_CLOSED || (c->disc && c->n_reqs == 0)) && c->out_end == 0) {
@@ -628,9 +653,11 @@ static void req_execute(struct bb_req *r)
         }
         break;
     case NBD_CMD_WRITE:
-        e = top->ops->pwrite(top, r->data, r->len, r->off, fua, r->tag, r->submit_ns);
+        e = top->ops->pwrite(top, r->data ? r->data : r->payload, r->len, r->off, fua, r->tag,
+                             r->submit_ns);
         free(r->data);
         r->data = NULL;
+        r->payload = NULL;
         break;
     case NBD_CMD_FLUSH:
         e = top->ops->flush(top);
@@ -737,6 +764,7 @@ static int req_validate(struct bb_conn *c, const struct bb_req *r)
 
 static void req_reject(struct bb_conn *c, struct bb_req *r, int err)
 {
+    r->payload = NULL;
     r->error = err;
     r->executed = true;
     c->disk->st.errors_invalid++;
@@ -747,6 +775,45 @@ static void req_reject(struct bb_conn *c, struct bb_req *r, int err)
     c->disk->stalled = false;
     req_complete(r);
     c->disk->stalled = stalled;
+}
+
+/* The common read: no latency, no stall: read straight into the output
+ * buffer behind the reply header (no copy).  false: not done (an I/O
+ * error), the caller takes the general path. */
+static bool read_direct(struct bb_conn *c, struct bb_req *r)
+{
+    struct bb_disk *d = c->disk;
+    size_t hdr = c->structured ? 28 : 16;
+    size_t mark = c->out_end;
+    uint8_t *p = out_reserve(c, hdr + r->len);
+    struct bb_layer *top = d->top;
+    if (top->ops->pread(top, p + hdr, r->len, r->off) < 0) {
+        c->out_end = mark;
+        return false;
+    }
+    r->executed = true;
+    if (r->dec.corrupted && r->dec.corrupt_offset < r->len) {
+        p[hdr + r->dec.corrupt_offset] ^= r->dec.corrupt_mask;
+        d->st.reads_corrupted++;
+        d->st.bits_flipped++;
+    }
+    if (c->structured) {
+        put32(p, NBD_STRUCT_MAGIC);
+        put16(p + 4, NBD_REPLY_FLAG_DONE);
+        put16(p + 6, NBD_REPLY_TYPE_OFFSET_DATA);
+        put64(p + 8, r->handle);
+        put32(p + 16, 8 + r->len);
+        put64(p + 20, r->off);
+    } else {
+        put32(p, NBD_SIMPLE_MAGIC);
+        put32(p + 4, 0);
+        put64(p + 8, r->handle);
+    }
+    d->st.reads++;
+    d->st.bytes_read += r->len;
+    record_io(d, r, fl_loop_now(d->bb->loop));
+    req_free(r);
+    return true;
 }
 
 static void req_start(struct bb_conn *c, struct bb_req *r)
@@ -774,10 +841,20 @@ static void req_start(struct bb_conn *c, struct bb_req *r)
         }
     }
     if (d->stalled) {
+        if (r->payload) { /* the input buffer moves on: keep a copy */
+            r->data = fl_xmalloc(r->len);
+            memcpy(r->data, r->payload, r->len);
+            r->payload = NULL;
+        }
         stall_push(d, r);
         return;
     }
+    if (r->type == NBD_CMD_READ && !r->dec.error && r->dec.complete_ns <= r->submit_ns &&
+        read_direct(c, r)) {
+        return;
+    }
     req_execute(r);
+    r->payload = NULL;
     req_schedule(r);
 }
 
@@ -1005,7 +1082,7 @@ static void protocol_error(struct bb_conn *c, const char *what)
 /* Consumes as much buffered input as the state machine can. */
 static void conn_process(struct bb_conn *c)
 {
-    while (!c->dead && c->state != CS_CLOSED && !c->disc) {
+    while (conn_can_take(c)) {
         size_t avail = c->in_end - c->in_start;
         const uint8_t *p = c->in + c->in_start;
         switch (c->state) {
@@ -1083,8 +1160,7 @@ static void conn_process(struct bb_conn *c)
             }
             struct bb_req *r = req_new(c, p);
             if (type == NBD_CMD_WRITE && len) {
-                r->data = fl_xmalloc(len);
-                memcpy(r->data, p + REQ_HDR_LEN, len);
+                r->payload = p + REQ_HDR_LEN; /* valid until req_start returns */
             }
             c->in_start += REQ_HDR_LEN + (type == NBD_CMD_WRITE ? (size_t)len : 0);
             c->state = CS_REQ_HDR;

@@ -909,6 +909,43 @@ static void test_flush_syncs_off_loop(void **state)
     bb_conn_destroy(c);
 }
 
+static void test_inflight_limit(void **state)
+{
+    struct impair_disk_params p;
+    memset(&p, 0, sizeof(p));
+    p.op[IMPAIR_IO_READ].latency.latency_ns = FL_NS_PER_SEC;
+    assert_true(bb_disk_set_faults(E.disk, &p, NULL));
+    struct bb_conn *c = connect_go(false);
+    enum { N = 600 };
+    uint8_t *batch = fl_xmalloc(N * 28);
+    for (int i = 0; i < N; i++) {
+        uint8_t *h = batch + 28 * i;
+        put32(h, NBD_REQUEST_MAGIC);
+        put16(h + 4, 0);
+        put16(h + 6, NBD_CMD_READ);
+        put64(h + 8, (uint64_t)i);
+        put64(h + 16, 0);
+        put32(h + 24, 512);
+    }
+    assert_true(bb_conn_feed(c, batch, N * 28));
+    free(batch);
+    struct out o = {0};
+    size_t replies = 0;
+    for (int round = 0; round < 3; round++) {
+        fl_clock_manual_advance(E.clock, FL_NS_PER_SEC);
+        run_due();
+        take(c, &o);
+        size_t got = o.size / (16 + 512);
+        if (round == 0) {
+            assert_int_equal(got, 512); /* at most 512 in flight */
+        }
+        replies += got;
+    }
+    assert_int_equal(replies, N); /* the rest was parsed once replies left */
+    out_free(&o);
+    bb_conn_destroy(c);
+}
+
 static void test_crash_policy_names(void **state)
 {
     enum bb_crash_policy p;
@@ -944,6 +981,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_vanishes_mid_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_socket_listen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_syncs_off_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_policy_names, setup, teardown),
     };
