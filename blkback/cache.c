@@ -606,18 +606,6 @@ void bb_cache_counts(struct bb_layer *l, uint64_t *recs, uint64_t *bytes, uint64
     *destaged = c->destaged;
 }
 
-void bb_cache_set_io_id(struct bb_layer *l, uint64_t tag, int64_t io_id)
-{
-    struct cache_layer *c = cl_of(l);
-    /* the write is normally among the newest records; fragments are adjacent */
-    int budget = 4096;
-    for (struct rec *r = c->newest; r && budget-- > 0; r = r->prev) {
-        if (r->pub.tag == tag) {
-            r->pub.io_id = io_id;
-        }
-    }
-}
-
 int bb_cache_crash(struct bb_layer *l, enum bb_crash_policy policy, bb_rand_fn *rnd, void *rnd_arg,
                    bb_crash_fn *fn, void *fn_arg, struct bb_crash_report *report)
 {

@@ -101,6 +101,15 @@ struct bb_disk {
     int64_t trace_id;
     struct fl_ratelimit rl;
     uint64_t sync_inflight; /* jobs queued or running (under bb->mu) */
+    /* trace ids of acknowledged, unflushed writes by request tag, so a
+     * crash can point at their I/O records (open addressing, tag 0 free) */
+    struct tag_slot *tags;
+    size_t tags_cap, tags_len;
+};
+
+struct tag_slot {
+    uint64_t tag;
+    int64_t io_id;
 };
 
 enum conn_state {
@@ -341,6 +350,88 @@ static void req_free(struct bb_req *r)
     free(r);
 }
 
+static size_t tag_hash(uint64_t tag, size_t cap)
+{
+    return (size_t)((tag * UINT64_C(0x9e3779b97f4a7c15)) >> 20) & (cap - 1);
+}
+
+static void tags_put_raw(struct tag_slot *t, size_t cap, uint64_t tag, int64_t id)
+{
+    size_t i = tag_hash(tag, cap);
+    while (t[i].tag && t[i].tag != tag) {
+        i = (i + 1) & (cap - 1);
+    }
+    t[i].tag = tag;
+    t[i].io_id = id;
+}
+
+static int64_t tags_get_in(const struct tag_slot *t, size_t cap, uint64_t tag)
+{
+    if (!t) {
+        return 0;
+    }
+    size_t i = tag_hash(tag, cap);
+    while (t[i].tag) {
+        if (t[i].tag == tag) {
+            return t[i].io_id;
+        }
+        i = (i + 1) & (cap - 1);
+    }
+    return 0;
+}
+
+static int64_t tags_get(const struct bb_disk *d, uint64_t tag)
+{
+    return tags_get_in(d->tags, d->tags_cap, tag);
+}
+
+/* Keeps only the tags still in the cache (after flushes and destaging
+ * most entries are stale), sized for twice that. */
+static void tags_rebuild(struct bb_disk *d)
+{
+    uint64_t recs, bytes, destaged;
+    bb_cache_counts(d->cache, &recs, &bytes, &destaged);
+    size_t cap = 1024;
+    while (cap < 4 * recs + 64) {
+        cap *= 2;
+    }
+    struct tag_slot *t = fl_xcalloc(cap, sizeof(*t));
+    size_t len = 0;
+    for (struct bb_cache_rec *r = bb_cache_first(d->cache); r; r = r->next) {
+        int64_t id = tags_get(d, r->tag);
+        if (id > 0 && tags_get_in(t, cap, r->tag) == 0) {
+            tags_put_raw(t, cap, r->tag, id);
+            len++;
+        }
+    }
+    free(d->tags);
+    d->tags = t;
+    d->tags_cap = cap;
+    d->tags_len = len;
+}
+
+static void tags_put(struct bb_disk *d, uint64_t tag, int64_t id)
+{
+    if (!d->tags || 2 * (d->tags_len + 1) > d->tags_cap) {
+        tags_rebuild(d);
+        if (2 * (d->tags_len + 1) > d->tags_cap) {
+            /* everything is still cached: grow */
+            size_t cap = d->tags_cap * 2;
+            struct tag_slot *t = fl_xcalloc(cap, sizeof(*t));
+            for (size_t i = 0; i < d->tags_cap; i++) {
+                if (d->tags[i].tag) {
+                    tags_put_raw(t, cap, d->tags[i].tag, d->tags[i].io_id);
+                }
+            }
+            free(d->tags);
+            d->tags = t;
+            d->tags_cap = cap;
+        }
+    }
+    tags_put_raw(d->tags, d->tags_cap, tag, id);
+    d->tags_len++;
+}
+
 static void record_io(struct bb_disk *d, struct bb_req *r, int64_t complete_ns)
 {
     struct trace_db *db = d->bb->trace;
@@ -365,7 +456,7 @@ static void record_io(struct bb_disk *d, struct bb_req *r, int64_t complete_ns)
     int64_t id = trace_io(db, &io);
     if (id > 0 && r->error == 0 && !(r->flags & NBD_CMD_FLAG_FUA) &&
         (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM || r->type == NBD_CMD_WRITE_ZEROES)) {
-        bb_cache_set_io_id(d->cache, r->tag, id);
+        tags_put(d, r->tag, id);
     }
 }
 
@@ -1472,6 +1563,7 @@ static void disk_free(struct bb_disk *d)
     free(d->node);
     free(d->name);
     free(d->export_name);
+    free(d->tags);
     free(d->socket_path);
     free(d);
 }
@@ -1675,8 +1767,9 @@ static uint64_t crash_rand(void *arg)
 static void crash_record(void *arg, const struct bb_cache_rec *rec, int outcome, uint64_t kept)
 {
     struct crash_ctx *x = arg;
-    if (x->crash_id > 0 && rec->io_id > 0) {
-        trace_crash_write(x->d->bb->trace, x->crash_id, rec->io_id,
+    int64_t io_id = tags_get(x->d, rec->tag);
+    if (x->crash_id > 0 && io_id > 0) {
+        trace_crash_write(x->d->bb->trace, x->crash_id, io_id,
                           outcome == BB_OUTCOME_LOST   ? TRACE_CRASH_LOST
                           : outcome == BB_OUTCOME_TORN ? TRACE_CRASH_TORN
                                                        : TRACE_CRASH_KEPT,
@@ -1728,6 +1821,9 @@ int bb_disk_crash(struct bb_disk *d, enum bb_crash_policy policy, struct bb_cras
     }
     int e = bb_cache_crash(d->cache, policy, crash_rand, &d->crash_rng, crash_record, &x, report);
     sync_submit(d, NULL);
+    free(d->tags); /* the cache is empty now */
+    d->tags = NULL;
+    d->tags_cap = d->tags_len = 0;
     d->st.crashes++;
     d->st.crash_kept += report->writes_kept;
     d->st.crash_lost += report->writes_lost;

@@ -83,15 +83,12 @@ struct bb_cache_rec {
     unsigned flags;            /* BB_F_MAY_TRIM for zero records */
     uint64_t tag;              /* request serial */
     int64_t submit_ns;
-    int64_t io_id; /* trace id once the reply was recorded; 0 = not yet */
 };
 
 struct bb_layer *bb_cache_create(struct bb_layer *next, uint64_t size, uint64_t limit_bytes);
 /* Oldest first; NULL when empty. */
 struct bb_cache_rec *bb_cache_first(struct bb_layer *cache);
 void bb_cache_counts(struct bb_layer *cache, uint64_t *recs, uint64_t *bytes, uint64_t *destaged);
-/* Remembers the trace id of the write with this tag, if still cached. */
-void bb_cache_set_io_id(struct bb_layer *cache, uint64_t tag, int64_t io_id);
 
 /* Called by bb_cache_crash() for every cached record with its outcome. */
 typedef void bb_crash_fn(void *arg, const struct bb_cache_rec *rec, int outcome /* enum

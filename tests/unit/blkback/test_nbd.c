@@ -834,6 +834,10 @@ static void test_io_records(void **state)
     assert_int_equal(do_req(c, NBD_CMD_WRITE, 0, 8192, 4096, buf, NULL), 0); /* unflushed */
     assert_int_equal(do_req(c, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA, 16384, 512, buf, NULL), 0);
     assert_int_equal(do_req(c, NBD_CMD_READ, 0, DISK_SIZE, 512, NULL, NULL), NBD_EINVAL);
+    /* many unflushed writes: each must still find its I/O record at the crash */
+    for (uint64_t i = 0; i < 1800; i++) {
+        assert_int_equal(do_req(c, NBD_CMD_WRITE, 0, 65536 + i * 512, 512, buf, NULL), 0);
+    }
     struct impair_disk_params p;
     memset(&p, 0, sizeof(p));
     p.op[IMPAIR_IO_WRITE].latency.latency_ns = FL_NS_PER_SEC;
@@ -841,7 +845,7 @@ static void test_io_records(void **state)
     assert_true(send_req(c, NBD_CMD_WRITE, 0, 5, 32768, 1024, buf)); /* reply never sent */
     struct bb_crash_report rep;
     assert_int_equal(bb_disk_crash(E.disk, BB_CRASH_DEFAULT, &rep), 0);
-    assert_int_equal(rep.writes_lost, 2);
+    assert_int_equal(rep.writes_lost, 1802);
     bb_conn_destroy(c);
     bb_destroy(bb);
     E.disk = saved;
@@ -849,7 +853,8 @@ static void test_io_records(void **state)
 
     sqlite3 *db;
     assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM ios"), 6);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM ios"), 1806);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM crash_writes WHERE outcome='lost'"), 1802);
     assert_int_equal(sql_int(db, "SELECT count(*) FROM ios WHERE op='write' AND fua=1"), 1);
     assert_int_equal(sql_int(db, "SELECT count(*) FROM ios WHERE result=22 AND op='read'"), 1);
     assert_int_equal(sql_int(db, "SELECT count(*) FROM ios WHERE complete_ns IS NULL"), 1);
@@ -858,7 +863,7 @@ static void test_io_records(void **state)
                                  "cw.io_id WHERE cw.outcome='lost' AND i.offset IN (8192, 32768)"),
                      2);
     assert_int_equal(sql_int(db, "SELECT count(*) FROM ios_named WHERE node='n9' AND disk='vdz'"),
-                     6);
+                     1806);
     sqlite3_close(db);
     free(img);
     free(dbpath);
