@@ -25,6 +25,24 @@ fail() { echo "FAIL: $*"; [ -f "$dir/serve.log" ] && sed 's/^/  serve: /' "$dir/
 
 sock=$dir/d.sock
 uri="nbd+unix:///vda?socket=$sock"
+
+# the command line: help, and bad values named with what would be valid
+"$FAULTLINE" disk serve --help | grep -q -- '--crash-policy' || fail "disk serve --help"
+expect_usage() {
+    local want=$1; shift
+    set +e
+    out=$("$FAULTLINE" disk serve "$dir/x.img" --socket "$sock" "$@" 2>&1)
+    rc=$?
+    set -e
+    [ "$rc" = 2 ] || fail "disk serve $* exited $rc, expected 2: $out"
+    echo "$out" | grep -q -- "$want" || fail "disk serve $*: message lacks '$want': $out"
+}
+expect_usage "lose-unflushed" --size 1M --crash-policy lose-some
+expect_usage "not a duration" --size 1M --latency 10parsec
+expect_usage "OP one of read" --size 1M --error 'wrte:EIO:1%'
+expect_usage "no size was given"
+[ ! -e "$dir/x.img" ] || fail "a failed start left $dir/x.img behind"
+echo "ok command line"
 start() {
     "$FAULTLINE" disk serve "$dir/disk.img" --socket "$sock" --export vda "$@" >"$dir/serve.log" 2>&1 &
     pid=$!
