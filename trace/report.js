@@ -62,6 +62,7 @@
     var raw = range / target, p = Math.pow(10, Math.floor(Math.log10(raw))), m = raw / p;
     return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
   }
+  function short(s, n) { s = String(s); return s.length > n ? s.slice(0, Math.max(1, n - 1)) + '…' : s; }
   function plural(n, w) { return fmtN(n) + ' ' + w + (n === 1 ? '' : 's'); }
 
   var REASON_COLORS = {
@@ -321,7 +322,7 @@
         tip(sv('rect', { x: x0, y: top + i * lane + 1, width: Math.max(2, x1 - x0), height: lane - 2, fill: col, 'fill-opacity': 0.14, stroke: col, 'stroke-opacity': 0.5, 'stroke-dasharray': '3,2' }, svg),
           w.kind + ' ' + fmtT(w.t) + ' – ' + fmtT(w.end) + (w.detail ? '\n' + w.detail : ''));
       });
-      sv('text', { x: x0 + 4, y: top + rows[0] * lane + 13, text: w.kind + (w.detail ? ' ' + w.detail : ''), fill: col, 'font-weight': 600 }, svg);
+      tip(sv('text', { x: x0 + 4, y: top + rows[0] * lane + 13, text: w.kind + (w.detail ? ' ' + short(w.detail, Math.max(8, Math.floor((x1 - x0) / 6.5) - w.kind.length)) : ''), fill: col, 'font-weight': 600 }, svg), w.detail || w.kind);
     });
     /* instant events */
     var lastLabel = {};
@@ -384,7 +385,12 @@
       var xs = L, xe = W - Rm;
       if (w.node && nodes[w.node]) { xs = xOf(w.node) - colW / 2; xe = xs + colW; }
       tip(sv('rect', { x: xs, y: y(w.t), width: xe - xs, height: Math.max(2, y(Math.min(w.end, st1)) - y(w.t)), fill: col, 'fill-opacity': 0.08 }, svg), w.kind + ' ' + fmtT(w.t) + ' – ' + fmtT(w.end));
-      sv('text', { x: xe - 4, y: y(w.t) + 12, 'text-anchor': 'end', text: w.kind + (w.detail ? ' ' + w.detail : '') + ' ' + fmtT(w.t) + '–' + fmtT(w.end), fill: col, 'font-weight': 600 }, svg);
+      var whole = !(w.node && nodes[w.node]);
+      /* a node's window: label inside its column; the detail is in the tooltip */
+      tip(sv('text', { x: whole ? xe - 4 : xs + 4, y: y(w.t) + 12, 'text-anchor': whole ? 'end' : 'start',
+        text: whole ? w.kind + (w.detail ? ' ' + short(w.detail, 60) : '') + ' ' + fmtT(w.t) + '–' + fmtT(w.end)
+                    : w.kind + ' ' + fmtT(w.t) + '–' + fmtT(w.end),
+        fill: col, 'font-weight': 600, stroke: '#fff', 'stroke-width': 3, 'paint-order': 'stroke' }, svg), w.detail || w.kind);
     });
     nodeOrder.forEach(function (id) {
       var x = xOf(id);
