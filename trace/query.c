@@ -145,42 +145,69 @@ sqlite3_stmt *trace_query_frames_stmt(sqlite3 *conn, const struct trace_query *q
 
 #define MAX_COLS 12
 
+/* Column widths come from the first TABLE_SIZING_ROWS rows; later rows
+ * are printed as they come (a run can have millions of frames). */
+#define TABLE_SIZING_ROWS 1000
+
 struct out_table {
     const char *heads[MAX_COLS];
     size_t ncols;
-    char **cells; /* rows × ncols */
+    FILE *out;
+    char **cells; /* buffered rows × ncols */
     size_t rows, alloc;
+    bool sized;
+    size_t w[MAX_COLS];
 };
 
+static void table_line(struct out_table *t, char *const *cells)
+{
+    for (size_t c = 0; c < t->ncols; c++) {
+        fprintf(t->out, "%-*s%s", c + 1 < t->ncols ? (int)t->w[c] : 0, cells[c],
+                c + 1 < t->ncols ? "  " : "\n");
+    }
+}
+
+static void table_size(struct out_table *t)
+{
+    for (size_t c = 0; c < t->ncols; c++) {
+        t->w[c] = strlen(t->heads[c]);
+        for (size_t r = 0; r < t->rows; r++) {
+            t->w[c] = FL_MAX(t->w[c], strlen(t->cells[r * t->ncols + c]));
+        }
+    }
+    table_line(t, (char *const *)t->heads);
+    for (size_t r = 0; r < t->rows; r++) {
+        table_line(t, t->cells + r * t->ncols);
+    }
+    for (size_t k = 0; k < t->rows * t->ncols; k++) {
+        free(t->cells[k]);
+    }
+    t->rows = 0;
+    t->sized = true;
+}
+
+/* Takes ownership of the ncols strings of cells. */
 static void table_row(struct out_table *t, char **cells)
 {
+    if (t->sized) {
+        table_line(t, cells);
+        for (size_t c = 0; c < t->ncols; c++) {
+            free(cells[c]);
+        }
+        return;
+    }
     t->cells = fl_xgrow(t->cells, &t->alloc, (t->rows + 1) * t->ncols, sizeof(char *));
     memcpy(t->cells + t->rows * t->ncols, cells, t->ncols * sizeof(char *));
-    t->rows++;
+    if (++t->rows == TABLE_SIZING_ROWS) {
+        table_size(t);
+    }
 }
 
 static void table_print(struct out_table *t, FILE *out)
 {
-    size_t w[MAX_COLS];
-    for (size_t c = 0; c < t->ncols; c++) {
-        w[c] = strlen(t->heads[c]);
-        for (size_t r = 0; r < t->rows; r++) {
-            w[c] = FL_MAX(w[c], strlen(t->cells[r * t->ncols + c]));
-        }
-    }
-    for (size_t c = 0; c < t->ncols; c++) {
-        fprintf(out, "%-*s%s", c + 1 < t->ncols ? (int)w[c] : 0, t->heads[c],
-                c + 1 < t->ncols ? "  " : "\n");
-    }
-    for (size_t r = 0; r < t->rows; r++) {
-        for (size_t c = 0; c < t->ncols; c++) {
-            const char *s = t->cells[r * t->ncols + c];
-            fprintf(out, "%-*s%s", c + 1 < t->ncols ? (int)w[c] : 0, s,
-                    c + 1 < t->ncols ? "  " : "\n");
-        }
-    }
-    for (size_t k = 0; k < t->rows * t->ncols; k++) {
-        free(t->cells[k]);
+    t->out = out;
+    if (!t->sized) {
+        table_size(t);
     }
     free(t->cells);
 }
@@ -237,6 +264,7 @@ static bool print_frames(sqlite3 *conn, const struct trace_query *q, FILE *out, 
         return false;
     }
     struct out_table t = {
+        .out = out,
         .heads = {"TIME", "FROM", "TO", "NET", "SIZE", "FATE", "DELAY", "FLAGS", "HASH"},
         .ncols = 9};
     int rc;
@@ -378,7 +406,8 @@ static bool print_ios(sqlite3 *conn, const struct trace_query *q, FILE *out, siz
     if (!st) {
         return false;
     }
-    struct out_table t = {.heads = {"TIME", "NODE", "DISK", "OP", "OFFSET", "LENGTH", "LATENCY",
+    struct out_table t = {.out = out,
+                          .heads = {"TIME", "NODE", "DISK", "OP", "OFFSET", "LENGTH", "LATENCY",
                                     "RESULT", "FAULT", "AT CRASH"},
                           .ncols = 10};
     int rc;
@@ -455,7 +484,8 @@ static bool print_lost(sqlite3 *conn, const struct trace_query *q, FILE *out, si
         return false;
     }
     bind_common(st, q);
-    struct out_table t = {.heads = {"CRASH AT", "NODE", "DISK", "POLICY", "WRITE AT", "OFFSET",
+    struct out_table t = {.out = out,
+                          .heads = {"CRASH AT", "NODE", "DISK", "POLICY", "WRITE AT", "OFFSET",
                                     "LENGTH", "OUTCOME", "KEPT"},
                           .ncols = 9};
     int rc;
@@ -518,7 +548,8 @@ static bool print_events(sqlite3 *conn, const struct trace_query *q, FILE *out, 
     if (!st) {
         return false;
     }
-    struct out_table t = {.heads = {"TIME", "UNTIL", "NODE", "KIND", "DETAIL"}, .ncols = 5};
+    struct out_table t = {
+        .out = out, .heads = {"TIME", "UNTIL", "NODE", "KIND", "DETAIL"}, .ncols = 5};
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (q->json) {

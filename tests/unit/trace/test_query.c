@@ -157,6 +157,17 @@ static void test_frame_output(void **state)
     assert_non_null(strstr(out, "dropped:partition"));
     assert_non_null(strstr(out, "5.002000s"));
     free(out);
+
+    /* more rows than the table sizes its columns on: header once, every
+     * row printed */
+    q = (struct trace_query){0};
+    out = run_query(f->db, &q, &rows);
+    assert_int_equal(rows, f->n.frames);
+    assert_true(rows > 1000);
+    assert_int_equal(count_lines(out, NULL), rows + 1);
+    assert_int_equal(count_lines(out, "FATE"), 1);
+    assert_int_equal(count_lines(out, "dropped:partition"), f->n.dropped_partition);
+    free(out);
 }
 
 static void test_ios_lost_events(void **state)
