@@ -28,6 +28,7 @@
  * worth a timer round trip). */
 #define NB_DELIVER_EPSILON_NS (2 * FL_NS_PER_US)
 #define NB_NAME_MAX           63
+#define NB_FLUSH_INTERVAL_NS  FL_NS_PER_SEC
 /* Delayed copies up to this size are recycled (at most NB_PKT_FREE_MAX). */
 #define NB_PKT_SMALL    1536
 #define NB_PKT_FREE_MAX 8192
@@ -67,6 +68,7 @@ struct nb_port {
     int64_t rx_now; /* time of the read being processed */
     struct trace_pcap *pcap;
     int64_t pcap_packets; /* packets written to pcap so far */
+    bool pcap_dirty;      /* written since the last flush */
     int64_t trace_nic_id;
     struct nb_port_stats stats;
 };
@@ -115,12 +117,13 @@ struct netback {
     struct nb_pkt *free_pkts;
     size_t n_free_pkts;
     struct fl_timer *timer;
-    int64_t spin_ns;        /* <= 0: no early arming, no spinning */
-    int64_t lead_ns;        /* how early the delivery timer is armed (adaptive) */
-    int64_t armed_at;       /* the delivery timer's deadline */
-    int64_t spin_tokens;    /* spin budget (ns), see refill_spin() */
-    int64_t spin_refill_at; /* when it was last refilled */
-    int64_t wall_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for pcap stamps */
+    struct fl_timer *flush_timer; /* pcaps, every NB_FLUSH_INTERVAL_NS */
+    int64_t spin_ns;              /* <= 0: no early arming, no spinning */
+    int64_t lead_ns;              /* how early the delivery timer is armed (adaptive) */
+    int64_t armed_at;             /* the delivery timer's deadline */
+    int64_t spin_tokens;          /* spin budget (ns), see refill_spin() */
+    int64_t spin_refill_at;       /* when it was last refilled */
+    int64_t wall_offset_ns;       /* CLOCK_REALTIME - CLOCK_MONOTONIC, for pcap stamps */
     struct fl_ratelimit rl_malformed, rl_info;
     bool in_destroy;
 };

@@ -165,7 +165,40 @@ static int64_t pcap_put(struct nb_port *p, int64_t mono_ns, const uint8_t *data,
                   p->nic, strerror(-r));
         return -1;
     }
+    p->pcap_dirty = true;
     return p->pcap_packets++;
+}
+
+int nb_flush(struct netback *nb)
+{
+    int first = 0;
+    for (size_t n = 0; n < nb->n_nets; n++) {
+        struct nb_network *net = nb->nets[n];
+        for (size_t i = 0; i < net->n_ports; i++) {
+            struct nb_port *p = net->ports[i];
+            if (p->pcap && p->pcap_dirty) {
+                int r = trace_pcap_flush(p->pcap);
+                if (r < 0 && !first) {
+                    first = r;
+                }
+                p->pcap_dirty = false;
+            }
+        }
+    }
+    return first;
+}
+
+/* Every second: pcaps to disk (a killed controller loses at most a
+ * second of capture), and the wall-clock offset for pcap stamps. */
+static void on_flush_timer(struct fl_loop *loop, struct fl_timer *timer, void *arg)
+{
+    struct netback *nb = arg;
+    int r = nb_flush(nb);
+    if (r < 0) {
+        FL_LOG_RL(&nb->rl_info, FL_LOG_WARN, LOG_ROOM, "flushing pcaps: %s", strerror(-r));
+    }
+    nb->wall_offset_ns = fl_clock_real_ns() - fl_clock_mono_ns();
+    fl_timer_arm_in(timer, NB_FLUSH_INTERVAL_NS);
 }
 
 /* The fate record of one copy. */
@@ -720,6 +753,10 @@ struct netback *nb_create(struct fl_loop *loop, const struct nb_config *cfg, str
     nb->rxbuf = fl_xmalloc(NB_READ_BUFFER_SIZE);
     nb->tq = impair_tq_create();
     nb->timer = fl_timer_create(loop, on_timer, nb);
+    if (nb->pcap_dir) {
+        nb->flush_timer = fl_timer_create(loop, on_flush_timer, nb);
+        fl_timer_arm_in(nb->flush_timer, NB_FLUSH_INTERVAL_NS);
+    }
     nb->wall_offset_ns = fl_clock_real_ns() - fl_clock_mono_ns();
     nb->rl_malformed = (struct fl_ratelimit)FL_RATELIMIT_INIT(5 * FL_NS_PER_SEC, 5);
     nb->rl_info = (struct fl_ratelimit)FL_RATELIMIT_INIT(5 * FL_NS_PER_SEC, 20);
@@ -765,6 +802,7 @@ void nb_destroy(struct netback *nb)
         free(pkt);
     }
     fl_timer_destroy(nb->timer);
+    fl_timer_destroy(nb->flush_timer);
     for (size_t n = 0; n < nb->n_nets; n++) {
         struct nb_network *net = nb->nets[n];
         for (size_t i = 0; i < net->n_ports; i++) {

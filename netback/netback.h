@@ -107,8 +107,11 @@ struct nb_config {
     /* Directory for one pcap per NIC, `<pcap_dir>/<node>-<nic>.pcap`
      * (Ethernet, nanosecond timestamps, real time).  NULL: no pcaps. */
     const char *pcap_dir;
-    /* The run database for frame fate records.  NULL: no records.  Not
-     * owned; must outlive the netback. */
+    /* The run database for frame fate records (one per frame copy, with
+     * trace ids interned at nb_network_add/nb_port_add).  NULL: no
+     * records.  Not owned; must outlive the netback.  netback writes no
+     * link-parameter history or events: the owner does (trace_link_params,
+     * trace_event), as it decides the changes. */
     struct trace_db *trace;
     /* Per-port bound on queued output (bytes, including length prefixes).
      * 0: default (1 MiB).  Frames that do not fit are dropped
@@ -238,5 +241,9 @@ void nb_link_foreach(const struct netback *nb, nb_link_visit_fn *fn, void *arg);
 typedef void nb_port_visit_fn(void *arg, const char *network, const char *node, const char *nic,
                               const char *socket_path, const struct nb_port_stats *stats);
 void nb_port_foreach(const struct netback *nb, nb_port_visit_fn *fn, void *arg);
+
+/* Writes buffered pcap data to the files now (netback also does it every
+ * second and at nb_destroy).  0 or -errno of the first failure. */
+int nb_flush(struct netback *nb);
 
 #endif /* FL_NETBACK_H */

@@ -895,6 +895,23 @@ static void test_setup_and_control_errors(void **state)
 
 /* ---- traces ---- */
 
+static int count_packets(const char *path)
+{
+    char ebuf[PCAP_ERRBUF_SIZE];
+    pcap_t *pc = pcap_open_offline(path, ebuf);
+    if (!pc) {
+        return -1;
+    }
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int n = 0;
+    while (pcap_next_ex(pc, &h, &data) == 1) {
+        n++;
+    }
+    pcap_close(pc);
+    return n;
+}
+
 static void test_pcap_and_fate_records(void **state)
 {
     char dir[] = "/tmp/nb-trace-XXXXXX";
@@ -921,6 +938,13 @@ static void test_pcap_and_fate_records(void **state)
     trace_db_get_stats(db, &ts);
     /* One fate record per copy: 10 delivered to n2, 10 lost to n3. */
     assert_int_equal(ts.records - before, 20);
+    /* Within a second the captures are on disk, while netback runs. */
+    char *p1 = fl_xasprintf("%s/n1-eth0.pcap", pcaps);
+    assert_true(count_packets(p1) <= 0); /* still buffered (even the file header) */
+    advance(f, FL_NS_PER_SEC);
+    assert_int_equal(count_packets(p1), 10);
+    free(p1);
+    assert_int_equal(nb_flush(f->nb), 0);
     fx_free(f);
     assert_int_equal(trace_db_flush(db), 0);
     trace_db_close(db);
