@@ -254,8 +254,10 @@ static void conn_update_events(struct bb_conn *c)
         return;
     }
     bool want_read = conn_can_take(c);
-    uint32_t ev = (want_read ? EPOLLIN : 0) | (c->out_end > c->out_start ? EPOLLOUT : 0);
-    ev |= EPOLLRDHUP;
+    /* no RDHUP while not reading: level-triggered, it would spin the loop
+     * (a full hang-up is still reported as EPOLLHUP) */
+    uint32_t ev =
+        (want_read ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_end > c->out_start ? EPOLLOUT : 0);
     if (ev != c->events) { /* one epoll_ctl per change, not per request */
         fl_loop_mod_fd(c->disk->bb->loop, c->fd, ev);
         c->events = ev;
