@@ -263,3 +263,30 @@ char *hv_modinfo_depends(const uint8_t *data, size_t size)
     }
     return NULL;
 }
+
+size_t hv_elf_trim_zero_tails(uint8_t *data, size_t size)
+{
+    Elf64_Ehdr *eh = (Elf64_Ehdr *)(void *)data;
+    if (!elf64(data, size)) {
+        return 0;
+    }
+    const Elf64_Phdr *cph = phdrs(data, size, eh);
+    if (!cph) {
+        return 0;
+    }
+    Elf64_Phdr *ph = (Elf64_Phdr *)(void *)(data + eh->e_phoff);
+    size_t saved = 0;
+    for (size_t i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type != PT_LOAD || !range_ok(size, ph[i].p_offset, ph[i].p_filesz) ||
+            ph[i].p_memsz < ph[i].p_filesz) {
+            continue;
+        }
+        uint64_t n = ph[i].p_filesz;
+        while (n > 0 && data[ph[i].p_offset + n - 1] == 0) {
+            n--;
+        }
+        saved += (size_t)(ph[i].p_filesz - n);
+        ph[i].p_filesz = n;
+    }
+    return saved;
+}

@@ -30,7 +30,7 @@
 
 #include "hv/internal.h"
 
-#define HV_BUILDER_VERSION "hv-image-3"
+#define HV_BUILDER_VERSION "hv-image-5"
 #define DEFAULT_KERNEL_PKG "linux-image-cloud-amd64"
 
 /* Embedded by blobs.c: the static guest agent and the init script. */
@@ -812,6 +812,34 @@ static bool depends_placed(const struct module *mods, size_t n, const struct mod
     return ok;
 }
 
+/* Copies a kernel module without its appended signature.  Verifying an
+ * RSA-4096 signature is slow under TCG (it is emulated), the Debian
+ * kernel does not enforce signatures (CONFIG_MODULE_SIG_FORCE is off)
+ * and the modules come from the same verified package as the kernel.
+ * Layout of a signed module: ELF | signature | struct module_signature
+ * (12 bytes, sig_len big-endian in its last 4) | "~Module signature
+ * appended~\n". */
+static bool copy_module(const char *src, const char *dst, struct fl_error **errp)
+{
+    static const char magic[] = "~Module signature appended~\n";
+    const size_t mlen = sizeof magic - 1;
+    size_t size = 0;
+    uint8_t *data = (uint8_t *)fl_read_file(src, &size, errp);
+    if (!data) {
+        return false;
+    }
+    if (size > mlen + 12 && !memcmp(data + size - mlen, magic, mlen)) {
+        const uint8_t *ms = data + size - mlen - 12;
+        size_t sig_len = (size_t)ms[8] << 24 | (size_t)ms[9] << 16 | (size_t)ms[10] << 8 | ms[11];
+        if (sig_len <= size - mlen - 12) {
+            size -= mlen + 12 + sig_len;
+        }
+    }
+    bool ok = fl_write_file(dst, data, size, errp);
+    free(data);
+    return ok;
+}
+
 static bool build_kernel(struct build *b, const char *outdir, struct fl_error **errp)
 {
     char *kdir = fl_xasprintf("%s/kernel", b->tmp);
@@ -848,6 +876,13 @@ static bool build_kernel(struct build *b, const char *outdir, struct fl_error **
                 fl_error_propagate(errp, err);
             }
         }
+        if (vm) {
+            size_t trimmed = hv_elf_trim_zero_tails(vm, vsize);
+            fl_log(FL_LOG_DEBUG, "hv",
+                   "image: %zu bytes of zero segment tails not loaded from the "
+                   "kernel file",
+                   trimmed);
+        }
         char *out = fl_xasprintf("%s/vmlinux", outdir);
         ok = vm && fl_write_file(out, vm, vsize, errp);
         free(out);
@@ -872,7 +907,7 @@ static bool build_kernel(struct build *b, const char *outdir, struct fl_error **
                 placed++;
                 fl_buf_printf(&order, "%s\n", mods[i].name);
                 char *dst = fl_xasprintf("%s/%s.ko", dst_dir, mods[i].name);
-                ok = copy_file(mods[i].path, dst, 0644, errp);
+                ok = copy_module(mods[i].path, dst, errp);
                 free(dst);
             }
         }

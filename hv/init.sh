@@ -22,7 +22,8 @@ mount -t tmpfs -o mode=0755 run /run
 case " $(cat /proc/cmdline) " in *" fl.debug=1 "*) set -x ;; esac
 [ -e /dev/console ] && exec </dev/null >/dev/console 2>&1
 
-echo "fl-init: loading modules"
+read -r up _ </proc/uptime
+echo "fl-init: [$up] loading modules"
 while read -r m; do
     [ -n "$m" ] || continue
     insmod "/lib/modules/$m.ko" || echo "fl-init: insmod $m failed"
@@ -47,5 +48,6 @@ if [ -z "$port" ]; then
     echo "fl-init: no virtio-serial port named org.faultline.agent; halting"
     exec sleep 2147483647
 fi
-echo "fl-init: agent on $port"
+read -r up _ </proc/uptime
+echo "fl-init: [$up] agent on $port"
 exec /sbin/fl-agent "$port"

@@ -35,6 +35,12 @@ bool hv_elf_has_pvh_note(const uint8_t *data, size_t size);
  * from there; checks the result has a PVH note. */
 uint8_t *hv_vmlinux_extract(const uint8_t *bzimage, size_t size, size_t *out_size,
                             struct fl_error **errp);
+/* Shrinks each PT_LOAD's p_filesz to exclude its trailing zero bytes
+ * (p_memsz unchanged: the loader zero-fills them, as ELF specifies).
+ * QEMU then never touches those pages of the kernel file (less RSS per
+ * guest: .bss, .brk and .init.scratch are ~10 MB of zeros in the
+ * Debian kernel).  Returns the bytes no longer loaded from the file. */
+size_t hv_elf_trim_zero_tails(uint8_t *data, size_t size);
 /* ELF dynamic information of a shared object or executable. */
 struct hv_elf_deps {
     char **needed; /* DT_NEEDED sonames */

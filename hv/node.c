@@ -348,7 +348,12 @@ static void build_argv(struct hv_node *n)
      * through it: CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is off); no option
      * ROMs, no legacy PIC; one ISA serial port for the console. */
     ARG("-M");
-    ARG("microvm,x-option-roms=off,pic=off,isa-serial=on,rtc=on");
+    ARG("microvm,x-option-roms=off,pic=off,isa-serial=on,rtc=on,memory-backend=mem");
+    /* Guest RAM on a memfd: shmem is not backed by transparent huge
+     * pages, so only the 4 KiB pages the guest touches count towards the
+     * RSS (anonymous RAM is THP-backed and grows 2 MiB at a time). */
+    ARG("-object");
+    argv_add(n, &alloc, fl_xasprintf("memory-backend-memfd,id=mem,size=%uM", c->memory_mib));
     ARG("-accel");
     ARG(n->accel == HV_ACCEL_KVM ? "kvm" : "tcg,tb-size=16");
     ARG("-cpu");
@@ -369,7 +374,7 @@ static void build_argv(struct hv_node *n)
     ARG(c->initrd);
     ARG("-append");
     fl_buf_puts(&b, "console=ttyS0 quiet panic=-1 mitigations=off cryptomgr.notests "
-                    "8250.nr_uarts=1 no_timer_check tsc=reliable");
+                    "8250.nr_uarts=1 no_timer_check tsc=reliable rcupdate.rcu_expedited=1");
     unsigned long khz = n->accel == HV_ACCEL_TCG ? host_tsc_khz() : 0;
     if (khz > 100000) {
         fl_buf_printf(&b, " tsc_early_khz=%lu", khz);
