@@ -382,7 +382,8 @@ static void drain_due(struct netback *nb, int64_t now)
  * after its deadline (more on a loaded machine), and that lateness would
  * land on every delayed frame.  So the timer is armed lead_ns early,
  * lead_ns tracking a high quantile of the lateness observed so far (rises
- * fast, decays slowly, capped at spin_ns), and the callback spins on the
+ * half-way to a later wake-up at once, decays by 1/256 of the gap per
+ * earlier one: about the 99th percentile; capped at spin_ns), and the callback spins on the
  * clock for the small remainder.  Most wake-ups then land just before the
  * due time and spin a few microseconds.
  *
@@ -422,9 +423,9 @@ static void update_lead(struct netback *nb, int64_t late)
         late = 0;
     }
     if (late > nb->lead_ns) {
-        nb->lead_ns += (late - nb->lead_ns) / 4;
+        nb->lead_ns += (late - nb->lead_ns) / 2;
     } else {
-        nb->lead_ns -= (nb->lead_ns - late) / 64;
+        nb->lead_ns -= (nb->lead_ns - late) / 256;
     }
     nb->lead_ns = FL_MIN(nb->lead_ns, nb->spin_ns);
 }
