@@ -894,6 +894,10 @@ void trace_db_close(struct trace_db *db)
                                  db->stats.stall_ns, db->stats.committed);
         sqlite3_exec(db->conn, sql, NULL, NULL, NULL);
         free(sql);
+        fl_log(FL_LOG_INFO, "trace",
+               "%s: %" PRIu64 " records in %" PRIu64 " transactions; writers waited %.1f ms"
+               " for the database",
+               db->path, db->stats.committed, db->stats.batches, (double)db->stats.stall_ns / 1e6);
         char *msg = NULL;
         if (sqlite3_exec(db->conn, trace_index_sql, NULL, NULL, &msg) != SQLITE_OK) {
             fl_log(FL_LOG_ERROR, "trace", "%s: creating indexes: %s", db->path, msg);
