@@ -145,6 +145,9 @@ static void ev_connected(void *arg, const char *network, const char *node, const
 static void ev_disconnected(void *arg, const char *network, const char *node, const char *nic,
                             enum nb_disconnect_reason reason, const char *detail)
 {
+    if (reason == NB_DISCONNECT_MALFORMED) {
+        return; /* netback logs these itself, rate-limited (a guest can repeat them) */
+    }
     fprintf(stderr, "net serve: %s disconnected (%s): %s\n", node,
             nb_disconnect_reason_name(reason), detail);
 }
