@@ -23,6 +23,8 @@ static const char usage_text[] =
     "  --ios                 block requests (with --node, --disk, --since, --until)\n"
     "  --lost                writes lost or torn at crashes\n"
     "  --events              timeline and unexpected events (node exits, disconnects)\n"
+    "  --links               per-link statistics of the selected frames: sent,\n"
+    "                        delivered, dropped by reason, delay percentiles\n"
     "\n"
     "Frame filters (all must hold):\n"
     "  --from NODE           sent by NODE\n"
@@ -46,6 +48,7 @@ static const char usage_text[] =
     "  faultline trace runs/last --to n3 --fate dropped --since 5s --until 10s\n"
     "  faultline trace runs/last --reason loss --json\n"
     "  faultline trace runs/last --lost\n"
+    "  faultline trace runs/last --links --since 10s --until 20s\n"
     "  faultline trace runs/last --from n1 --pcap n1.pcap && wireshark n1.pcap\n";
 
 /* "10ms", "1.5s", "250us", "100ns", "2m"; a bare number is seconds. */
@@ -131,6 +134,7 @@ static int trace_main(int argc, char **argv)
         OPT_IOS,
         OPT_LOST,
         OPT_EVENTS,
+        OPT_LINKS,
         OPT_DISK,
         OPT_LIMIT,
         OPT_JSON,
@@ -149,6 +153,7 @@ static int trace_main(int argc, char **argv)
         {"ios", no_argument, NULL, OPT_IOS},
         {"lost", no_argument, NULL, OPT_LOST},
         {"events", no_argument, NULL, OPT_EVENTS},
+        {"links", no_argument, NULL, OPT_LINKS},
         {"disk", required_argument, NULL, OPT_DISK},
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"json", no_argument, NULL, OPT_JSON},
@@ -227,6 +232,10 @@ static int trace_main(int argc, char **argv)
             q.kind = TRACE_QUERY_EVENTS;
             kinds++;
             break;
+        case OPT_LINKS:
+            q.kind = TRACE_QUERY_LINKS;
+            kinds++;
+            break;
         case OPT_DISK:
             q.disk = optarg;
             break;
@@ -265,15 +274,17 @@ static int trace_main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     if (kinds > 1) {
-        fprintf(stderr, "faultline trace: --ios, --lost and --events exclude each other\n");
+        fprintf(stderr,
+                "faultline trace: --ios, --lost, --events and --links exclude each other\n");
         return CLI_EXIT_USAGE;
     }
-    if (q.kind != TRACE_QUERY_FRAMES && frame_filters) {
+    if (q.kind != TRACE_QUERY_FRAMES && q.kind != TRACE_QUERY_LINKS && frame_filters) {
         fprintf(stderr, "faultline trace: --from, --to, --fate, --reason and --delayed-beyond"
-                        " select frames; they do not apply to --ios, --lost or --events\n");
+                        " select frames (also for --links); they do not apply to --ios, --lost or"
+                        " --events\n");
         return CLI_EXIT_USAGE;
     }
-    if (q.kind == TRACE_QUERY_FRAMES && q.disk) {
+    if ((q.kind == TRACE_QUERY_FRAMES || q.kind == TRACE_QUERY_LINKS) && q.disk) {
         fprintf(stderr, "faultline trace: --disk applies to --ios and --lost\n");
         return CLI_EXIT_USAGE;
     }

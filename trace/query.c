@@ -585,6 +585,163 @@ static bool print_events(sqlite3 *conn, const struct trace_query *q, FILE *out, 
     return true;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Per-link statistics over the frames the filters select (the frames
+ * query, so every frame filter applies). */
+struct link_acc {
+    char *name, *net;
+    uint64_t copies, sent, delivered, dropped, dup, corrupt, reordered, bytes;
+    uint64_t reasons[TRACE_DROP_COUNT];
+    int64_t *delays;
+    size_t ndelays, alloc;
+};
+
+static int cmp_link_acc(const void *a, const void *b)
+{
+    const struct link_acc *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->net, y->net);
+}
+
+static bool print_links(sqlite3 *conn, const struct trace_query *q, FILE *out, size_t *rows,
+                        struct fl_error **errp)
+{
+    struct trace_query fq = *q;
+    fq.limit = 0;
+    fq.json = false;
+    sqlite3_stmt *st = trace_query_frames_stmt(conn, &fq, errp);
+    if (!st) {
+        return false;
+    }
+    struct link_acc *acc = NULL;
+    size_t nacc = 0, aalloc = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char *name = fl_xasprintf("%s->%s", col_text(st, 3), col_text(st, 4));
+        const char *net = col_null(st, 5) ? "-" : col_text(st, 5);
+        struct link_acc *a = NULL;
+        for (size_t k = 0; k < nacc; k++) {
+            if (!strcmp(acc[k].name, name) && !strcmp(acc[k].net, net)) {
+                a = &acc[k];
+            }
+        }
+        if (!a) {
+            acc = fl_xgrow(acc, &aalloc, nacc + 1, sizeof(*acc));
+            a = &acc[nacc++];
+            memset(a, 0, sizeof(*a));
+            a->name = name;
+            a->net = fl_xstrdup(net);
+        } else {
+            free(name);
+        }
+        a->copies++;
+        a->bytes += (uint64_t)sqlite3_column_int64(st, 8);
+        if (sqlite3_column_int(st, 12) == 0) {
+            a->sent++;
+        } else {
+            a->dup++;
+        }
+        a->corrupt += !col_null(st, 15);
+        a->reordered += sqlite3_column_int(st, 13) != 0;
+        if (col_null(st, 2)) {
+            a->dropped++;
+            int r = trace_drop_reason_parse(col_text(st, 11));
+            a->reasons[r > 0 ? r : 0]++;
+        } else {
+            a->delivered++;
+            a->delays = fl_xgrow(a->delays, &a->alloc, a->ndelays + 1, sizeof(*a->delays));
+            a->delays[a->ndelays++] = sqlite3_column_int64(st, 2) - sqlite3_column_int64(st, 1);
+        }
+    }
+    sqlite3_finalize(st);
+    qsort(acc, nacc, sizeof(*acc), cmp_link_acc);
+    struct out_table t = {.out = out,
+                          .heads = {"LINK", "NET", "SENT", "DELIVERED", "DROPPED", "DUP", "CORRUPT",
+                                    "REORD", "P50", "P99", "MAX"},
+                          .ncols = 11};
+    for (size_t k = 0; k < nacc; k++) {
+        struct link_acc *a = &acc[k];
+        qsort(a->delays, a->ndelays, sizeof(*a->delays), cmp_i64);
+        int64_t p50 = a->ndelays ? a->delays[(a->ndelays - 1) / 2] : 0;
+        int64_t p99 = a->ndelays ? a->delays[(a->ndelays - 1) * 99 / 100] : 0;
+        int64_t max = a->ndelays ? a->delays[a->ndelays - 1] : 0;
+        struct fl_buf why = {0};
+        for (int r = 1; r < TRACE_DROP_COUNT; r++) {
+            if (a->reasons[r]) {
+                fl_buf_printf(&why, "%s%s:%" PRIu64, why.size ? "," : "",
+                              trace_drop_reason_name((enum trace_drop_reason)r), a->reasons[r]);
+            }
+        }
+        if (q->json) {
+            struct fl_buf b = {0};
+            fl_buf_puts(&b, "{\"link\":");
+            fl_buf_json_string(&b, a->name);
+            fl_buf_puts(&b, ",\"network\":");
+            fl_buf_json_string(&b, a->net);
+            fl_buf_printf(&b,
+                          ",\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"dropped\":%" PRIu64
+                          ",\"duplicated\":%" PRIu64 ",\"corrupted\":%" PRIu64
+                          ",\"reordered\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"dropped_by\":{",
+                          a->sent, a->delivered, a->dropped, a->dup, a->corrupt, a->reordered,
+                          a->bytes);
+            bool first = true;
+            for (int r = 1; r < TRACE_DROP_COUNT; r++) {
+                if (a->reasons[r]) {
+                    fl_buf_printf(&b, "%s\"%s\":%" PRIu64, first ? "" : ",",
+                                  trace_drop_reason_name((enum trace_drop_reason)r), a->reasons[r]);
+                    first = false;
+                }
+            }
+            fl_buf_puts(&b, "}");
+            if (a->ndelays) {
+                fl_buf_printf(&b,
+                              ",\"delay_p50_ns\":%" PRId64 ",\"delay_p99_ns\":%" PRId64
+                              ",\"delay_max_ns\":%" PRId64 "}\n",
+                              p50, p99, max);
+            } else {
+                fl_buf_puts(&b, ",\"delay_p50_ns\":null,\"delay_p99_ns\":null,"
+                                "\"delay_max_ns\":null}\n");
+            }
+            fputs(b.data, out);
+            fl_buf_free(&b);
+        } else {
+            char *cells[11];
+            cells[0] = fl_xstrdup(a->name);
+            cells[1] = fl_xstrdup(a->net);
+            cells[2] = fl_xasprintf("%" PRIu64, a->sent);
+            cells[3] = fl_xasprintf("%" PRIu64, a->delivered);
+            cells[4] = a->dropped ? fl_xasprintf("%" PRIu64 " (%s)", a->dropped, why.data)
+                                  : fl_xstrdup("0");
+            cells[5] = fl_xasprintf("%" PRIu64, a->dup);
+            cells[6] = fl_xasprintf("%" PRIu64, a->corrupt);
+            cells[7] = fl_xasprintf("%" PRIu64, a->reordered);
+            cells[8] = a->ndelays ? fmt_dur(p50) : fl_xstrdup("-");
+            cells[9] = a->ndelays ? fmt_dur(p99) : fl_xstrdup("-");
+            cells[10] = a->ndelays ? fmt_dur(max) : fl_xstrdup("-");
+            table_row(&t, cells);
+        }
+        fl_buf_free(&why);
+        (*rows)++;
+        free(a->name);
+        free(a->net);
+        free(a->delays);
+    }
+    free(acc);
+    if (!q->json) {
+        table_print(&t, out);
+    }
+    if (rc != SQLITE_DONE) {
+        fl_error_setf(errp, EIO, "links query: %s", sqlite3_errmsg(conn));
+        return false;
+    }
+    return true;
+}
+
 bool trace_query_print(struct trace_db *db, const struct trace_query *q, FILE *out, size_t *rows,
                        struct fl_error **errp)
 {
@@ -606,6 +763,9 @@ bool trace_query_print(struct trace_db *db, const struct trace_query *q, FILE *o
         break;
     case TRACE_QUERY_EVENTS:
         ok = print_events(conn, q, out, &n, errp);
+        break;
+    case TRACE_QUERY_LINKS:
+        ok = print_links(conn, q, out, &n, errp);
         break;
     default:
         fl_error_setf(errp, EINVAL, "unknown query kind %d", (int)q->kind);

@@ -377,6 +377,7 @@ enum trace_query_kind {
     TRACE_QUERY_IOS,    /* block requests */
     TRACE_QUERY_LOST,   /* writes lost or torn at crashes */
     TRACE_QUERY_EVENTS, /* timeline and unexpected events */
+    TRACE_QUERY_LINKS,  /* per-link statistics of the frames the filters select */
 };
 
 /* Extra frame conditions (trace_query.fate_flags). */

@@ -213,6 +213,38 @@ static void test_ios_lost_events(void **state)
     free(out);
 }
 
+static void test_links(void **state)
+{
+    struct fixture *f = *state;
+    size_t rows;
+    struct trace_query q = {.kind = TRACE_QUERY_LINKS, .json = true};
+    char *out = run_query(f->db, &q, &rows);
+    assert_int_equal(rows, 6); /* every directed link of 3 nodes */
+    /* sorted by name: n1->n2 first, with its losses and the 11 ms delay
+     * it has from 8 s on */
+    const char *first = "{\"link\":\"n1->n2\",\"network\":\"lan\",\"sent\":200,";
+    assert_true(!strncmp(out, first, strlen(first)));
+    char want[128];
+    snprintf(want, sizeof(want), "\"dropped\":%zu,", f->n.dropped_loss);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"dropped_by\":{\"loss\":20}"));
+    assert_non_null(strstr(out, "\"dropped_by\":{\"partition\":50}"));
+    assert_non_null(strstr(out, "\"duplicated\":3"));
+    free(out);
+    /* frame filters apply: inside the partition nothing reaches n3 */
+    q = (struct trace_query){.kind = TRACE_QUERY_LINKS,
+                             .to_node = "n3",
+                             .has_since = true,
+                             .since_ns = 5 * FL_NS_PER_SEC,
+                             .has_until = true,
+                             .until_ns = 10 * FL_NS_PER_SEC};
+    out = run_query(f->db, &q, &rows);
+    assert_int_equal(rows, 2);
+    assert_int_equal(count_lines(out, "50 (partition:50)"), 2);
+    assert_non_null(strstr(out, "P99"));
+    free(out);
+}
+
 static void test_bad_names(void **state)
 {
     struct fixture *f = *state;
@@ -348,6 +380,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frame_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ios_lost_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pcap_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pcap_writer, setup, teardown),
