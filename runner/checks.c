@@ -165,10 +165,10 @@ static void finish(struct rn_pending *p, bool passed, const struct hv_exec_resul
                    len ? "; " : "", (int)FL_MIN(len, 200), err ? err : "");
         }
     } else if (res) {
-        rn_log(run, "exec", "%s: `%s` exited %d", rn_node_name(run, p->node), p->command,
+        rn_log(run, "exited", "%s: `%s` exited %d", rn_node_name(run, p->node), p->command,
                res->signal ? 128 + res->signal : res->exit_code);
     } else {
-        rn_log(run, "exec", "%s: `%s` did not run: %s", rn_node_name(run, p->node), p->command,
+        rn_log(run, "exited", "%s: `%s` did not run: %s", rn_node_name(run, p->node), p->command,
                why ? why : "?");
     }
     free(why);
