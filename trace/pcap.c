@@ -159,21 +159,21 @@ static void capture_load(struct nic_capture *c, const char *path)
     c->loaded = true;
 }
 
-/* qsort has no context argument; merging runs on one thread. */
-static const struct packet *sort_ctx_packets;
-static const struct send *sort_ctx_sends;
-
-static int cmp_packet(const void *a, const void *b)
+/* qsort_r comparators: indexes into the packets / sends arrays, by
+ * (hash, position). */
+static int cmp_packet(const void *a, const void *b, void *ctx)
 {
+    const struct packet *packets = ctx;
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    uint32_t hx = sort_ctx_packets[x].hash, hy = sort_ctx_packets[y].hash;
+    uint32_t hx = packets[x].hash, hy = packets[y].hash;
     return hx != hy ? (hx < hy ? -1 : 1) : (x < y ? -1 : x > y);
 }
 
-static int cmp_send(const void *a, const void *b)
+static int cmp_send(const void *a, const void *b, void *ctx)
 {
+    const struct send *sends = ctx;
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    uint32_t hx = sort_ctx_sends[x].hash, hy = sort_ctx_sends[y].hash;
+    uint32_t hx = sends[x].hash, hy = sends[y].hash;
     return hx != hy ? (hx < hy ? -1 : 1) : (x < y ? -1 : x > y);
 }
 
@@ -206,10 +206,8 @@ static bool capture_match(struct nic_capture *c, sqlite3 *conn, struct fl_error 
     for (size_t k = 0; k < c->nsends; k++) {
         ss[k] = k;
     }
-    sort_ctx_packets = c->packets;
-    qsort(ps, c->npackets, sizeof(*ps), cmp_packet);
-    sort_ctx_sends = c->sends;
-    qsort(ss, c->nsends, sizeof(*ss), cmp_send);
+    qsort_r(ps, c->npackets, sizeof(*ps), cmp_packet, c->packets);
+    qsort_r(ss, c->nsends, sizeof(*ss), cmp_send, c->sends);
     size_t i = 0, j = 0;
     while (i < c->nsends && j < c->npackets) {
         uint32_t hs = c->sends[ss[i]].hash, hp = c->packets[ps[j]].hash;

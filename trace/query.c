@@ -659,14 +659,18 @@ static bool print_links(sqlite3 *conn, const struct trace_query *q, FILE *out, s
         }
     }
     sqlite3_finalize(st);
-    qsort(acc, nacc, sizeof(*acc), cmp_link_acc);
+    if (nacc) {
+        qsort(acc, nacc, sizeof(*acc), cmp_link_acc);
+    }
     struct out_table t = {.out = out,
                           .heads = {"LINK", "NET", "SENT", "DELIVERED", "DROPPED", "DUP", "CORRUPT",
                                     "REORD", "P50", "P99", "MAX"},
                           .ncols = 11};
     for (size_t k = 0; k < nacc; k++) {
         struct link_acc *a = &acc[k];
-        qsort(a->delays, a->ndelays, sizeof(*a->delays), cmp_i64);
+        if (a->ndelays) {
+            qsort(a->delays, a->ndelays, sizeof(*a->delays), cmp_i64);
+        }
         int64_t p50 = a->ndelays ? a->delays[(a->ndelays - 1) / 2] : 0;
         int64_t p99 = a->ndelays ? a->delays[(a->ndelays - 1) * 99 / 100] : 0;
         int64_t max = a->ndelays ? a->delays[a->ndelays - 1] : 0;
