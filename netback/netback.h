@@ -168,10 +168,11 @@ bool nb_port_connected(const struct nb_port *port);
 /* ---- links ----
  * A link is directed: (network, src node, dst node).  `network` NULL
  * means every network on which both nodes have a NIC; `src` or `dst` NULL
- * means every node currently on the network(s) (a network default).
- * Unknown names are errors naming the value and the known ones; a call
- * that matches no link at all is an error.  Changes apply to frames sent
- * after the call; frames already scheduled keep their fate.
+ * means every node currently on the network(s) (a network default; a
+ * node's link to itself, between two NICs of one node on one network, is
+ * matched only when both names are given).  Unknown names are errors naming the value and the known
+ * ones; a call that matches no link at all is an error.  Changes apply to frames sent after the
+ * call; frames already scheduled keep their fate.
  *
  * nb_link_set is transactional: the parameters are validated by impair
  * once and applied to every matched link, or to none (the error says
