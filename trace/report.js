@@ -241,6 +241,17 @@
       li('<b>' + esc(nodeName(e.node)) + '</b>: ' + esc(e.kind) + ' at ' + fmtT(e.t) + (e.detail ? ' — ' + esc(e.detail) : ''));
     });
     if (!ul.children.length) li('Nothing notable: no checks, faults or drops were recorded.');
+    /* where to dig: the same questions on the command line */
+    var hints = ['faultline trace RUN --links'];
+    if (windows.length) {
+      var w0 = windows[0];
+      hints.push('faultline trace RUN --fate dropped --since ' + (w0.t / 1e9).toFixed(3) + 's --until ' + (w0.end / 1e9).toFixed(3) + 's');
+    }
+    if (crashes.length) hints.push('faultline trace RUN --lost');
+    hints.push('faultline trace RUN --from N1 --to N2 --pcap out.pcap');
+    ul.appendChild(el('li', { class: 'muted' }, ['Dig deeper: '].concat(hints.map(function (h, i) {
+      return el('span', {}, [i ? ' · ' : '', el('code', { text: h })]);
+    }))));
     app.appendChild(el('div', { class: 'summary', id: 'summary' }, [el('b', { text: 'What happened' }), ul]));
   }
 
