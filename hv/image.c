@@ -438,61 +438,64 @@ static bool skip_dep(const char *name)
            !strncmp(name, "systemd", 7);
 }
 
-/* `apt-cache depends` of one package: its Depends/PreDepends, the first
- * real (non-virtual) alternative of each OR group. */
-static bool deps_of(const char *name, char ***out, size_t *n, struct fl_error **errp)
+/* `apt-cache depends` of several packages in one call (each apt-cache
+ * start loads apt's whole cache: one call per package costs seconds).
+ * For each package, its Depends/PreDepends: the first real (non-virtual)
+ * alternative of each OR group.  Calls add(b, dep) for each. */
+static bool deps_of(struct build *b, char *const *names, size_t n_names,
+                    void (*add)(struct build *b, const char *dep), struct fl_error **errp)
 {
-    const char *argv[] = {"apt-cache",
-                          "depends",
-                          "--no-recommends",
-                          "--no-suggests",
-                          "--no-conflicts",
-                          "--no-breaks",
-                          "--no-replaces",
-                          "--no-enhances",
-                          name,
-                          NULL};
+    const char **argv = fl_xcalloc(n_names + 10, sizeof *argv);
+    size_t argc = 0;
+    static const char *const fixed[] = {"apt-cache",     "depends",        "--no-recommends",
+                                        "--no-suggests", "--no-conflicts", "--no-breaks",
+                                        "--no-replaces", "--no-enhances"};
+    for (size_t i = 0; i < FL_ARRAY_LEN(fixed); i++) {
+        argv[argc++] = fixed[i];
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        argv[argc++] = names[i];
+    }
     struct fl_buf out_buf = {0};
-    if (!run(argv, NULL, &out_buf, errp)) {
+    bool ok = run(argv, NULL, &out_buf, errp);
+    free(argv);
+    if (!ok) {
         fl_buf_free(&out_buf);
         return false;
     }
-    size_t alloc = 0;
-    *out = NULL;
-    *n = 0;
     bool in_group = false, group_taken = false;
     char *save = NULL;
     for (char *line = strtok_r(out_buf.data ? out_buf.data : (char[]){""}, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
-        bool alt = line[0] == ' ' && line[1] == '|';
+        if (line[0] != ' ') { /* a package's block starts */
+            in_group = group_taken = false;
+            continue;
+        }
+        bool alt = line[1] == '|';
         const char *kw = line + 2;
         const char *colon = strchr(kw, ':');
-        if (line[0] != ' ' || !colon ||
-            (strncmp(kw, "Depends:", 8) && strncmp(kw, "PreDepends:", 11))) {
+        if (!colon || (strncmp(kw, "Depends:", 8) && strncmp(kw, "PreDepends:", 11))) {
             continue;
         }
         const char *dep = colon + 1;
         while (*dep == ' ') {
             dep++;
         }
-        bool first_of_group = !in_group;
-        bool take = !(in_group && group_taken) && dep[0] != '<';
-        in_group = alt;
-        if (first_of_group) {
+        if (!in_group) {
             group_taken = false;
         }
-        if (take) {
+        if (!group_taken && dep[0] != '<') {
             char *d = fl_xstrdup(dep);
             char *q = strchr(d, ':');
             if (q) {
                 *q = '\0'; /* libfoo:any */
             }
-            *out = fl_xgrow(*out, &alloc, *n + 1, sizeof(char *));
-            (*out)[(*n)++] = d;
+            add(b, d);
+            free(d);
             group_taken = true;
         }
+        in_group = alt;
         if (!alt) {
-            in_group = false;
             group_taken = false;
         }
     }
@@ -500,34 +503,68 @@ static bool deps_of(const char *name, char ***out, size_t *n, struct fl_error **
     return true;
 }
 
-/* Fills p->version with the candidate version (apt-cache policy). */
-static bool resolve_version(struct pkg *p, struct fl_error **errp)
+/* Fills each package's version with apt's candidate, in one call. */
+static bool resolve_versions(struct pkg **pkgs, size_t n, struct fl_error **errp)
 {
-    const char *argv[] = {"apt-cache", "show", "--no-all-versions", p->name, NULL};
+    if (!n) {
+        return true;
+    }
+    const char **argv = fl_xcalloc(n + 4, sizeof *argv);
+    size_t argc = 0;
+    argv[argc++] = "apt-cache";
+    argv[argc++] = "show";
+    argv[argc++] = "--no-all-versions";
+    for (size_t i = 0; i < n; i++) {
+        argv[argc++] = pkgs[i]->name;
+    }
     struct fl_buf out = {0};
     struct fl_error *err = NULL;
-    if (!run(argv, NULL, &out, &err) || !out.data) {
-        fl_error_free(err);
-        fl_buf_free(&out);
-        fl_error_setf(errp, ENOENT,
-                      "package '%s' is not known to apt (check the name; on a fresh machine run "
-                      "'apt-get update' first)",
-                      p->name);
-        return false;
+    bool ran = run(argv, NULL, &out, &err);
+    free(argv);
+    fl_error_free(err);
+    char *save = NULL, *cur = NULL;
+    for (char *line = ran && out.data ? strtok_r(out.data, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (!strncmp(line, "Package: ", 9)) {
+            cur = line + 9;
+        } else if (!strncmp(line, "Version: ", 9) && cur) {
+            for (size_t i = 0; i < n; i++) {
+                if (!strcmp(pkgs[i]->name, cur) && !pkgs[i]->version) {
+                    pkgs[i]->version = fl_xstrdup(line + 9);
+                }
+            }
+            cur = NULL;
+        }
     }
-    const char *v = strstr(out.data, "\nVersion: ");
-    if (!v && !strncmp(out.data, "Version: ", 9)) {
-        v = out.data - 1;
-    }
-    if (!v) {
-        fl_buf_free(&out);
-        fl_error_setf(errp, ENOENT, "package '%s' has no installable version", p->name);
-        return false;
-    }
-    v += 10;
-    p->version = fl_xstrndup(v, strcspn(v, "\n"));
     fl_buf_free(&out);
+    for (size_t i = 0; i < n; i++) {
+        if (!pkgs[i]->version) {
+            fl_error_setf(errp, EINVAL,
+                          "package '%s' is not known to apt or has no installable version (check "
+                          "the name; on a fresh machine run 'apt-get update' first)",
+                          pkgs[i]->name);
+            return false;
+        }
+    }
     return true;
+}
+
+static void add_closure_dep(struct build *b, const char *dep)
+{
+    if (!skip_dep(dep) && pkg_name_valid(dep)) {
+        /* libraries only give their shared objects; other dependencies
+         * (redis-server -> redis-tools) are unpacked whole */
+        add_pkg(b, dep, strncmp(dep, "lib", 3) != 0);
+    }
+}
+
+static char *kernel_dep;
+
+static void add_kernel_dep(struct build *b, const char *dep)
+{
+    if (!kernel_dep && !strncmp(dep, "linux-image-", 12)) {
+        kernel_dep = fl_xstrdup(dep);
+    }
 }
 
 static bool resolve(struct build *b, struct fl_error **errp)
@@ -535,29 +572,6 @@ static bool resolve(struct build *b, struct fl_error **errp)
     const char *kmeta = b->spec->kernel_package ? b->spec->kernel_package : DEFAULT_KERNEL_PKG;
     if (!pkg_name_valid(kmeta)) {
         fl_error_setf(errp, EINVAL, "kernel package: '%s' is not a Debian package name", kmeta);
-        return false;
-    }
-    progress(b, "resolve", kmeta, 0, 0);
-    /* A metapackage names the real kernel package in its Depends. */
-    char **deps = NULL;
-    size_t n = 0;
-    if (!deps_of(kmeta, &deps, &n, errp)) {
-        return false;
-    }
-    const char *real = kmeta;
-    for (size_t i = 0; i < n; i++) {
-        if (!strncmp(deps[i], "linux-image-", 12)) {
-            real = deps[i];
-            break;
-        }
-    }
-    b->kernel.name = fl_xstrdup(real);
-    for (size_t i = 0; i < n; i++) {
-        free(deps[i]);
-    }
-    free(deps);
-    b->busybox.name = fl_xstrdup("busybox-static");
-    if (!resolve_version(&b->kernel, errp) || !resolve_version(&b->busybox, errp)) {
         return false;
     }
     for (size_t i = 0; i < b->spec->n_packages; i++) {
@@ -574,26 +588,55 @@ static bool resolve(struct build *b, struct fl_error **errp)
     if (b->n_pkgs) {
         add_pkg(b, "libc6", false); /* the dynamic loader */
     }
-    /* Breadth-first closure over Depends. */
+    progress(b, "resolve", kmeta, 0, 0);
+    /* Requested names first: a clear error naming an unknown package. */
+    struct pkg **req = fl_xcalloc(b->n_pkgs + 1, sizeof *req);
     for (size_t i = 0; i < b->n_pkgs; i++) {
-        progress(b, "resolve", b->pkgs[i].name, i, b->n_pkgs);
-        if (!resolve_version(&b->pkgs[i], errp)) {
-            return false;
-        }
-        if (!deps_of(b->pkgs[i].name, &deps, &n, errp)) {
-            return false;
-        }
-        for (size_t k = 0; k < n; k++) {
-            if (!skip_dep(deps[k]) && pkg_name_valid(deps[k])) {
-                /* libraries only give their shared objects; other
-                 * dependencies (redis-server -> redis-tools) are whole */
-                add_pkg(b, deps[k], strncmp(deps[k], "lib", 3) != 0);
-            }
-            free(deps[k]);
-        }
-        free(deps);
+        req[i] = &b->pkgs[i];
     }
-    return true;
+    bool known = resolve_versions(req, b->n_pkgs, errp);
+    free(req);
+    if (!known) {
+        return false;
+    }
+    /* A metapackage names the real kernel package in its Depends. */
+    char *meta = (char *)kmeta;
+    free(kernel_dep);
+    kernel_dep = NULL;
+    if (!deps_of(b, &meta, 1, add_kernel_dep, errp)) {
+        return false;
+    }
+    b->kernel.name = kernel_dep ? kernel_dep : fl_xstrdup(kmeta);
+    kernel_dep = NULL;
+    b->busybox.name = fl_xstrdup("busybox-static");
+    /* Breadth-first closure over Depends, one apt-cache call per level. */
+    size_t level_start = 0;
+    while (level_start < b->n_pkgs) {
+        size_t level_end = b->n_pkgs;
+        char **names = fl_xcalloc(level_end - level_start, sizeof *names);
+        for (size_t i = level_start; i < level_end; i++) {
+            names[i - level_start] = b->pkgs[i].name;
+        }
+        progress(b, "resolve", names[0], level_start, level_end);
+        bool ok = deps_of(b, names, level_end - level_start, add_closure_dep, errp);
+        free(names);
+        if (!ok) {
+            return false;
+        }
+        level_start = level_end;
+    }
+    struct pkg **all = fl_xcalloc(b->n_pkgs + 2, sizeof *all);
+    size_t n = 0;
+    all[n++] = &b->kernel;
+    all[n++] = &b->busybox;
+    for (size_t i = 0; i < b->n_pkgs; i++) {
+        if (!b->pkgs[i].version) {
+            all[n++] = &b->pkgs[i];
+        }
+    }
+    bool ok = resolve_versions(all, n, errp);
+    free(all);
+    return ok;
 }
 
 /* ---- the key ---- */
