@@ -772,7 +772,11 @@ struct trace_db *trace_db_open(const char *path, struct fl_error **errp)
     pthread_cond_init(&db->progress, &ca);
     pthread_condattr_destroy(&ca);
 
-    int rc = sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* NOMUTEX: the connection is used by one thread at a time (this one
+     * until the writer starts, then only the writer, then this one again
+     * after the join), so SQLite's per-call locking is pure cost */
+    int rc = sqlite3_open_v2(
+        path, &db->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         fl_error_setf(errp, EIO, "%s: cannot open the run database: %s", path,
                       db->conn ? sqlite3_errmsg(db->conn) : sqlite3_errstr(rc));
