@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The merged pcap of `faultline trace --pcap` (or trace_pcap_merge) is read
-# by tshark: every selected frame is there, as the ICMP it was.
+# by tshark: every selected frame is there, as the ICMP it was.  Also the
+# trace/report command lines: exit codes and JSON lines.
 #   pcap-tshark.sh TRACE_SYNTH
 set -euo pipefail
 synth=$1
@@ -37,5 +38,25 @@ first=$(tshark -r "$work/all.pcap" -T fields -e frame.time_epoch -c 1 2>/dev/nul
 pfirst=$(tshark -r "$work/part.pcap" -T fields -e frame.time_epoch -c 1 2>/dev/null)
 python3 -c "import sys; d=float('$pfirst')-float('$first'); sys.exit(0 if 4.99 < d < 5.01 else 1)" ||
     { echo "pcap-tshark: FAIL: first partition drop at +$pfirst-$first s, want +5.002 s" >&2; fail=1; }
+
+# the command line around it: exit codes and machine-readable output
+code() { local rc=0; "$@" >/dev/null 2>&1 || rc=$?; echo "$rc"; }
+expect "unknown node" "$(code "$FAULTLINE" trace "$run" --from n9)" 2
+expect "bad fate" "$(code "$FAULTLINE" trace "$run" --fate lost)" 2
+expect "bad duration" "$(code "$FAULTLINE" trace "$run" --since 5parsecs)" 2
+expect "not a run" "$(code "$FAULTLINE" trace "$work/nothing-here")" 2
+expect "--pcap with --ios" "$(code "$FAULTLINE" trace "$run" --ios --pcap "$work/x.pcap")" 2
+expect "trace --help" "$(code "$FAULTLINE" trace --help)" 0
+expect "report without a run" "$(code "$FAULTLINE" report)" 2
+expect "report of no run" "$(code "$FAULTLINE" report "$work/nothing-here")" 2
+"$FAULTLINE" report "$run" -o "$work/custom.html" >/dev/null
+test -s "$work/custom.html" || { echo "pcap-tshark: FAIL: report -o wrote nothing" >&2; fail=1; }
+for kind in "" --ios --lost --events --links; do
+    "$FAULTLINE" trace "$run" $kind --json | python3 -c '
+import json, sys
+n = sum(1 for line in sys.stdin if json.loads(line) is not None)
+assert n > 0, "no rows"
+' || { echo "pcap-tshark: FAIL: trace $kind --json is not JSON lines" >&2; fail=1; }
+done
 [ "$fail" = 0 ] && echo "pcap-tshark: ok"
 exit "$fail"
