@@ -352,7 +352,9 @@ const char *trace_crash_outcome_name(enum trace_crash_outcome outcome);
  * (caller frees). */
 char *trace_pcap_path(const char *run_dir, const char *node, const char *nic);
 
-/* A pcap writer (libpcap, DLT_EN10MB, nanosecond timestamps). */
+/* A pcap writer (libpcap file format, DLT_EN10MB, nanosecond timestamps,
+ * 1 MiB write buffer).  Unlike the database writers, one pcap is used by
+ * one thread at a time (no locking on the per-packet path). */
 struct trace_pcap;
 struct trace_pcap *trace_pcap_create(const char *path, struct fl_error **errp);
 /* wall_ns: CLOCK_REALTIME ns of the packet.  0 or -errno. */
