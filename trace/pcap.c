@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "trace/db-internal.h"
 #include "trace/query-internal.h"
@@ -53,7 +54,11 @@ struct trace_pcap *trace_pcap_create(const char *path, struct fl_error **errp)
     }
     /* our own FILE with a large buffer: a packet costs two fwrite()s
      * into it and a write(2) per MiB, not per 4 KiB */
-    FILE *fp = fopen(path, "wbe");
+    int out_fd = strcmp(path, "-") ? -1 : dup(STDOUT_FILENO);
+    FILE *fp = out_fd >= 0 ? fdopen(out_fd, "wb") : fopen(path, "wbe");
+    if (!fp && out_fd >= 0) {
+        close(out_fd);
+    }
     if (!fp) {
         fl_error_setf_errno(errp, errno, "%s: cannot create the pcap", path);
         trace_pcap_destroy(p);

@@ -356,6 +356,7 @@ char *trace_pcap_path(const char *run_dir, const char *node, const char *nic);
  * 1 MiB write buffer).  Unlike the database writers, one pcap is used by
  * one thread at a time (no locking on the per-packet path). */
 struct trace_pcap;
+/* path "-": standard output. */
 struct trace_pcap *trace_pcap_create(const char *path, struct fl_error **errp);
 /* wall_ns: CLOCK_REALTIME ns of the packet.  0 or -errno. */
 int trace_pcap_write(struct trace_pcap *pcap, int64_t wall_ns, const void *data, size_t size);

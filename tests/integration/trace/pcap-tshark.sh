@@ -33,6 +33,8 @@ expect "partition drops n1->n3" "$(tshark -r "$work/part.pcap" 2>/dev/null | wc 
 expect "all from 10.0.0.1 to 10.0.0.3" \
     "$(tshark -r "$work/part.pcap" -T fields -e ip.src -e ip.dst 2>/dev/null | sort -u | tr '\t\n' ' ')" \
     "10.0.0.1 10.0.0.3 "
+# to standard output, into tshark
+expect "pcap on stdout" "$("$FAULTLINE" trace "$run" --reason loss --pcap - 2>/dev/null | tshark -r - 2>/dev/null | wc -l)" 20
 # in time order, inside the partition window relative to the first packet
 first=$(tshark -r "$work/all.pcap" -T fields -e frame.time_epoch -c 1 2>/dev/null)
 pfirst=$(tshark -r "$work/part.pcap" -T fields -e frame.time_epoch -c 1 2>/dev/null)
