@@ -8,7 +8,7 @@
  *                 │  QMP (socketpair, never a file)      ── stop / cont / system_reset / quit
  *                 │  agent (socketpair ─ virtio-serial)  ── hello / ping / exec / clock
  *                 │  pidfd in the loop                   ── exit of QEMU ─▶ on_exit
- *   netback ◀── -netdev stream unix socket (QEMU is the client, reconnect=1)
+ *   netback ◀── -netdev stream unix socket (QEMU is the client)
  *   blkback ◀── -blockdev nbd unix socket (QEMU is the client)
  *
  * Everything is asynchronous on core's fl_loop; every callback runs from
@@ -139,7 +139,10 @@ bool hv_image_prune(const char *cache_dir, int64_t older_than_ns, bool downloads
 
 struct hv_nic_config {
     /* Unix socket netback listens on; QEMU connects as a `-netdev stream`
-     * client with reconnect=1, so it may appear after boot. */
+     * client once, at start-up (QEMU 7.2 has no reconnect for stream
+     * netdevs): netback must listen before hv_node_boot, and must keep
+     * the connection; a restarted node is a new QEMU that connects
+     * again. */
     const char *socket_path;
     /* "52:54:00:xx:xx:xx"; NULL: derived from the node name and index
      * (locally administered, stable across runs). */
@@ -247,8 +250,9 @@ struct hv_callbacks {
      * unexpected.  wait_status as from waitpid().  May be NULL. */
     void (*on_exit)(struct hv_node *node, bool unexpected, int wait_status, void *arg);
     /* Something failed that is not a QEMU exit: boot did not reach ready
-     * in time, the node configuration failed in the guest, the agent
-     * broke the protocol (it is disconnected).  May be NULL. */
+     * in time (QEMU is then killed: on_exit follows, expected), the node
+     * configuration failed in the guest, the agent broke the protocol
+     * (it is disconnected).  May be NULL. */
     void (*on_fail)(struct hv_node *node, const struct fl_error *err, void *arg);
     /* Pause/resume took effect (QMP STOP/RESUME events).  May be NULL. */
     void (*on_state)(struct hv_node *node, enum hv_node_state state, void *arg);
