@@ -111,4 +111,43 @@ except nbd.Error as e:
 qemu-img convert -n -f raw -O raw "$dir/src.raw" "$uri" 2>/dev/null && fail "qemu-img convert succeeded despite EIO"
 echo "ok injected EIO"
 stop
+
+# latency, corruption and a full disk through the impair grammar and flags
+rm -f "$dir/disk.img"
+start --size 8M --faults 'read delay 50ms corrupt 100%' --capacity 1M --no-sync
+nbdsh -u "$uri" -c '
+import time
+h.pwrite(b"\x00" * 4096, 0)
+t = time.monotonic()
+d = h.pread(4096, 0)
+assert time.monotonic() - t >= 0.05, "read latency not applied"
+assert sum(bin(b).count("1") for b in d) == 1, "expected exactly one flipped bit"
+try:
+    h.pwrite(b"x" * (2 << 20), 4 << 20)
+    raise SystemExit("2 MiB of new data fit under a 1 MiB capacity")
+except nbd.Error as e:
+    assert e.errno == "ENOSPC", e.errno
+'
+echo "ok latency, corruption, capacity"
+stop
+
+# copy-on-write over a read-only base: the base never changes
+head -c 1M /dev/urandom >"$dir/base.img"
+chmod 0444 "$dir/base.img"
+sum_before=$(md5sum <"$dir/base.img")
+rm -f "$dir/disk.img"
+start --base "$dir/base.img" --no-sync
+nbdsh -u "$uri" -c '
+base = open("'"$dir"'/base.img", "rb").read()
+assert h.get_size() == len(base)
+assert h.pread(65536, 0) == base[:65536], "overlay does not show the base"
+h.pwrite(b"W" * 100, 5000)
+h.flush()
+d = h.pread(8192, 4096)
+assert d[904:1004] == b"W" * 100 and d[:904] == base[4096:5000], "copy-up lost base data"
+'
+[ "$(md5sum <"$dir/base.img")" = "$sum_before" ] || fail "the base image changed"
+[ -s "$dir/disk.img.cowmap" ] || fail "no copy-on-write map after a flush"
+echo "ok copy-on-write base"
+stop
 echo "PASS"
