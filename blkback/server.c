@@ -846,6 +846,9 @@ static int req_validate(struct bb_conn *c, const struct bb_req *r)
     if (r->type == NBD_CMD_FLUSH) {
         return (r->off || r->len) ? -EINVAL : 0;
     }
+    if (r->len == 0) {
+        return -EINVAL; /* nothing to do; a structured read reply cannot even say it */
+    }
     if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE) && r->len > BB_MAX_PAYLOAD) {
         return -EOVERFLOW;
     }

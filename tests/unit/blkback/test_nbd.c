@@ -488,6 +488,8 @@ static void test_invalid_requests(void **state)
     assert_int_equal(do_req(c, NBD_CMD_WRITE, 0, DISK_SIZE - 100, 512, buf, NULL), NBD_ENOSPC);
     assert_int_equal(do_req(c, NBD_CMD_TRIM, 0, DISK_SIZE, 1, NULL, NULL), NBD_ENOSPC);
     assert_int_equal(do_req(c, NBD_CMD_FLUSH, 0, 0, 512, NULL, NULL), NBD_EINVAL);
+    assert_int_equal(do_req(c, NBD_CMD_READ, 0, 0, 0, NULL, NULL), NBD_EINVAL);
+    assert_int_equal(do_req(c, NBD_CMD_TRIM, 0, 0, 0, NULL, NULL), NBD_EINVAL);
     assert_int_equal(do_req(c, NBD_CMD_READ, 0, 0, BB_MAX_PAYLOAD + 1, NULL, NULL), NBD_EOVERFLOW);
     /* an oversized write: its payload is skipped and the stream stays in sync */
     size_t big = BB_MAX_PAYLOAD + 4096;
@@ -497,7 +499,7 @@ static void test_invalid_requests(void **state)
     assert_int_equal(do_req(c, NBD_CMD_READ, 0, 0, 512, NULL, buf), 0);
     struct bb_disk_stats st;
     bb_disk_get_stats(E.disk, &st);
-    assert_int_equal(st.errors_invalid, 12);
+    assert_int_equal(st.errors_invalid, 14);
     /* bad magic: the connection closes */
     uint8_t h[28] = {0};
     assert_false(bb_conn_feed(c, h, sizeof(h)));
