@@ -581,10 +581,12 @@ static void req_unlink(struct hv_node *n, struct req *r)
 
 static void fail(struct hv_node *n, int code, const char *fmt, ...) FL_PRINTF(3, 4);
 
-/* Completes a request with an error (callbacks of user requests). */
-static void req_fail(struct hv_node *n, struct req *r, int code, const char *msg)
+static void on_poweroff_done(struct hv_node *n);
+
+/* Completes an unlinked request with an error (callbacks of user
+ * requests) and frees it. */
+static void req_complete_err(struct hv_node *n, struct req *r, int code, const char *msg)
 {
-    req_unlink(n, r);
     struct fl_error *err = NULL;
     fl_error_setf(&err, code, "node %s: %s", n->cfg.name, msg);
     if (r->kind == REQ_EXEC && r->exec_cb) {
@@ -593,7 +595,17 @@ static void req_fail(struct hv_node *n, struct req *r, int code, const char *msg
         r->done_cb(n, err, r->arg);
     }
     fl_error_free(err);
+    bool poweroff = r->kind == REQ_POWEROFF;
     free(r);
+    if (poweroff && !n->destroyed) {
+        on_poweroff_done(n); /* no answer from the agent: quit anyway */
+    }
+}
+
+static void req_fail(struct hv_node *n, struct req *r, int code, const char *msg)
+{
+    req_unlink(n, r);
+    req_complete_err(n, r, code, msg);
 }
 
 static void fail_all(struct hv_node *n, int code, const char *msg)
@@ -1035,10 +1047,8 @@ static bool agent_frame(struct hv_node *n, const struct fl_agent_header *h, cons
         char *full = fl_xasprintf("the guest agent refused: %s", msg);
         enum req_kind kind = r->kind;
         req_fail(n, r, code > 0 && code < 4096 ? (int)code : EIO, full);
-        if (kind == REQ_SETUP) {
+        if (kind == REQ_SETUP && !n->destroyed) {
             fail(n, EIO, "node setup: %s", full);
-        } else if (kind == REQ_POWEROFF) {
-            on_poweroff_done(n);
         }
         free(msg);
         free(full);
@@ -1105,9 +1115,17 @@ static bool agent_frame(struct hv_node *n, const struct fl_agent_header *h, cons
     } else {
         ok = false;
     }
-    free(r);
-    if (!ok && !n->destroyed) {
+    if (ok) {
+        free(r);
+    } else {
+        node_ref(n);
         agent_violation(n, "malformed or mismatched answer");
+        if (!n->destroyed) {
+            req_complete_err(n, r, EPROTO, "guest agent protocol violation");
+        } else {
+            free(r);
+        }
+        node_unref(n);
     }
     return ok && !n->destroyed;
 }
@@ -1170,13 +1188,9 @@ static void on_req_timer(struct fl_loop *loop, struct fl_timer *t, void *arg)
     struct req *r = arg;
     struct hv_node *n = r->node;
     node_ref(n);
-    enum req_kind kind = r->kind;
     req_fail(n, r, ETIMEDOUT,
              n->state == HV_NODE_PAUSED ? "the guest agent did not answer in time (node paused)"
                                         : "the guest agent did not answer in time");
-    if (!n->destroyed && kind == REQ_POWEROFF) {
-        on_poweroff_done(n);
-    }
     node_unref(n);
 }
 
