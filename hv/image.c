@@ -1527,6 +1527,25 @@ bool hv_image_build(const struct hv_image_spec *spec, struct hv_image *out,
     bool ok = fl_mkdir_p(debs, 0755, errp) && fl_mkdir_p(images, 0755, errp) &&
               fl_mkdir_p(tmps, 0700, errp);
     if (ok) {
+        /* Build directories of builders that were killed: gone after a day. */
+        DIR *d = opendir(tmps);
+        struct dirent *e;
+        int64_t now = fl_clock_real_ns();
+        while (d && (e = readdir(d))) {
+            if (strncmp(e->d_name, "build-", 6)) {
+                continue;
+            }
+            char *p = fl_xasprintf("%s/%s", tmps, e->d_name);
+            struct stat st;
+            if (lstat(p, &st) == 0 &&
+                now - ((int64_t)st.st_mtim.tv_sec * FL_NS_PER_SEC) > 86400 * FL_NS_PER_SEC) {
+                fl_rm_rf(p);
+            }
+            free(p);
+        }
+        if (d) {
+            closedir(d);
+        }
         char *tmpl = fl_xasprintf("%s/build-XXXXXX", tmps);
         if (mkdtemp(tmpl)) {
             b.tmp = tmpl;
