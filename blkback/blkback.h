@@ -25,7 +25,10 @@
  *   - Optional copy-on-write over a read-only base image (4 KiB clusters),
  *     so many nodes share one base.
  *
- * Threading: everything runs in the caller's event loop (one thread).
+ * Threading: everything runs in the caller's event loop, except that
+ * fdatasync() (3.7 ms p50 on ext4 here) runs on one worker thread per
+ * struct blkback; FLUSH/FUA replies wait for it, nothing else does.  All
+ * functions below must be called from the loop's thread.
  * Error conventions: setup paths return bool/pointer + errp; data/control
  * paths return 0 or -errno (core/core.h).
  */
@@ -165,7 +168,8 @@ void bb_disk_stall(struct bb_disk *disk, bool stall);
  * cache is then emptied anyway).  report may be NULL. */
 int bb_disk_crash(struct bb_disk *disk, enum bb_crash_policy policy,
                   struct bb_crash_report *report);
-/* Makes every cached write durable now (as a FLUSH would).  0 or -errno. */
+/* Makes every cached write durable now (as a FLUSH would: written to the
+ * file; the host fdatasync follows on the worker).  0 or -errno. */
 int bb_disk_flush(struct bb_disk *disk);
 
 void bb_disk_get_stats(const struct bb_disk *disk, struct bb_disk_stats *out);
