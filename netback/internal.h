@@ -29,6 +29,7 @@
 #define NB_DELIVER_EPSILON_NS (2 * FL_NS_PER_US)
 #define NB_NAME_MAX           63
 #define NB_FLUSH_INTERVAL_NS  FL_NS_PER_SEC
+#define NB_DENSE_GRID_NS      (16 * FL_NS_PER_US)
 /* Delayed copies up to this size are recycled (at most NB_PKT_FREE_MAX). */
 #define NB_PKT_SMALL    1536
 #define NB_PKT_FREE_MAX 8192

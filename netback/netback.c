@@ -409,8 +409,16 @@ static void arm_timer(struct netback *nb)
         fl_timer_disarm(nb->timer);
         return;
     }
-    int64_t lead = nb->spin_ns > 0 && nb->spin_tokens >= nb->lead_ns ? nb->lead_ns : 0;
-    int64_t at = next - lead;
+    int64_t at = next;
+    if (nb->spin_ns > 0 && nb->spin_tokens >= nb->lead_ns) {
+        at = next - nb->lead_ns;
+    } else if (nb->spin_ns > 0) {
+        /* No spin budget left (dense traffic): round the
+         * deadline up to a grid, so the head of the queue moving by a few
+         * microseconds per batch does not cost a timerfd_settime() each
+         * time; a timerfd wake-up is later than the grid anyway. */
+        at = (next + NB_DENSE_GRID_NS - 1) / NB_DENSE_GRID_NS * NB_DENSE_GRID_NS;
+    }
     if (fl_timer_deadline(nb->timer) != at) {
         fl_timer_arm(nb->timer, at);
     }

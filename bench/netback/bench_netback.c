@@ -45,12 +45,20 @@ struct run {
     long received;
     int64_t trace_stall_ns; /* writers blocked on trace's full queue */
     int64_t first_tx, last_rx;
-    int64_t *lat; /* per received frame: rx - tx */
+    int64_t relay_cpu_ns; /* CPU time of the relay thread (raw relay or netback's loop) */
+    int64_t *lat;         /* per received frame: rx - tx */
     /* plumbing */
     char dir[64];
     int tx_fd, rx_fd;
     atomic_bool sender_done, receiver_done;
 };
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * FL_NS_PER_SEC + ts.tv_nsec;
+}
 
 static int connect_unix(const char *path)
 {
@@ -230,7 +238,9 @@ static void run_once(struct run *r)
         r->rx_fd = connect_unix(pb);
         pthread_create(&tr, NULL, receiver, r);
         pthread_create(&ts, NULL, sender, r);
+        int64_t c0 = thread_cpu_ns();
         relay_raw(r, la, lb);
+        r->relay_cpu_ns = thread_cpu_ns() - c0;
         close(la);
         close(lb);
     } else {
@@ -274,9 +284,11 @@ static void run_once(struct run *r)
         pthread_create(&ts, NULL, sender, r);
         pthread_setname_np(tr, "nb-receiver");
         pthread_setname_np(ts, "nb-sender");
+        int64_t c0 = thread_cpu_ns();
         while (!atomic_load(&r->receiver_done)) {
             fl_loop_run_once(loop, 5);
         }
+        r->relay_cpu_ns = thread_cpu_ns() - c0;
         nb_destroy(nb);
         if (db) {
             /* How long netback waited on trace's writer thread (its queue
@@ -396,12 +408,13 @@ int main(int argc, char **argv)
             if (getenv("NB_BENCH_CASE") && !strstr(name, getenv("NB_BENCH_CASE"))) {
                 continue;
             }
-            double vb[REPS], vn[REPS], stall_ms = 0;
+            double vb[REPS], vn[REPS], stall_ms = 0, cpu_b = 0, cpu_n = 0;
             for (int rep = 0; rep < REPS; rep++) {
                 struct run raw = {
                     .kind = RELAY_RAW, .frame_size = sizes[k].size, .frames = sizes[k].n};
                 run_once(&raw);
                 vb[rep] = fps(&raw);
+                cpu_b += (double)raw.relay_cpu_ns / (double)raw.frames / REPS;
                 free(raw.lat);
                 struct run nbr = {.kind = RELAY_NETBACK,
                                   .frame_size = sizes[k].size,
@@ -410,6 +423,7 @@ int main(int argc, char **argv)
                                   .tracing = cases[c].tracing};
                 run_once(&nbr);
                 vn[rep] = fps(&nbr);
+                cpu_n += (double)nbr.relay_cpu_ns / (double)nbr.frames / REPS;
                 stall_ms += (double)nbr.trace_stall_ns / 1e6 / REPS;
                 free(nbr.lat);
             }
@@ -417,8 +431,9 @@ int main(int argc, char **argv)
             json_line("netback.forward", name, v, "frames/s", base, true);
             fl_buf_printf(&summary, "  %-26s %10.0f frames/s  raw relay %10.0f  ratio %.2f", name,
                           v, base, v / base);
+            fl_buf_printf(&summary, "  relay thread CPU %.0f ns/frame (raw %.0f)", cpu_n, cpu_b);
             if (cases[c].tracing) {
-                fl_buf_printf(&summary, "  (blocked on trace's writer: %.0f ms per run)", stall_ms);
+                fl_buf_printf(&summary, ", blocked on trace's writer %.0f ms/run", stall_ms);
             }
             fl_buf_puts(&summary, "\n");
         }
