@@ -274,7 +274,8 @@ const char *const *hv_node_argv(const struct hv_node *node);
 /* Wall time from the last hv_node_boot to ready (ns), 0 if not ready yet. */
 int64_t hv_node_boot_ns(const struct hv_node *node);
 
-/* Starts QEMU (state OFF -> BOOTING).  Also "restart after crash": the
+/* Starts QEMU (state OFF -> BOOTING).  Every NIC socket and NBD socket
+ * must exist (ENOENT otherwise: the servers must listen first).  Also "restart after crash": the
  * same disks, NICs and config.  QEMU dies with the controller
  * (PR_SET_PDEATHSIG SIGKILL, its own process group). */
 bool hv_node_boot(struct hv_node *node, struct fl_error **errp);

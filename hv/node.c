@@ -1222,6 +1222,24 @@ bool hv_node_boot(struct hv_node *n, struct fl_error **errp)
                       hv_node_state_name(n->state));
         return false;
     }
+    /* QEMU 7.2 connects stream netdevs once, asynchronously: a missing
+     * netback socket would leave the NIC silently unplugged. */
+    for (size_t i = 0; i < n->cfg.n_nics + n->cfg.n_disks; i++) {
+        bool nic = i < n->cfg.n_nics;
+        const char *path = nic ? n->cfg.nics[i].socket_path : n->cfg.disks[i - n->cfg.n_nics].path;
+        if (!nic && n->cfg.disks[i - n->cfg.n_nics].kind != HV_DISK_NBD) {
+            continue;
+        }
+        struct stat st;
+        if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+            fl_error_setf(errp, ENOENT,
+                          "node %s: %s[%zu]: no unix socket at '%s' (%s must be listening "
+                          "before the node boots)",
+                          n->cfg.name, nic ? "nics" : "disks", nic ? i : i - n->cfg.n_nics, path,
+                          nic ? "netback" : "the NBD server");
+            return false;
+        }
+    }
     int qmp[2], ag[2], errpipe[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0) {
         fl_error_setf_errno(errp, errno, "node %s: socketpair", n->cfg.name);

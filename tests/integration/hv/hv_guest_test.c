@@ -7,6 +7,7 @@
  * image, boots what it needs in a private 0700 run directory, checks, and
  * removes everything it created.  Exit 0 pass, 1 fail, 77 skip.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -159,6 +160,17 @@ static int t_boot(void)
     CHECK(hv_node_poweroff(n, 0, &err), "%s", err->msg);
     CHECK(hv_node_wait_state(n, HV_NODE_OFF, 20 * FL_NS_PER_SEC, &err), "%s", err->msg);
     CHECK(exits == 1 && unexpected_exits == 0, "exits %d unexpected %d", exits, unexpected_exits);
+    /* nothing left in the run directory but the console log */
+    hv_node_destroy(n);
+    nodes[0] = NULL;
+    struct dirent **list;
+    int count = scandir(run_dir, &list, NULL, alphasort);
+    CHECK(count == 3 && !strcmp(list[2]->d_name, "n1.console.log"), "%d entries in %s", count,
+          run_dir);
+    for (int i = 0; i < count; i++) {
+        free(list[i]);
+    }
+    free(list);
     return 0;
 }
 

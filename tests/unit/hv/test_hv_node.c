@@ -321,6 +321,30 @@ static void test_qemu_missing(void **state)
     fl_loop_destroy(loop);
 }
 
+static void test_missing_sockets(void **state)
+{
+    struct fl_loop *loop = fl_loop_create(NULL, NULL);
+    struct hv_nic_config nic = {.socket_path = "/nonexistent/n0.sock"};
+    struct hv_node_config cfg = {.name = "s",
+                                 .kernel = self,
+                                 .initrd = self,
+                                 .run_dir = dir,
+                                 .accel = HV_ACCEL_TCG,
+                                 .qemu_binary = self,
+                                 .nics = &nic,
+                                 .n_nics = 1};
+    struct fl_error *err = NULL;
+    struct hv_node *n = hv_node_create(loop, &cfg, &cbs, NULL, &err);
+    assert_non_null(n);
+    assert_false(hv_node_boot(n, &err));
+    assert_non_null(strstr(err->msg, "nics[0]"));
+    assert_non_null(strstr(err->msg, "netback"));
+    fl_error_free(err);
+    assert_int_equal(hv_node_state(n), HV_NODE_OFF);
+    hv_node_destroy(n);
+    fl_loop_destroy(loop);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = getenv("FL_FAKE_QEMU");
@@ -342,6 +366,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hostile_agents),
         cmocka_unit_test(test_stale_session_and_setup_failure),
         cmocka_unit_test(test_qemu_missing),
+        cmocka_unit_test(test_missing_sockets),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fl_rm_rf(dir);
