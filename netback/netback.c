@@ -419,9 +419,13 @@ static void arm_timer(struct netback *nb)
          * time; a timerfd wake-up is later than the grid anyway. */
         at = (next + NB_DENSE_GRID_NS - 1) / NB_DENSE_GRID_NS * NB_DENSE_GRID_NS;
     }
-    if (fl_timer_deadline(nb->timer) != at) {
-        fl_timer_arm(nb->timer, at);
+    if (fl_timer_deadline(nb->timer) <= at) {
+        /* An earlier wake-up is already set (the head was delivered from
+         * the read path since): keep it, it re-arms when it fires.  Under
+         * dense traffic this saves a timerfd_settime() per read batch. */
+        return;
     }
+    fl_timer_arm(nb->timer, at);
     nb->armed_at = at;
 }
 
@@ -447,7 +451,8 @@ static void on_timer(struct fl_loop *loop, struct fl_timer *timer, void *arg)
         update_lead(nb, now - nb->armed_at);
         refill_spin(nb, now);
         int64_t wait = next - now;
-        if (wait > NB_DELIVER_EPSILON_NS && wait <= nb->spin_tokens) {
+        if (wait > NB_DELIVER_EPSILON_NS && wait <= nb->lead_ns + NB_DELIVER_EPSILON_NS &&
+            wait <= nb->spin_tokens) {
             /* Woken before the first due frame, as intended: spin the
              * rest.  Only for the first frame of a wake-up. */
             int64_t start = now;
