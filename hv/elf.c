@@ -19,41 +19,44 @@ static bool range_ok(size_t size, uint64_t off, uint64_t len)
     return off <= size && len <= size - off;
 }
 
-static const Elf64_Ehdr *elf64(const uint8_t *data, size_t size)
+/* Headers are copied out (memcpy): the input need not be aligned. */
+static bool elf64(const uint8_t *data, size_t size, Elf64_Ehdr *eh)
 {
     if (size < sizeof(Elf64_Ehdr) || memcmp(data, ELFMAG, SELFMAG) ||
         data[EI_CLASS] != ELFCLASS64 || data[EI_DATA] != ELFDATA2LSB) {
-        return NULL;
+        return false;
     }
-    return (const Elf64_Ehdr *)(const void *)data;
+    memcpy(eh, data, sizeof *eh);
+    return true;
 }
 
-static const Elf64_Phdr *phdrs(const uint8_t *data, size_t size, const Elf64_Ehdr *eh)
+static bool phdrs_ok(size_t size, const Elf64_Ehdr *eh)
 {
-    if (eh->e_phentsize != sizeof(Elf64_Phdr) ||
-        !range_ok(size, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr)) ||
-        eh->e_phoff % 8) {
-        return NULL;
-    }
-    return (const Elf64_Phdr *)(const void *)(data + eh->e_phoff);
+    return eh->e_phentsize == sizeof(Elf64_Phdr) &&
+           range_ok(size, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr));
+}
+
+static Elf64_Phdr phdr(const uint8_t *data, const Elf64_Ehdr *eh, size_t i)
+{
+    Elf64_Phdr ph;
+    memcpy(&ph, data + eh->e_phoff + i * sizeof ph, sizeof ph);
+    return ph;
 }
 
 bool hv_elf_has_pvh_note(const uint8_t *data, size_t size)
 {
-    const Elf64_Ehdr *eh = elf64(data, size);
-    if (!eh || eh->e_machine != EM_X86_64 || eh->e_type != ET_EXEC) {
+    Elf64_Ehdr eh;
+    if (!elf64(data, size, &eh) || eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC ||
+        !phdrs_ok(size, &eh)) {
         return false;
     }
-    const Elf64_Phdr *ph = phdrs(data, size, eh);
-    if (!ph) {
-        return false;
-    }
-    for (size_t i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type != PT_NOTE || !range_ok(size, ph[i].p_offset, ph[i].p_filesz)) {
+    for (size_t i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph = phdr(data, &eh, i);
+        if (ph.p_type != PT_NOTE || !range_ok(size, ph.p_offset, ph.p_filesz)) {
             continue;
         }
-        const uint8_t *p = data + ph[i].p_offset;
-        size_t left = ph[i].p_filesz;
+        const uint8_t *p = data + ph.p_offset;
+        size_t left = ph.p_filesz;
         while (left >= 12) {
             uint32_t namesz, descsz, type;
             memcpy(&namesz, p, 4);
@@ -114,12 +117,12 @@ void hv_elf_deps_clear(struct hv_elf_deps *deps)
 }
 
 /* Maps a virtual address to a file offset through the PT_LOAD headers. */
-static bool vaddr_to_off(const Elf64_Phdr *ph, size_t n, uint64_t vaddr, uint64_t *off)
+static bool vaddr_to_off(const uint8_t *data, const Elf64_Ehdr *eh, uint64_t vaddr, uint64_t *off)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (ph[i].p_type == PT_LOAD && vaddr >= ph[i].p_vaddr &&
-            vaddr - ph[i].p_vaddr < ph[i].p_filesz) {
-            *off = ph[i].p_offset + (vaddr - ph[i].p_vaddr);
+    for (size_t i = 0; i < eh->e_phnum; i++) {
+        Elf64_Phdr ph = phdr(data, eh, i);
+        if (ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_filesz) {
+            *off = ph.p_offset + (vaddr - ph.p_vaddr);
             return true;
         }
     }
@@ -143,26 +146,28 @@ static char *str_at(const uint8_t *data, size_t size, uint64_t strtab, uint64_t 
 int hv_elf_read_deps(const uint8_t *data, size_t size, struct hv_elf_deps *deps)
 {
     memset(deps, 0, sizeof *deps);
-    const Elf64_Ehdr *eh = elf64(data, size);
-    if (!eh) {
+    Elf64_Ehdr eh;
+    if (!elf64(data, size, &eh)) {
         return 0;
     }
-    if (eh->e_type != ET_EXEC && eh->e_type != ET_DYN) {
+    if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) {
         return 0;
     }
-    const Elf64_Phdr *ph = phdrs(data, size, eh);
-    if (!ph) {
+    if (!phdrs_ok(size, &eh)) {
         return -EINVAL;
     }
+    Elf64_Phdr dynph;
     const Elf64_Phdr *dyn = NULL;
-    for (size_t i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type == PT_DYNAMIC) {
-            dyn = &ph[i];
-        } else if (ph[i].p_type == PT_INTERP && range_ok(size, ph[i].p_offset, ph[i].p_filesz) &&
-                   ph[i].p_filesz > 1) {
-            const char *s = (const char *)data + ph[i].p_offset;
-            size_t len = strnlen(s, ph[i].p_filesz);
-            if (len < ph[i].p_filesz && len > 0 && !deps->interp) {
+    for (size_t i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph = phdr(data, &eh, i);
+        if (ph.p_type == PT_DYNAMIC) {
+            dynph = ph;
+            dyn = &dynph;
+        } else if (ph.p_type == PT_INTERP && range_ok(size, ph.p_offset, ph.p_filesz) &&
+                   ph.p_filesz > 1) {
+            const char *s = (const char *)data + ph.p_offset;
+            size_t len = strnlen(s, ph.p_filesz);
+            if (len < ph.p_filesz && len > 0 && !deps->interp) {
                 deps->interp = fl_xstrndup(s, len);
             }
         }
@@ -197,7 +202,7 @@ int hv_elf_read_deps(const uint8_t *data, size_t size, struct hv_elf_deps *deps)
         }
     }
     uint64_t strtab;
-    if (!have_strtab || !vaddr_to_off(ph, eh->e_phnum, strtab_va, &strtab) ||
+    if (!have_strtab || !vaddr_to_off(data, &eh, strtab_va, &strtab) ||
         !range_ok(size, strtab, strsz)) {
         hv_elf_deps_clear(deps);
         return -EINVAL;
@@ -226,8 +231,10 @@ int hv_elf_read_deps(const uint8_t *data, size_t size, struct hv_elf_deps *deps)
 
 char *hv_modinfo_depends(const uint8_t *data, size_t size)
 {
-    const Elf64_Ehdr *eh = elf64(data, size);
-    if (!eh || eh->e_type != ET_REL || eh->e_shentsize != sizeof(Elf64_Shdr) ||
+    Elf64_Ehdr ehdr;
+    const Elf64_Ehdr *eh = &ehdr;
+    if (!elf64(data, size, &ehdr) || eh->e_type != ET_REL ||
+        eh->e_shentsize != sizeof(Elf64_Shdr) ||
         !range_ok(size, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr)) ||
         eh->e_shstrndx >= eh->e_shnum) {
         return NULL;
@@ -266,27 +273,24 @@ char *hv_modinfo_depends(const uint8_t *data, size_t size)
 
 size_t hv_elf_trim_zero_tails(uint8_t *data, size_t size)
 {
-    Elf64_Ehdr *eh = (Elf64_Ehdr *)(void *)data;
-    if (!elf64(data, size)) {
+    Elf64_Ehdr eh;
+    if (!elf64(data, size, &eh) || !phdrs_ok(size, &eh)) {
         return 0;
     }
-    const Elf64_Phdr *cph = phdrs(data, size, eh);
-    if (!cph) {
-        return 0;
-    }
-    Elf64_Phdr *ph = (Elf64_Phdr *)(void *)(data + eh->e_phoff);
     size_t saved = 0;
-    for (size_t i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type != PT_LOAD || !range_ok(size, ph[i].p_offset, ph[i].p_filesz) ||
-            ph[i].p_memsz < ph[i].p_filesz) {
+    for (size_t i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph = phdr(data, &eh, i);
+        if (ph.p_type != PT_LOAD || !range_ok(size, ph.p_offset, ph.p_filesz) ||
+            ph.p_memsz < ph.p_filesz) {
             continue;
         }
-        uint64_t n = ph[i].p_filesz;
-        while (n > 0 && data[ph[i].p_offset + n - 1] == 0) {
+        uint64_t n = ph.p_filesz;
+        while (n > 0 && data[ph.p_offset + n - 1] == 0) {
             n--;
         }
-        saved += (size_t)(ph[i].p_filesz - n);
-        ph[i].p_filesz = n;
+        saved += (size_t)(ph.p_filesz - n);
+        ph.p_filesz = n;
+        memcpy(data + eh.e_phoff + i * sizeof ph, &ph, sizeof ph);
     }
     return saved;
 }
