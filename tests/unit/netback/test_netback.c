@@ -893,6 +893,45 @@ static void test_setup_and_control_errors(void **state)
     fx_free(f);
 }
 
+static void test_partition_spans_networks(void **state)
+{
+    struct fx *f = fx_new(2, NULL); /* n1, n2 on "lan" */
+    struct fl_error *err = NULL;
+    assert_true(nb_network_add(f->nb, "wan", &err));
+    char *p1 = fl_xasprintf("%s/w1.sock", f->dir), *p2 = fl_xasprintf("%s/w2.sock", f->dir),
+         *p3 = fl_xasprintf("%s/w3.sock", f->dir);
+    assert_non_null(nb_port_add(f->nb, "wan", "n1", "eth1", NULL, p1, &err));
+    assert_non_null(nb_port_add(f->nb, "wan", "n2", "eth1", NULL, p2, &err));
+    /* n2's second NIC on wan: a link n2->n2 exists but wildcards skip it. */
+    assert_non_null(nb_port_add(f->nb, "wan", "n2", "eth2", NULL, p3, &err));
+    assert_true(nb_partition(f->nb, "n1", "n2", true, &err));
+    struct nb_link_stats st;
+    assert_int_equal(nb_link_stats(f->nb, "wan", "n1", "n2", &st), 0);
+    assert_true(st.cut);
+    assert_true(link_stats(f, "n1", "n2").cut);
+    assert_false(link_stats(f, "n2", "n1").cut);
+    /* NULL network: every network both nodes share. */
+    struct impair_link_params p;
+    assert_true(impair_link_params_parse_string("delay 5ms", NULL, &p, &err));
+    assert_true(nb_link_set(f->nb, NULL, "n2", "n1", &p, &err));
+    impair_link_params_clear(&p);
+    /* Wildcards: every node pair, both networks, but not n2->n2. */
+    assert_true(nb_partition(f->nb, NULL, NULL, true, &err));
+    assert_int_equal(nb_link_stats(f->nb, "wan", "n2", "n2", &st), 0);
+    assert_false(st.cut);
+    assert_true(nb_partition(f->nb, "n2", "n2", true, &err));
+    assert_int_equal(nb_link_stats(f->nb, "wan", "n2", "n2", &st), 0);
+    assert_true(st.cut);
+    /* n3 is on no network yet. */
+    assert_false(nb_partition(f->nb, "n1", "n3", true, &err));
+    assert_non_null(strstr(err->msg, "unknown destination node 'n3'"));
+    fl_error_free(err);
+    free(p1);
+    free(p2);
+    free(p3);
+    fx_free(f);
+}
+
 /* ---- traces ---- */
 
 static int count_packets(const char *path)
@@ -991,6 +1030,7 @@ int main(void)
         cmocka_unit_test(test_reorder),
         cmocka_unit_test(test_rate),
         cmocka_unit_test(test_one_way_partition_and_heal),
+        cmocka_unit_test(test_partition_spans_networks),
         cmocka_unit_test(test_malformed_input_isolated),
         cmocka_unit_test(test_stalled_reader_does_not_stall_others),
         cmocka_unit_test(test_byte_at_a_time_over_socket),
