@@ -113,11 +113,7 @@ struct tc {
     /* Locations of the first definition of each name (for "see ..."). */
     struct topo_loc *node_key_loc;    /* per node */
     struct topo_loc *network_key_loc; /* per network */
-    bool networks_implicit;           /* no networks: given; "lan" made up */
     struct nic_src **nic_src;         /* [node][nic] during parsing */
-
-    /* Disk initial fault settings per node per disk. */
-    struct tc_disk_settings **disk_base; /* [node][disk] */
 
     /* Timeline items and expanded events. */
     struct tc_item *items; /* timeline: items */

@@ -76,15 +76,6 @@ static void tc_free(struct tc *c)
         tc_item_clear(&c->citems[i]);
     }
     free(c->citems);
-    if (c->disk_base) {
-        for (size_t i = 0; i < c->s->n_nodes; i++) {
-            for (size_t d = 0; c->disk_base[i] && d < c->s->nodes[i].n_disks; d++) {
-                impair_disk_params_clear(&c->disk_base[i][d].p);
-            }
-            free(c->disk_base[i]);
-        }
-        free(c->disk_base);
-    }
     for (size_t i = 0; i < c->n_events; i++) {
         topo_event_clear(&c->events[i]);
     }

@@ -358,7 +358,6 @@ void tc_parse_networks(struct tc *c, const struct ty_node *n)
         s->networks[0].subnet = 0x0a000100;
         s->networks[0].prefix_len = 24;
         s->networks[0].mtu = 1500;
-        c->networks_implicit = true;
         c->network_key_loc = fl_xcalloc(1, sizeof(struct topo_loc));
         return;
     }
@@ -597,11 +596,10 @@ static void parse_node_networks(struct tc *c, struct topo_node *node, const stru
 }
 
 static void parse_disk(struct tc *c, struct topo_node *node, const struct ty_node *k,
-                       const struct ty_node *v, struct tc_disk_settings *settings)
+                       const struct ty_node *v)
 {
     struct topo_disk *d = &node->disks[node->n_disks];
     memset(d, 0, sizeof(*d));
-    memset(settings, 0, sizeof(*settings));
     d->name = fl_xstrdup(k->str);
     d->index = (uint32_t)node->n_disks;
     d->size_bytes = DEFAULT_DISK_SIZE;
@@ -710,14 +708,16 @@ static void parse_disk(struct tc *c, struct topo_node *node, const struct ty_nod
         }
         if ((x = ty_map_get(v, "faults"))) {
             size_t m = tc_path_key(c, "faults");
-            if (tc_disk_settings(c, x, NULL, settings)) {
-                tc_disk_apply(&d->faults, settings);
+            struct tc_disk_settings settings;
+            if (tc_disk_settings(c, x, NULL, &settings)) {
+                tc_disk_apply(&d->faults, &settings);
                 struct fl_error *e = NULL;
                 if (!impair_disk_params_validate(&d->faults, &e)) {
                     tc_err(c, x, "%s", e->msg);
                     fl_error_free(e);
                 }
             }
+            impair_disk_params_clear(&settings.p);
             tc_path_pop(c, m);
         }
     } else if (!ty_is_null(v)) {
@@ -877,7 +877,6 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
     s->nodes = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*s->nodes));
     c->node_key_loc = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(struct topo_loc));
     c->nic_src = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*c->nic_src));
-    c->disk_base = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*c->disk_base));
     /* Names first, so nothing depends on the order of definitions. */
     const struct ty_node **vals = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*vals));
     for (size_t i = 0; i < n->n_pairs; i++) {
@@ -945,8 +944,6 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
                                "(e.g. {data: {size: 256MiB, mount: /data}})");
                 } else {
                     node->disks = fl_xcalloc(x->n_pairs ? x->n_pairs : 1, sizeof(*node->disks));
-                    c->disk_base[idx] =
-                        fl_xcalloc(x->n_pairs ? x->n_pairs : 1, sizeof(**c->disk_base));
                     for (size_t i = 0; i < x->n_pairs; i++) {
                         const struct ty_node *dk = x->pairs[i].key;
                         size_t md = tc_path_keyn(c, dk);
@@ -960,8 +957,7 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
                             }
                         }
                         if (ok) {
-                            parse_disk(c, node, dk, x->pairs[i].value,
-                                       &c->disk_base[idx][node->n_disks]);
+                            parse_disk(c, node, dk, x->pairs[i].value);
                         }
                         tc_path_pop(c, md);
                     }

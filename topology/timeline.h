@@ -55,7 +55,6 @@ struct tc_item {
     uint64_t capacity;
     char *command;
     bool background;
-    bool has_timeout;
     int64_t timeout, within, interval;
     bool has_expect;
     struct topo_expect expect;
