@@ -152,7 +152,15 @@ static int run_main(int argc, char **argv)
     struct fl_error *err = NULL;
     runner_run(&o, &out, &err);
     if (err) {
-        fprintf(stderr, "faultline run: %s\n", err->msg);
+        /* Scenario errors are FILE:LINE:COL lines (one per error) and
+         * stand on their own; anything else gets the command's name. */
+        const char *file = o.scenario_path;
+        if (out.result == RUNNER_INVALID && file && !strncmp(err->msg, file, strlen(file)) &&
+            err->msg[strlen(file)] == ':') {
+            fprintf(stderr, "%s\n", err->msg);
+        } else {
+            fprintf(stderr, "faultline run: %s\n", err->msg);
+        }
         if (out.result == RUNNER_ERROR) {
             fprintf(stderr, "faultline run: infrastructure failure%s%s\n",
                     out.run_dir ? "; partial results in " : "", out.run_dir ? out.run_dir : "");

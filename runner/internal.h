@@ -129,6 +129,8 @@ struct run {
 };
 
 /* ---- rundir.c: files of the run directory ---- */
+/* --out must be a new path or an empty directory. */
+bool rn_dir_check_out(const char *path, struct fl_error **errp);
 bool rn_dir_create(struct run *run, struct fl_error **errp);
 /* A line of events.log (and of the view): "[+12.000s] kind  text".
  * Timeline time when the timeline runs, boot-relative before. */

@@ -729,6 +729,12 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
         free_run(run);
         return false;
     }
+    if (opts->out_dir && !rn_dir_check_out(opts->out_dir, &err)) {
+        out->result = RUNNER_INVALID;
+        fl_error_propagate(errp, err);
+        free_run(run);
+        return false;
+    }
     run->loop = fl_loop_create(NULL, &err);
     if (!run->loop || !rn_dir_create(run, &err)) {
         out->result = RUNNER_ERROR;

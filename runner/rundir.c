@@ -68,17 +68,24 @@ static bool make_sock_dir(struct run *run, struct fl_error **errp)
     return true;
 }
 
+bool rn_dir_check_out(const char *path, struct fl_error **errp)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && (!S_ISDIR(st.st_mode) || !dir_is_empty(path))) {
+        fl_error_setf(errp, EEXIST,
+                      "--out '%s' exists and is not an empty directory (choose a new path)", path);
+        return false;
+    }
+    return true;
+}
+
 bool rn_dir_create(struct run *run, struct fl_error **errp)
 {
     if (run->opts->out_dir) {
-        run->dir = fl_xstrdup(run->opts->out_dir);
-        struct stat st;
-        if (stat(run->dir, &st) == 0 && (!S_ISDIR(st.st_mode) || !dir_is_empty(run->dir))) {
-            fl_error_setf(errp, EEXIST,
-                          "--out '%s' exists and is not an empty directory (choose a new path)",
-                          run->dir);
+        if (!rn_dir_check_out(run->opts->out_dir, errp)) {
             return false;
         }
+        run->dir = fl_xstrdup(run->opts->out_dir);
     } else {
         char stamp[32];
         time_t now = time(NULL);
