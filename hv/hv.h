@@ -178,10 +178,24 @@ struct hv_disk_config {
     bool read_only;
 };
 
-/* A line of /etc/hosts. */
+/* A line of /etc/hosts, and optionally a permanent neighbor (ARP) entry.
+ *
+ * `mac` ("52:54:00:xx:xx:xx", unicast; NULL = none): the MAC of the NIC
+ * that owns `ip`.  When set, `ip` is IPv4, and `ip` lies inside the subnet
+ * of one of this node's NICs (nics[].ip_cidr), the setup script adds a
+ * permanent ARP entry for it on that NIC (on every NIC whose subnet holds
+ * it), so the guest never sends ARP requests for that address and no
+ * partition can make a neighbor unreachable by dropping ARP: frames are
+ * cut exactly as configured and nothing else (a one-way partition n3 -> n1
+ * drops n3's frames to n1 and only those).  Entries for the node's own
+ * addresses and addresses outside its subnets are skipped.  The entries
+ * are set again after every boot, reset and restart (/proc/net/arp flags
+ * 0x6: ATF_COM|ATF_PERM).  A MAC on an IPv6 entry is an error (the guest's
+ * busybox has no tool for permanent NDP entries). */
 struct hv_host_entry {
     const char *name;
     const char *ip;
+    const char *mac;
 };
 
 /* A command started after the node is configured, as `sh -c cmd` with

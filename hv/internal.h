@@ -5,6 +5,7 @@
 #ifndef FL_HV_INTERNAL_H
 #define FL_HV_INTERNAL_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,11 @@ void hv_cpio_destroy(struct hv_cpio *c); /* abandons; accepts NULL */
 void hv_sh_quote(struct fl_buf *b, const char *s);
 /* The setup script for a node (validated config). */
 char *hv_setup_script(const struct hv_node_config *cfg);
+/* IPv4 `addr` lies in the subnet of `cidr` ("a.b.c.d/len"; NULL or IPv6:
+ * false). */
+bool hv_ipv4_in_cidr(const char *cidr, struct in_addr addr);
+/* `addr` is the address of one of cfg's NICs. */
+bool hv_ipv4_is_own(const struct hv_node_config *cfg, struct in_addr addr);
 /* Stable MAC for NIC `index` of node `name` (52:54:00 + hash). */
 void hv_default_mac(const char *name, size_t index, char out[18]);
 bool hv_mac_valid(const char *mac);

@@ -15,6 +15,7 @@
  * socketpairs handed to QEMU as fds, so there is nothing to race on and
  * nothing to clean up.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -250,6 +251,21 @@ static bool validate(const struct hv_node_config *c, struct fl_error **errp)
         if (!h->name || !hv_name_valid(h->name) || !h->ip || !hv_ip_valid(h->ip)) {
             fl_error_setf(errp, EINVAL, "node %s: hosts[%zu]: '%s %s' is not 'name address'", who,
                           i, h->name ? h->name : "(null)", h->ip ? h->ip : "(null)");
+            return false;
+        }
+        if (h->mac && !hv_mac_valid(h->mac)) {
+            fl_error_setf(errp, EINVAL,
+                          "node %s: hosts[%zu].mac: '%s' is not a unicast MAC "
+                          "(xx:xx:xx:xx:xx:xx, first octet even)",
+                          who, i, h->mac);
+            return false;
+        }
+        struct in_addr a4;
+        if (h->mac && inet_pton(AF_INET, h->ip, &a4) != 1) {
+            fl_error_setf(errp, EINVAL,
+                          "node %s: hosts[%zu].mac: '%s' is for '%s', an IPv6 address; permanent "
+                          "neighbor entries are set for IPv4 addresses only (leave mac NULL)",
+                          who, i, h->mac, h->ip);
             return false;
         }
     }
@@ -504,6 +520,7 @@ struct hv_node *hv_node_create(struct fl_loop *loop, const struct hv_node_config
     for (size_t i = 0; i < config->n_hosts; i++) {
         n->hosts[i].name = keep(n, config->hosts[i].name);
         n->hosts[i].ip = keep(n, config->hosts[i].ip);
+        n->hosts[i].mac = keep(n, config->hosts[i].mac);
     }
     c->hosts = n->hosts;
     n->commands = fl_xcalloc(config->n_commands + 1, sizeof *n->commands);

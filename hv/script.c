@@ -4,6 +4,7 @@
  * same for every node):
  *
  *   hostname, /etc/hosts (every node), NICs found by MAC -> address,
+ *   permanent ARP entries for every other node's MAC on the node's subnets,
  *   disks found by virtio serial "fl-d<i>" -> /dev/disk/fl-d<i>, mkfs when
  *   blank and asked, mount; /etc/fl/env; commands under a supervisor loop
  *   (restart-on-exit when asked), output to the console.
@@ -13,6 +14,8 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +108,49 @@ bool hv_name_valid(const char *name)
     return true;
 }
 
+/* Parses an IPv4 "a.b.c.d/len" into address and mask (host order). */
+static bool ipv4_cidr(const char *cidr, uint32_t *net, uint32_t *mask, uint32_t *self)
+{
+    if (!cidr) {
+        return false;
+    }
+    const char *slash = strchr(cidr, '/');
+    char ip[INET_ADDRSTRLEN];
+    size_t n = slash ? (size_t)(slash - cidr) : 0;
+    if (!slash || n == 0 || n >= sizeof ip) {
+        return false;
+    }
+    memcpy(ip, cidr, n);
+    ip[n] = '\0';
+    struct in_addr a;
+    char *end;
+    long prefix = strtol(slash + 1, &end, 10);
+    if (inet_pton(AF_INET, ip, &a) != 1 || *end || end == slash + 1 || prefix < 0 || prefix > 32) {
+        return false;
+    }
+    *self = ntohl(a.s_addr);
+    *mask = prefix == 0 ? 0 : ~(uint32_t)0 << (32 - prefix);
+    *net = *self & *mask;
+    return true;
+}
+
+bool hv_ipv4_in_cidr(const char *cidr, struct in_addr addr)
+{
+    uint32_t net, mask, self;
+    return ipv4_cidr(cidr, &net, &mask, &self) && (ntohl(addr.s_addr) & mask) == net;
+}
+
+bool hv_ipv4_is_own(const struct hv_node_config *cfg, struct in_addr addr)
+{
+    for (size_t i = 0; i < cfg->n_nics; i++) {
+        uint32_t net, mask, self;
+        if (ipv4_cidr(cfg->nics[i].ip_cidr, &net, &mask, &self) && self == ntohl(addr.s_addr)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 char *hv_setup_script(const struct hv_node_config *cfg)
 {
     struct fl_buf b = {0};
@@ -139,11 +185,34 @@ char *hv_setup_script(const struct hv_node_config *cfg)
         for (char *p = mac; *p; p++) {
             *p = (char)tolower((unsigned char)*p);
         }
-        fl_buf_printf(&b, "dev=$(fl_ifname %s)\nip link set \"$dev\" up\n", mac);
+        fl_buf_printf(&b, "dev=$(fl_ifname %s)\nip link set \"$dev\" up\nnic%zu=$dev\n", mac, i);
         if (cfg->nics[i].ip_cidr) {
             fl_buf_puts(&b, "ip addr add ");
             hv_sh_quote(&b, cfg->nics[i].ip_cidr);
             fl_buf_puts(&b, " dev \"$dev\"\n");
+        }
+    }
+    /* Permanent neighbor entries (hv.h, struct hv_host_entry): ARP never
+     * decides a partition's outcome.  busybox `arp -s` without `temp`
+     * sets ATF_PERM (NUD_PERMANENT in the kernel). */
+    for (size_t h = 0; h < cfg->n_hosts; h++) {
+        const struct hv_host_entry *he = &cfg->hosts[h];
+        struct in_addr addr;
+        if (!he->mac || inet_pton(AF_INET, he->ip, &addr) != 1 || hv_ipv4_is_own(cfg, addr)) {
+            continue;
+        }
+        for (size_t i = 0; i < cfg->n_nics; i++) {
+            if (!hv_ipv4_in_cidr(cfg->nics[i].ip_cidr, addr)) {
+                continue;
+            }
+            char mac[18];
+            snprintf(mac, sizeof mac, "%s", he->mac);
+            for (char *p = mac; *p; p++) {
+                *p = (char)tolower((unsigned char)*p);
+            }
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &addr, ip, sizeof ip);
+            fl_buf_printf(&b, "arp -i \"$nic%zu\" -s %s %s\n", i, ip, mac);
         }
     }
     for (size_t i = 0; i < cfg->n_disks; i++) {

@@ -1,7 +1,7 @@
 /*
  * Integration tests for hv/ with real TCG guests.
  *
- *   hv_guest_test image|boot|exec|pause|crash|clock|sigkill|reboot
+ *   hv_guest_test image|boot|exec|pause|crash|clock|sigkill|reboot|packages|nbd|arp
  *
  * Each case builds (or finds: the hv_image fixture built it) the default
  * image, boots what it needs in a private 0700 run directory, checks, and
@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,9 +43,14 @@ static int exits, unexpected_exits, readies;
     } while (0)
 
 static struct hv_node *nodes[4];
+static int listen_fd = -1;
 
 static void cleanup(void)
 {
+    if (listen_fd >= 0) {
+        close(listen_fd);
+        listen_fd = -1;
+    }
     for (size_t i = 0; i < FL_ARRAY_LEN(nodes); i++) {
         hv_node_destroy(nodes[i]);
         nodes[i] = NULL;
@@ -108,7 +115,7 @@ static struct hv_node *boot_node(size_t idx, const char *name, const struct hv_d
                                  size_t n_disks)
 {
     struct fl_error *err = NULL;
-    struct hv_host_entry hosts[] = {{"n1", "10.0.0.1"}, {"n2", "10.0.0.2"}};
+    struct hv_host_entry hosts[] = {{"n1", "10.0.0.1", NULL}, {"n2", "10.0.0.2", NULL}};
     const char *env[] = {"FL_TEST=hello world"};
     struct hv_node_config cfg = {
         .name = name,
@@ -368,6 +375,82 @@ static int t_clock(void)
     return 0;
 }
 
+/* A listening unix socket standing in for netback: QEMU's stream netdev
+ * connects (the backlog takes it); nothing is ever read or sent. */
+static char *nic_listener(const char *name)
+{
+    char *path = fl_xasprintf("%s/%s", run_dir, name);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    CHECK(strlen(path) < sizeof sa.sun_path, "socket path too long: %s", path);
+    strcpy(sa.sun_path, path);
+    listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(listen_fd >= 0, "socket: %s", strerror(errno));
+    CHECK(bind(listen_fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(listen_fd, 8) == 0,
+          "bind/listen %s: %s", path, strerror(errno));
+    return path;
+}
+
+/* /proc/net/arp holds exactly the expected permanent entry (flags 0x6 =
+ * ATF_COM|ATF_PERM), before the guest sent any IPv4 traffic: not the
+ * node's own address, not the address outside its subnet. */
+static void check_arp(struct hv_node *n, const char *when)
+{
+    struct hv_exec_result r = run(n, "tail -n +2 /proc/net/arp");
+    char ip[32], hw[32], flags[16], mac[32], mask[16], dev[16];
+    int fields = sscanf(r.out, "%31s %31s %15s %31s %15s %15s", ip, hw, flags, mac, mask, dev);
+    CHECK(fields == 6 && !strcmp(ip, "10.0.0.2") && !strcmp(flags, "0x6") &&
+              !strcmp(mac, "52:54:00:00:00:02") && !strcmp(dev, "eth0"),
+          "%s: /proc/net/arp: '%s'", when, r.out);
+    CHECK(!strchr(r.out, '\n') || strchr(r.out, '\n')[1] == '\0',
+          "%s: more than one neighbor entry: '%s'", when, r.out);
+    hv_exec_result_clear(&r);
+    r = run(n, "ip neigh show 10.0.0.2");
+    CHECK(strstr(r.out, "PERMANENT"), "%s: ip neigh: '%s'", when, r.out);
+    hv_exec_result_clear(&r);
+}
+
+static int t_arp(void)
+{
+    struct fl_error *err = NULL;
+    char *sock = nic_listener("n1-eth0.sock");
+    struct hv_nic_config nic = {
+        .socket_path = sock, .mac = "52:54:00:00:00:01", .ip_cidr = "10.0.0.1/24"};
+    struct hv_host_entry hosts[] = {{"n1", "10.0.0.1", "52:54:00:00:00:01"},
+                                    {"n2", "10.0.0.2", "52:54:00:00:00:02"},
+                                    {"n3", "10.9.0.3", "52:54:00:00:00:03"}};
+    struct hv_node_config cfg = {
+        .name = "n1",
+        .memory_mib = 128,
+        .kernel = img.kernel,
+        .initrd = img.initrd,
+        .run_dir = run_dir,
+        .nics = &nic,
+        .n_nics = 1,
+        .hosts = hosts,
+        .n_hosts = 3,
+        .ready_timeout_ns = READY_TIMEOUT,
+    };
+    struct hv_node *n = hv_node_create(loop, &cfg, &cbs, NULL, &err);
+    free(sock);
+    CHECK(n, "%s", err->msg);
+    nodes[0] = n;
+    CHECK(hv_node_boot(n, &err), "%s", err->msg);
+    CHECK(hv_node_wait_state(n, HV_NODE_READY, READY_TIMEOUT, &err), "%s", err->msg);
+    check_arp(n, "boot");
+    /* reset: the setup script runs again on a fresh kernel */
+    CHECK(hv_node_reset(n, &err), "%s", err->msg);
+    CHECK(hv_node_wait_state(n, HV_NODE_BOOTING, 10 * FL_NS_PER_SEC, &err), "%s", err->msg);
+    CHECK(hv_node_wait_state(n, HV_NODE_READY, READY_TIMEOUT, &err), "%s", err->msg);
+    check_arp(n, "reset");
+    /* crash and restart: a new QEMU */
+    CHECK(hv_node_crash(n, &err), "%s", err->msg);
+    CHECK(hv_node_wait_state(n, HV_NODE_OFF, 20 * FL_NS_PER_SEC, &err), "%s", err->msg);
+    CHECK(hv_node_boot(n, &err), "%s", err->msg);
+    CHECK(hv_node_wait_state(n, HV_NODE_READY, READY_TIMEOUT, &err), "%s", err->msg);
+    check_arp(n, "restart");
+    return 0;
+}
+
 static int t_reboot(void)
 {
     struct hv_node *n = boot_node(0, "n1", NULL, 0);
@@ -475,9 +558,8 @@ static int t_image(void)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(
-            stderr,
-            "usage: hv_guest_test image|boot|exec|pause|crash|clock|reboot|sigkill|packages|nbd\n");
+        fprintf(stderr, "usage: hv_guest_test "
+                        "image|boot|exec|pause|crash|clock|reboot|sigkill|packages|nbd|arp\n");
         return 2;
     }
     static const struct {
@@ -486,7 +568,7 @@ int main(int argc, char **argv)
     } cases[] = {{"boot", t_boot},       {"exec", t_exec},   {"pause", t_pause},
                  {"crash", t_crash},     {"clock", t_clock}, {"reboot", t_reboot},
                  {"sigkill", t_sigkill}, {"image", t_image}, {"packages", t_packages},
-                 {"nbd", t_nbd}};
+                 {"nbd", t_nbd},         {"arp", t_arp}};
     for (size_t i = 0; i < FL_ARRAY_LEN(cases); i++) {
         if (!strcmp(argv[1], cases[i].name)) {
             setup();

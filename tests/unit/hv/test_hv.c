@@ -1,6 +1,7 @@
 /* Unit tests for hv/ pieces that need no guest: LZ4, ELF, cpio, the agent
  * wire format, the QMP JSON reader, the setup script helpers, the
  * accelerator decision. */
+#include <arpa/inet.h>
 #include <elf.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -382,7 +383,7 @@ static void test_setup_script(void **state)
     struct hv_nic_config nics[] = {{.socket_path = "/r/n1.sock", .ip_cidr = "10.0.0.1/24"}};
     struct hv_disk_config disks[] = {
         {.kind = HV_DISK_NBD, .path = "/r/d", .mount_point = "/data", .format_if_blank = true}};
-    struct hv_host_entry hosts[] = {{"n1", "10.0.0.1"}, {"n2", "10.0.0.2"}};
+    struct hv_host_entry hosts[] = {{"n1", "10.0.0.1", NULL}, {"n2", "10.0.0.2", NULL}};
     struct hv_command cmds[] = {{"redis-server --port 6379", true}, {"echo 'once'", false}};
     const char *env[] = {"A=b c"};
     struct hv_node_config cfg = {.name = "n1",
@@ -413,7 +414,69 @@ static void test_setup_script(void **state)
     assert_true(first && second);
     char *brk = strstr(first, "break;");
     assert_true(brk && brk > second);
+    /* no MACs given: no neighbor entries */
+    assert_null(strstr(s, "arp "));
     free(s);
+}
+
+/* Permanent ARP entries: one per other node's IPv4 address on one of the
+ * node's subnets, on that subnet's NIC; never for the node itself. */
+static void test_setup_script_arp(void **state)
+{
+    struct hv_nic_config nics[] = {
+        {.socket_path = "/r/a.sock", .mac = "52:54:00:00:01:01", .ip_cidr = "10.0.0.1/24"},
+        {.socket_path = "/r/b.sock", .mac = "52:54:00:00:01:02", .ip_cidr = "10.1.0.1/16"},
+        {.socket_path = "/r/c.sock", .mac = "52:54:00:00:01:03"}};
+    struct hv_host_entry hosts[] = {
+        {"n1", "10.0.0.1", "52:54:00:00:01:01"},   /* itself: skipped */
+        {"n1b", "10.1.0.1", "52:54:00:00:01:02"},  /* itself, second NIC: skipped */
+        {"n2", "10.0.0.2", "52:54:00:AB:CD:EF"},   /* first NIC, MAC lower-cased */
+        {"n3", "10.1.200.3", "52:54:00:00:00:03"}, /* second NIC (/16) */
+        {"n4", "10.2.0.4", "52:54:00:00:00:04"},   /* on no subnet: skipped */
+        {"n5", "10.0.0.5", NULL},                  /* no MAC: skipped */
+    };
+    struct hv_node_config cfg = {
+        .name = "n1", .nics = nics, .n_nics = 3, .hosts = hosts, .n_hosts = 6};
+    char *s = hv_setup_script(&cfg);
+    assert_non_null(strstr(s, "nic0=$dev\n"));
+    assert_non_null(strstr(s, "nic1=$dev\n"));
+    const char *n2 = strstr(s, "arp -i \"$nic0\" -s 10.0.0.2 52:54:00:ab:cd:ef\n");
+    assert_non_null(n2);
+    assert_non_null(strstr(s, "arp -i \"$nic1\" -s 10.1.200.3 52:54:00:00:00:03\n"));
+    /* after every address is configured */
+    assert_true(n2 > strstr(s, "ip addr add '10.1.0.1/16'"));
+    assert_null(strstr(s, "10.0.0.1 52:"));
+    assert_null(strstr(s, "10.1.0.1 52:"));
+    assert_null(strstr(s, "10.2.0.4 52:"));
+    assert_null(strstr(s, "$nic2"));
+    assert_null(strstr(s, " -s 10.0.0.5"));
+    size_t count = 0;
+    for (const char *p = s; (p = strstr(p, "arp -i")); p++) {
+        count++;
+    }
+    assert_int_equal(count, 2);
+    free(s);
+
+    /* overlapping subnets: an entry on each NIC that holds the address */
+    nics[1].ip_cidr = "10.0.0.9/8";
+    cfg.n_hosts = 3;
+    s = hv_setup_script(&cfg);
+    assert_non_null(strstr(s, "arp -i \"$nic0\" -s 10.0.0.2 52:54:00:ab:cd:ef\n"));
+    assert_non_null(strstr(s, "arp -i \"$nic1\" -s 10.0.0.2 52:54:00:ab:cd:ef\n"));
+    /* 10.1.0.1 is no longer the node's own address but on nic1's /8 */
+    assert_non_null(strstr(s, "arp -i \"$nic1\" -s 10.1.0.1 52:54:00:00:01:02\n"));
+    free(s);
+
+    struct in_addr a;
+    assert_int_equal(inet_pton(AF_INET, "192.168.1.77", &a), 1);
+    assert_true(hv_ipv4_in_cidr("192.168.1.1/24", a));
+    assert_true(hv_ipv4_in_cidr("192.168.1.77/32", a));
+    assert_true(hv_ipv4_in_cidr("0.0.0.0/0", a));
+    assert_false(hv_ipv4_in_cidr("192.168.2.1/24", a));
+    assert_false(hv_ipv4_in_cidr("192.168.1.1/33", a));
+    assert_false(hv_ipv4_in_cidr("fd00::1/64", a));
+    assert_false(hv_ipv4_in_cidr(NULL, a));
+    assert_false(hv_ipv4_in_cidr("192.168.1.1", a));
 }
 
 /* ---- accelerator ---- */
@@ -508,6 +571,35 @@ static void test_node_config_errors(void **state)
     fl_error_free(err);
     err = NULL;
 
+    struct hv_host_entry host = {"n2", "10.0.0.2", "52:54:00:00:00:0"};
+    bad = cfg;
+    bad.hosts = &host;
+    bad.n_hosts = 1;
+    assert_null(hv_node_create(loop, &bad, NULL, NULL, &err));
+    assert_non_null(strstr(err->msg, "hosts[0].mac: '52:54:00:00:00:0'"));
+    fl_error_free(err);
+    err = NULL;
+    host.mac = "03:54:00:00:00:01"; /* multicast */
+    assert_null(hv_node_create(loop, &bad, NULL, NULL, &err));
+    assert_non_null(strstr(err->msg, "hosts[0].mac"));
+    fl_error_free(err);
+    err = NULL;
+    host.ip = "fd00::2";
+    host.mac = "52:54:00:00:00:02";
+    assert_null(hv_node_create(loop, &bad, NULL, NULL, &err));
+    assert_non_null(strstr(err->msg, "IPv4 addresses only"));
+    fl_error_free(err);
+    err = NULL;
+    host.mac = NULL; /* IPv6 without a MAC is fine */
+    struct hv_node *ok6 = hv_node_create(loop, &bad, NULL, NULL, &err);
+    assert_non_null(ok6);
+    hv_node_destroy(ok6);
+    host.ip = "10.0.0.2";
+    host.mac = "52:54:00:00:00:02";
+    ok6 = hv_node_create(loop, &bad, NULL, NULL, &err);
+    assert_non_null(ok6);
+    hv_node_destroy(ok6);
+
     const char *env[] = {"1BAD=x"};
     bad = cfg;
     bad.env = env;
@@ -592,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_quote_and_validators),
         cmocka_unit_test(test_setup_script),
+        cmocka_unit_test(test_setup_script_arp),
         cmocka_unit_test(test_accel),
         cmocka_unit_test(test_node_config_errors),
         cmocka_unit_test(test_image_spec_errors),
