@@ -352,17 +352,23 @@ const char *trace_crash_outcome_name(enum trace_crash_outcome outcome);
  * (caller frees). */
 char *trace_pcap_path(const char *run_dir, const char *node, const char *nic);
 
-/* A pcap writer (libpcap file format, DLT_EN10MB, nanosecond timestamps,
- * 1 MiB write buffer).  Unlike the database writers, one pcap is used by
- * one thread at a time (no locking on the per-packet path). */
+/* A pcap writer (libpcap file format, DLT_EN10MB, nanosecond timestamps).
+ * trace_pcap_write() copies the packet into an in-memory buffer (no system
+ * call, no lock); full 256 KiB buffers are written to the file by the
+ * pcap's own writer thread, so the page-cache copy does not run on the
+ * caller's thread.  If the writer falls 4 MiB behind, trace_pcap_write()
+ * waits for it (packets are never dropped).  Unlike the database writers,
+ * one pcap is used by one thread at a time (no locking on the per-packet
+ * path). */
 struct trace_pcap;
 /* path "-": standard output. */
 struct trace_pcap *trace_pcap_create(const char *path, struct fl_error **errp);
 /* wall_ns: CLOCK_REALTIME ns of the packet.  0 or -errno. */
 int trace_pcap_write(struct trace_pcap *pcap, int64_t wall_ns, const void *data, size_t size);
-/* Writes buffered packets to the file (the writer buffers 1 MiB; call
- * this periodically, e.g. every second, so a killed controller loses
- * little).  0 or -errno. */
+/* Writes buffered packets to the file and waits until they are there
+ * (call this periodically, e.g. every second, so a killed controller
+ * loses little).  0 or -errno of the first failed write (sticky: after a
+ * failure every trace_pcap_write() returns it too). */
 int trace_pcap_flush(struct trace_pcap *pcap);
 /* Flushes and closes; accepts NULL. */
 void trace_pcap_destroy(struct trace_pcap *pcap);

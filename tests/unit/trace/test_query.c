@@ -374,6 +374,84 @@ static void test_pcap_writer(void **state)
     free(path);
 }
 
+/* Many packets (the writer thread gets many full buffers, and one packet
+ * larger than a buffer): every byte and timestamp arrives in order. */
+static void test_pcap_writer_many(void **state)
+{
+    struct fixture *f = *state;
+    char *path = fl_xasprintf("%s/many.pcap", f->dir);
+    struct fl_error *err = NULL;
+    struct trace_pcap *p = trace_pcap_create(path, &err);
+    assert_non_null(p);
+    enum { N = 3000, BIG_AT = 1700, BIG = 262144 };
+    uint8_t *frame = fl_xmalloc(BIG);
+    for (uint32_t i = 0; i < N; i++) {
+        size_t size = i == BIG_AT ? BIG : 14 + (i * 7919) % 1501;
+        for (size_t k = 0; k < size; k++) {
+            frame[k] = (uint8_t)(i + k);
+        }
+        assert_int_equal(trace_pcap_write(p, 1000000000LL * i + i, frame, size), 0);
+    }
+    assert_int_equal(trace_pcap_flush(p), 0);
+    char ebuf[PCAP_ERRBUF_SIZE];
+    pcap_t *r = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    assert_non_null(r);
+    assert_int_equal(pcap_datalink(r), DLT_EN10MB);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    uint32_t n = 0;
+    while (pcap_next_ex(r, &h, &data) == 1) {
+        size_t size = n == BIG_AT ? BIG : 14 + (n * 7919) % 1501;
+        assert_int_equal(h->caplen, size);
+        assert_int_equal(h->len, size);
+        assert_int_equal(h->ts.tv_sec, n);
+        assert_int_equal(h->ts.tv_usec, n); /* nanoseconds */
+        for (size_t k = 0; k < size; k++) {
+            if (data[k] != (uint8_t)(n + k)) {
+                fail_msg("packet %u byte %zu: %u, expected %u", n, k, data[k], (uint8_t)(n + k));
+            }
+        }
+        n++;
+    }
+    assert_int_equal(n, N);
+    pcap_close(r);
+    /* still usable after a flush */
+    assert_int_equal(trace_pcap_write(p, 5, frame, 60), 0);
+    trace_pcap_destroy(p);
+    r = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    assert_non_null(r);
+    n = 0;
+    while (pcap_next_ex(r, &h, &data) == 1) {
+        n++;
+    }
+    assert_int_equal(n, N + 1);
+    pcap_close(r);
+    free(frame);
+    free(path);
+}
+
+/* A failing file (a full disk): the writer thread's error reaches flush
+ * and every later write. */
+static void test_pcap_writer_error(void **state)
+{
+    if (access("/dev/full", W_OK) != 0) {
+        skip();
+    }
+    struct fl_error *err = NULL;
+    struct trace_pcap *p = trace_pcap_create("/dev/full", &err);
+    assert_non_null(p);
+    uint8_t frame[100] = {0};
+    assert_int_equal(trace_pcap_write(p, 1, frame, sizeof(frame)), 0); /* buffered */
+    assert_int_equal(trace_pcap_flush(p), -ENOSPC);
+    int r = 0;
+    for (int i = 0; i < 10000 && r == 0; i++) { /* the next buffer handover reports it */
+        r = trace_pcap_write(p, 1, frame, sizeof(frame));
+    }
+    assert_int_equal(r, -ENOSPC);
+    assert_int_equal(trace_pcap_flush(p), -ENOSPC);
+    trace_pcap_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +462,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pcap_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pcap_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pcap_writer_many, setup, teardown),
+        cmocka_unit_test(test_pcap_writer_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
