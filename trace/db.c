@@ -1083,6 +1083,7 @@ struct trace_db *trace_db_open(const char *path, struct fl_error **errp)
         return NULL;
     }
     db->thread_started = true;
+    pthread_setname_np(db->thread, "fl-trace-db");
     return db;
 }
 

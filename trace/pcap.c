@@ -214,6 +214,7 @@ struct trace_pcap *trace_pcap_create(const char *path, struct fl_error **errp)
         return NULL;
     }
     p->thread_started = true;
+    pthread_setname_np(p->thread, "fl-trace-pcap");
     /* the file header goes with the first buffer: nothing is in the file
      * before the first flush */
     pcap_take(p, TRACE_PCAP_BUF_SIZE);

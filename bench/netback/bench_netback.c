@@ -9,6 +9,7 @@
  * Prints one JSON object per line (DESIGN.md), then a human summary.
  *   bench_netback [--quick]
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -47,7 +48,9 @@ struct run {
     int64_t first_tx, last_rx;
     int64_t relay_cpu_ns; /* CPU time of the relay thread (raw relay or netback's loop) */
     int64_t proc_cpu_ns;  /* CPU time of the whole process (every thread) in the same window */
-    int64_t *lat;         /* per received frame: rx - tx */
+    int64_t sender_cpu_ns, receiver_cpu_ns;
+    int64_t db_cpu_ns, pcap_cpu_ns; /* trace's writer threads (run.db, pcaps), same window */
+    int64_t *lat;                   /* per received frame: rx - tx */
     /* plumbing */
     char dir[64];
     int tx_fd, rx_fd;
@@ -59,6 +62,38 @@ static int64_t thread_cpu_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (int64_t)ts.tv_sec * FL_NS_PER_SEC + ts.tv_nsec;
+}
+
+/* CPU time so far of this process's threads named `comm` (trace's
+ * writer threads), from /proc/self/task/ * /schedstat. */
+static int64_t comm_cpu_ns(const char *comm)
+{
+    int64_t sum = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            continue;
+        }
+        bool match = fgets(name, sizeof name, f) && !strncmp(name, comm, strlen(comm)) &&
+                     (name[strlen(comm)] == '\n' || !name[strlen(comm)]);
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        long long ns = 0;
+        if (match && (f = fopen(path, "r"))) {
+            if (fscanf(f, "%lld", &ns) == 1) {
+                sum += ns;
+            }
+            fclose(f);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    return sum;
 }
 
 static int64_t process_cpu_ns(void)
@@ -106,6 +141,7 @@ static void *sender(void *arg)
     memcpy(buf + 10, MAC_A, 6);
     buf[16] = 0x88;
     buf[17] = 0xb5;
+    int64_t cpu0 = thread_cpu_ns();
     int64_t next = fl_clock_mono_ns();
     r->first_tx = next;
     for (long i = 0; i < r->frames; i++) {
@@ -128,6 +164,7 @@ static void *sender(void *arg)
         }
     }
     free(buf);
+    r->sender_cpu_ns = thread_cpu_ns() - cpu0;
     atomic_store(&r->sender_done, true);
     return NULL;
 }
@@ -147,6 +184,7 @@ static int on_rx_frame(void *arg, const uint8_t *frame, size_t size)
 static void *receiver(void *arg)
 {
     struct run *r = arg;
+    int64_t cpu0 = thread_cpu_ns();
     struct nb_reasm ra;
     nb_reasm_init(&ra);
     uint8_t *buf = malloc(256 << 10);
@@ -179,6 +217,7 @@ static void *receiver(void *arg)
     }
     nb_reasm_free(&ra);
     free(buf);
+    r->receiver_cpu_ns = thread_cpu_ns() - cpu0;
     atomic_store(&r->receiver_done, true);
     return NULL;
 }
@@ -294,11 +333,14 @@ static void run_once(struct run *r)
         pthread_setname_np(tr, "nb-receiver");
         pthread_setname_np(ts, "nb-sender");
         int64_t c0 = thread_cpu_ns(), p0 = process_cpu_ns();
+        int64_t db0 = comm_cpu_ns("fl-trace-db"), pc0 = comm_cpu_ns("fl-trace-pcap");
         while (!atomic_load(&r->receiver_done)) {
             fl_loop_run_once(loop, 5);
         }
         r->relay_cpu_ns = thread_cpu_ns() - c0;
         r->proc_cpu_ns = process_cpu_ns() - p0;
+        r->db_cpu_ns = comm_cpu_ns("fl-trace-db") - db0;
+        r->pcap_cpu_ns = comm_cpu_ns("fl-trace-pcap") - pc0;
         nb_destroy(nb);
         if (db) {
             /* How long netback waited on trace's writer thread (its queue
@@ -419,6 +461,7 @@ int main(int argc, char **argv)
                 continue;
             }
             double vb[REPS], vn[REPS], stall_ms = 0, cpu_b = 0, cpu_n = 0, pcpu_b = 0, pcpu_n = 0;
+            double snd_n = 0, rcv_n = 0, db_n = 0, pcap_n = 0;
             for (int rep = 0; rep < REPS; rep++) {
                 struct run raw = {
                     .kind = RELAY_RAW, .frame_size = sizes[k].size, .frames = sizes[k].n};
@@ -436,6 +479,10 @@ int main(int argc, char **argv)
                 vn[rep] = fps(&nbr);
                 cpu_n += (double)nbr.relay_cpu_ns / (double)nbr.frames / REPS;
                 pcpu_n += (double)nbr.proc_cpu_ns / (double)nbr.frames / REPS;
+                snd_n += (double)nbr.sender_cpu_ns / (double)nbr.frames / REPS;
+                rcv_n += (double)nbr.receiver_cpu_ns / (double)nbr.frames / REPS;
+                db_n += (double)nbr.db_cpu_ns / (double)nbr.frames / REPS;
+                pcap_n += (double)nbr.pcap_cpu_ns / (double)nbr.frames / REPS;
                 stall_ms += (double)nbr.trace_stall_ns / 1e6 / REPS;
                 free(nbr.lat);
             }
@@ -448,7 +495,11 @@ int main(int argc, char **argv)
                 "  relay thread CPU %.0f ns/frame (raw %.0f), all threads %.0f (raw %.0f)", cpu_n,
                 cpu_b, pcpu_n, pcpu_b);
             if (cases[c].tracing) {
-                fl_buf_printf(&summary, ", blocked on trace's writer %.0f ms/run", stall_ms);
+                fl_buf_printf(&summary,
+                              ", blocked on trace's writer %.0f ms/run\n"
+                              "  %-26s CPU ns/frame by thread: sender %.0f, receiver %.0f,"
+                              " trace db writer %.0f, pcap writers %.0f",
+                              stall_ms, "", snd_n, rcv_n, db_n, pcap_n);
             }
             fl_buf_puts(&summary, "\n");
         }
