@@ -294,3 +294,79 @@ size_t hv_elf_trim_zero_tails(uint8_t *data, size_t size)
     }
     return saved;
 }
+
+size_t hv_elf_drop_tail_sections(uint8_t *data, size_t size, const char *const *names,
+                                 size_t n_names)
+{
+    Elf64_Ehdr eh;
+    if (!elf64(data, size, &eh) || !phdrs_ok(size, &eh) || eh.e_shentsize != sizeof(Elf64_Shdr) ||
+        !range_ok(size, eh.e_shoff, (uint64_t)eh.e_shnum * sizeof(Elf64_Shdr)) ||
+        eh.e_shstrndx >= eh.e_shnum) {
+        return 0;
+    }
+    Elf64_Shdr strs;
+    memcpy(&strs, data + eh.e_shoff + eh.e_shstrndx * sizeof strs, sizeof strs);
+    if (!range_ok(size, strs.sh_offset, strs.sh_size)) {
+        return 0;
+    }
+    size_t saved = 0;
+    for (size_t i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph = phdr(data, &eh, i);
+        if (ph.p_type != PT_LOAD || ph.p_memsz < ph.p_filesz ||
+            ph.p_vaddr > UINT64_MAX - ph.p_memsz) {
+            continue;
+        }
+        /* Walk back from the end of the segment's memory range: while the
+         * last allocated section in it is one of `names`, cut it off;
+         * then end at the last section that stays (no gap to zero). */
+        uint64_t end = ph.p_vaddr + ph.p_memsz;
+        bool cut = false;
+        for (;;) {
+            bool found = false;
+            Elf64_Shdr last = {0};
+            for (size_t s = 0; s < eh.e_shnum; s++) {
+                Elf64_Shdr sh;
+                memcpy(&sh, data + eh.e_shoff + s * sizeof sh, sizeof sh);
+                if (!(sh.sh_flags & SHF_ALLOC) || sh.sh_size == 0 || sh.sh_addr < ph.p_vaddr ||
+                    sh.sh_addr >= end || sh.sh_size > end - sh.sh_addr) {
+                    continue;
+                }
+                if (!found || sh.sh_addr + sh.sh_size > last.sh_addr + last.sh_size) {
+                    last = sh;
+                    found = true;
+                }
+            }
+            if (!found) {
+                break;
+            }
+            bool named = false;
+            if (last.sh_name < strs.sh_size) {
+                const char *name = (const char *)data + strs.sh_offset + last.sh_name;
+                size_t max = (size_t)(strs.sh_size - last.sh_name);
+                for (size_t k = 0; k < n_names; k++) {
+                    size_t len = strlen(names[k]);
+                    named |= len < max && !memcmp(name, names[k], len + 1);
+                }
+            }
+            if (!named) {
+                if (cut) {
+                    end = last.sh_addr + last.sh_size;
+                }
+                break;
+            }
+            end = last.sh_addr;
+            cut = true;
+        }
+        if (!cut) {
+            continue;
+        }
+        uint64_t memsz = end - ph.p_vaddr;
+        saved += (size_t)(ph.p_memsz - memsz);
+        ph.p_memsz = memsz;
+        if (ph.p_filesz > memsz) {
+            ph.p_filesz = memsz;
+        }
+        memcpy(data + eh.e_phoff + i * sizeof ph, &ph, sizeof ph);
+    }
+    return saved;
+}

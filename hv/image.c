@@ -30,7 +30,7 @@
 
 #include "hv/internal.h"
 
-#define HV_BUILDER_VERSION "hv-image-5"
+#define HV_BUILDER_VERSION "hv-image-7"
 #define DEFAULT_KERNEL_PKG "linux-image-cloud-amd64"
 
 /* Embedded by blobs.c: the static guest agent and the init script. */
@@ -920,6 +920,19 @@ static bool build_kernel(struct build *b, const char *outdir, struct fl_error **
             }
         }
         if (vm) {
+            /* Sections nothing in a faultline guest needs, each at the
+             * end of its segment: BPF type information (~4 MB at the end
+             * of the read-only segment) and the SME scratch area (4 MB
+             * at the end of the image; SME is not used in a guest).
+             * Loaded, every guest would hold them twice: in QEMU's copy
+             * of the kernel file (kept for resets) and in guest RAM.  The
+             * guest sees zeros: /sys/kernel/btf/vmlinux holds no types,
+             * BTF-based BPF (CO-RE, fentry) is unavailable, modules log
+             * that their BTF does not validate and load anyway. */
+            static const char *const unused[] = {".BTF", ".BTF_ids", ".init.scratch"};
+            size_t dropped = hv_elf_drop_tail_sections(vm, vsize, unused, FL_ARRAY_LEN(unused));
+            fl_log(FL_LOG_DEBUG, "hv", "image: %zu bytes of unused kernel sections not loaded",
+                   dropped);
             size_t trimmed = hv_elf_trim_zero_tails(vm, vsize);
             fl_log(FL_LOG_DEBUG, "hv",
                    "image: %zu bytes of zero segment tails not loaded from the "

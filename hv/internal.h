@@ -42,6 +42,15 @@ uint8_t *hv_vmlinux_extract(const uint8_t *bzimage, size_t size, size_t *out_siz
  * guest: .bss, .brk and .init.scratch are ~10 MB of zeros in the
  * Debian kernel).  Returns the bytes no longer loaded from the file. */
 size_t hv_elf_trim_zero_tails(uint8_t *data, size_t size);
+/* Cuts the named sections off the end of each PT_LOAD segment, in memory
+ * (p_memsz) and in the file (p_filesz): the loader neither copies nor
+ * zero-fills them, so those guest pages stay untouched (QEMU 7.2 does
+ * zero-fill p_memsz beyond p_filesz).  Only sections that end the
+ * segment, possibly several in a row, are cut, and then the segment ends
+ * with the last section that stays.  Returns the bytes of memory no
+ * longer loaded; 0 for anything not a valid ELF64 with section headers. */
+size_t hv_elf_drop_tail_sections(uint8_t *data, size_t size, const char *const *names,
+                                 size_t n_names);
 /* ELF dynamic information of a shared object or executable. */
 struct hv_elf_deps {
     char **needed; /* DT_NEEDED sonames */

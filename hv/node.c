@@ -389,8 +389,14 @@ static void build_argv(struct hv_node *n)
     ARG("-initrd");
     ARG(c->initrd);
     ARG("-append");
+    /* Memory (docs/images.md, "Boot time and memory"): tracefs would
+     * instantiate an inode and a dentry for every trace event file at
+     * boot (~9 MiB of slab nobody reads in a faultline guest);
+     * percpu_alloc=page maps the first per-CPU chunk page by page instead
+     * of embedding it in 2 MiB units that are zeroed whole (~5 MiB). */
     fl_buf_puts(&b, "console=ttyS0 quiet panic=-1 mitigations=off cryptomgr.notests "
-                    "8250.nr_uarts=1 no_timer_check tsc=reliable rcupdate.rcu_expedited=1");
+                    "8250.nr_uarts=1 no_timer_check tsc=reliable rcupdate.rcu_expedited=1 "
+                    "percpu_alloc=page initcall_blacklist=tracer_init_tracefs,event_trace_init");
     unsigned long khz = n->accel == HV_ACCEL_TCG ? host_tsc_khz() : 0;
     if (khz > 100000) {
         fl_buf_printf(&b, " tsc_early_khz=%lu", khz);

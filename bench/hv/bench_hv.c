@@ -6,7 +6,12 @@
  *   hv.rss   peak RSS (VmHWM) of each QEMU process once its guest is ready
  * and a human summary last.
  *
- *   bench_hv [--sizes 1,4,8] [--memory MIB] [--cmdline EXTRA]
+ *   bench_hv [--sizes 1,4,8] [--memory MIB] [--cmdline EXTRA] [--smaps] [--exec CMD]
+ *            [--kernel VMLINUX]
+ *
+ * --smaps lists the first QEMU's mappings of >= 2 MiB RSS; --exec runs a
+ * shell command in the first guest once all are ready (e.g. to read
+ * /proc/meminfo there).
  *
  * Targets on a 2-core TCG machine: 8 guests all ready <= 15 s; <= 160 MiB
  * peak RSS for a 128 MiB guest.
@@ -35,6 +40,8 @@ static struct guest guests[MAX_GUESTS];
 static int n_ready;
 static bool failed;
 static bool show_smaps;
+static const char *exec_cmd;        /* --exec: run in the first guest once ready */
+static const char *kernel_override; /* --kernel: another vmlinux (experiments) */
 
 static long peak_rss_kib(pid_t pid)
 {
@@ -100,7 +107,7 @@ static int64_t boot_group(struct fl_loop *loop, const struct hv_image *img, cons
         snprintf(name, sizeof name, "g%d", i);
         struct hv_node_config cfg = {.name = name,
                                      .memory_mib = mem,
-                                     .kernel = img->kernel,
+                                     .kernel = kernel_override ? kernel_override : img->kernel,
                                      .initrd = img->initrd,
                                      .run_dir = dir,
                                      .extra_cmdline = cmdline,
@@ -123,6 +130,17 @@ static int64_t boot_group(struct fl_loop *loop, const struct hv_image *img, cons
         pid_t pid = guests[i].node ? hv_node_pid(guests[i].node) : 0;
         guests[i].rss_kib = pid ? peak_rss_kib(pid) : -1;
         guests[i].pss_kib = pid ? pss_kib(pid) : -1;
+    }
+    if (exec_cmd && !failed && count > 0 && guests[0].node) {
+        struct hv_exec_result r;
+        if (hv_node_exec_sync(guests[0].node, exec_cmd, 30 * FL_NS_PER_SEC, &r, &err)) {
+            fprintf(stderr, "exec '%s': exit %d\n%s%s", exec_cmd, r.exit_code, r.out, r.err);
+            hv_exec_result_clear(&r);
+        } else {
+            fprintf(stderr, "bench_hv: --exec: %s\n", err->msg);
+            fl_error_free(err);
+            err = NULL;
+        }
     }
     if (show_smaps && count > 0 && guests[0].node) {
         /* where the memory of the first guest's QEMU is (mappings >= 2 MiB) */
@@ -176,11 +194,16 @@ int main(int argc, char **argv)
             mem = (unsigned)atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--smaps")) {
             show_smaps = true;
+        } else if (!strcmp(argv[i], "--kernel") && i + 1 < argc) {
+            kernel_override = argv[++i];
+        } else if (!strcmp(argv[i], "--exec") && i + 1 < argc) {
+            exec_cmd = argv[++i];
         } else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
             cmdline = argv[++i];
         } else {
             fprintf(stderr,
-                    "usage: bench_hv [--sizes 1,4,8] [--memory MIB] [--cmdline EXTRA] [--smaps]\n");
+                    "usage: bench_hv [--sizes 1,4,8] [--memory MIB] [--cmdline EXTRA] [--smaps] "
+                    "[--exec CMD] [--kernel VMLINUX]\n");
             return 2;
         }
     }

@@ -140,6 +140,137 @@ static void test_elf_self_deps(void **state)
     free(self);
 }
 
+/* A kernel-like ELF: one PT_LOAD at vaddr 0x1000 holding .text, .BTF,
+ * .BTF_ids (2 bytes of padding between them), then .bss and, after an
+ * alignment gap, .scratch.  With btf_ids_last the segment ends with
+ * .BTF_ids. */
+struct fake_kernel {
+    uint8_t img[4096];
+};
+
+static Elf64_Phdr fake_kernel(struct fake_kernel *k, bool btf_ids_last)
+{
+    memset(k, 0, sizeof *k);
+    Elf64_Ehdr eh = {0};
+    memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_type = ET_EXEC;
+    eh.e_machine = EM_X86_64;
+    eh.e_phoff = sizeof eh;
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = 1;
+    eh.e_shoff = 2048;
+    eh.e_shentsize = sizeof(Elf64_Shdr);
+    eh.e_shnum = 7;
+    eh.e_shstrndx = 6;
+    memcpy(k->img, &eh, sizeof eh);
+    static const char names[] = "\0.text\0.BTF\0.BTF_ids\0.bss\0.scratch\0.shstrtab";
+    memcpy(k->img + 1536, names, sizeof names);
+    /* name offsets: .text 1, .BTF 7, .BTF_ids 12, .bss 21, .scratch 26, .shstrtab 35 */
+    Elf64_Shdr sh[7] = {
+        {0},
+        {.sh_name = 1,
+         .sh_type = SHT_PROGBITS,
+         .sh_flags = SHF_ALLOC,
+         .sh_addr = 0x1000,
+         .sh_offset = 512,
+         .sh_size = 100},
+        {.sh_name = 7,
+         .sh_type = SHT_PROGBITS,
+         .sh_flags = SHF_ALLOC,
+         .sh_addr = 0x1064,
+         .sh_offset = 612,
+         .sh_size = 200},
+        {.sh_name = 12,
+         .sh_type = SHT_PROGBITS,
+         .sh_flags = SHF_ALLOC,
+         .sh_addr = 0x112e,
+         .sh_offset = 814,
+         .sh_size = 50},
+        {.sh_name = 21,
+         .sh_type = SHT_NOBITS,
+         .sh_flags = SHF_ALLOC,
+         .sh_addr = 0x1160,
+         .sh_offset = 864,
+         .sh_size = 0x100},
+        {.sh_name = 26,
+         .sh_type = SHT_PROGBITS,
+         .sh_flags = SHF_ALLOC,
+         .sh_addr = 0x1400,
+         .sh_offset = 1024,
+         .sh_size = 0x200},
+        {.sh_name = 35, .sh_type = SHT_STRTAB, .sh_offset = 1536, .sh_size = sizeof names},
+    };
+    memcpy(k->img + 2048, sh, sizeof sh);
+    Elf64_Phdr ph = {.p_type = PT_LOAD,
+                     .p_offset = 512,
+                     .p_vaddr = 0x1000,
+                     .p_paddr = 0x1000,
+                     .p_filesz = btf_ids_last ? 352 : 1024 + 0x200 - 512,
+                     .p_memsz = btf_ids_last ? 352 : 0x600};
+    memcpy(k->img + sizeof eh, &ph, sizeof ph);
+    return ph;
+}
+
+static Elf64_Phdr phdr0(const struct fake_kernel *k)
+{
+    Elf64_Phdr ph;
+    memcpy(&ph, k->img + sizeof(Elf64_Ehdr), sizeof ph);
+    return ph;
+}
+
+static void test_elf_drop_tail_sections(void **state)
+{
+    struct fake_kernel k;
+    static const char *const btf[] = {".BTF", ".BTF_ids"};
+    static const char *const all[] = {".BTF", ".BTF_ids", ".scratch"};
+    static const char *const scratch[] = {".scratch"};
+
+    /* .BTF_ids ends the segment, .BTF before it (2 bytes of padding):
+     * both go, the segment ends with .text */
+    fake_kernel(&k, true);
+    assert_int_equal(hv_elf_drop_tail_sections(k.img, sizeof k.img, btf, 2), 352 - 100);
+    assert_int_equal(phdr0(&k).p_memsz, 100);
+    assert_int_equal(phdr0(&k).p_filesz, 100);
+
+    /* .scratch ends the segment: it goes, and the alignment gap before
+     * it; .bss stays (it is not named), so .BTF stays too */
+    fake_kernel(&k, false);
+    assert_int_equal(hv_elf_drop_tail_sections(k.img, sizeof k.img, all, 3), 0x600 - 0x260);
+    assert_int_equal(phdr0(&k).p_memsz, 0x260);
+    assert_int_equal(phdr0(&k).p_filesz, 0x260);
+
+    /* nothing named at the end: nothing changes */
+    fake_kernel(&k, false);
+    assert_int_equal(hv_elf_drop_tail_sections(k.img, sizeof k.img, btf, 2), 0);
+    assert_int_equal(phdr0(&k).p_memsz, 0x600);
+    fake_kernel(&k, true);
+    assert_int_equal(hv_elf_drop_tail_sections(k.img, sizeof k.img, scratch, 1), 0);
+    assert_int_equal(phdr0(&k).p_memsz, 352);
+
+    /* malformed: section headers out of the file, bad string index */
+    fake_kernel(&k, true);
+    Elf64_Ehdr eh;
+    memcpy(&eh, k.img, sizeof eh);
+    eh.e_shoff = sizeof k.img - 64;
+    memcpy(k.img, &eh, sizeof eh);
+    assert_int_equal(hv_elf_drop_tail_sections(k.img, sizeof k.img, btf, 2), 0);
+    fake_kernel(&k, true);
+    memcpy(&eh, k.img, sizeof eh);
+    eh.e_shstrndx = 7;
+    memcpy(k.img, &eh, sizeof eh);
+    assert_int_equal(hv_elf_drop_tail_sections(k.img, sizeof k.img, btf, 2), 0);
+    assert_int_equal(hv_elf_drop_tail_sections(k.img, 16, btf, 2), 0); /* truncated */
+    /* a section name running off the string table is not a match */
+    fake_kernel(&k, true);
+    Elf64_Shdr strtab;
+    memcpy(&strtab, k.img + 2048 + 6 * sizeof strtab, sizeof strtab);
+    strtab.sh_size = 14; /* cuts ".BTF_ids" short */
+    memcpy(k.img + 2048 + 6 * sizeof strtab, &strtab, sizeof strtab);
+    assert_int_equal(hv_elf_drop_tail_sections(k.img, sizeof k.img, btf, 2), 0);
+}
+
 static void test_elf_pvh_note_and_modinfo(void **state)
 {
     /* A minimal ELF64 ET_EXEC with one PT_NOTE holding the Xen PVH note. */
@@ -678,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_lz4_legacy),
         cmocka_unit_test(test_elf_self_deps),
         cmocka_unit_test(test_elf_pvh_note_and_modinfo),
+        cmocka_unit_test(test_elf_drop_tail_sections),
         cmocka_unit_test(test_cpio),
         cmocka_unit_test(test_proto_roundtrip),
         cmocka_unit_test(test_proto_bad_headers),
