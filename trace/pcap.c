@@ -34,7 +34,7 @@
  * writer; beyond that the caller waits (no packet is ever dropped).
  */
 #define TRACE_PCAP_BUF_SIZE   ((size_t)256 << 10)
-#define TRACE_PCAP_MAX_QUEUED 16
+#define TRACE_PCAP_MAX_QUEUED 64
 #define TRACE_PCAP_MAX_FREE   4
 #define TRACE_PCAP_SNAPLEN    262144
 

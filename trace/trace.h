@@ -356,7 +356,7 @@ char *trace_pcap_path(const char *run_dir, const char *node, const char *nic);
  * trace_pcap_write() copies the packet into an in-memory buffer (no system
  * call, no lock); full 256 KiB buffers are written to the file by the
  * pcap's own writer thread, so the page-cache copy does not run on the
- * caller's thread.  If the writer falls 4 MiB behind, trace_pcap_write()
+ * caller's thread.  If the writer falls 16 MiB behind, trace_pcap_write()
  * waits for it (packets are never dropped).  Unlike the database writers,
  * one pcap is used by one thread at a time (no locking on the per-packet
  * path). */
