@@ -7,11 +7,12 @@
  * and a human summary last.
  *
  *   bench_hv [--sizes 1,4,8] [--memory MIB] [--cmdline EXTRA] [--smaps] [--exec CMD]
- *            [--kernel VMLINUX]
+ *            [--kernel VMLINUX] [--nic]
  *
  * --smaps lists the first QEMU's mappings of >= 2 MiB RSS; --exec runs a
  * shell command in the first guest once all are ready (e.g. to read
- * /proc/meminfo there).
+ * /proc/meminfo there); --nic gives each guest one NIC with an address
+ * (a listening socket in place of netback), as the runner's nodes have.
  *
  * Targets on a 2-core TCG machine: 8 guests all ready <= 15 s; <= 160 MiB
  * peak RSS for a 128 MiB guest.
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -33,6 +36,7 @@ struct guest {
     int64_t ready_ns; /* time to ready, 0 until ready */
     long rss_kib;
     long pss_kib;
+    int nic_fd; /* --nic: the listening socket standing in for netback */
 };
 
 static int64_t start_ns;
@@ -42,6 +46,27 @@ static bool failed;
 static bool show_smaps;
 static const char *exec_cmd;        /* --exec: run in the first guest once ready */
 static const char *kernel_override; /* --kernel: another vmlinux (experiments) */
+static bool with_nic;               /* --nic: one NIC per guest, as the runner's nodes have */
+
+/* A unix socket that QEMU's stream netdev connects to (the backlog takes
+ * the connection); nothing is read or sent: the guest's RX ring is filled
+ * as with netback, which is what costs memory. */
+static int nic_listener(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || strlen(path) >= sizeof sa.sun_path) {
+        fprintf(stderr, "bench_hv: socket %s: %s\n", path, strerror(errno));
+        exit(3);
+    }
+    strcpy(sa.sun_path, path);
+    unlink(path); /* the previous group's */
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 4) < 0) {
+        fprintf(stderr, "bench_hv: bind/listen %s: %s\n", path, strerror(errno));
+        exit(3);
+    }
+    return fd;
+}
 
 static long peak_rss_kib(pid_t pid)
 {
@@ -112,7 +137,18 @@ static int64_t boot_group(struct fl_loop *loop, const struct hv_image *img, cons
                                      .run_dir = dir,
                                      .extra_cmdline = cmdline,
                                      .ready_timeout_ns = 120 * FL_NS_PER_SEC};
+        char *sock = fl_xasprintf("%s/%s.sock", dir, name);
+        char cidr[32];
+        snprintf(cidr, sizeof cidr, "10.0.0.%d/24", i + 1);
+        struct hv_nic_config nic = {.socket_path = sock, .ip_cidr = cidr};
+        guests[i].nic_fd = -1;
+        if (with_nic) {
+            guests[i].nic_fd = nic_listener(sock);
+            cfg.nics = &nic;
+            cfg.n_nics = 1;
+        }
         guests[i].node = hv_node_create(loop, &cfg, &cbs, &guests[i], &err);
+        free(sock);
         if (!guests[i].node || !hv_node_boot(guests[i].node, &err)) {
             fprintf(stderr, "bench_hv: %s\n", err->msg);
             exit(3);
@@ -167,6 +203,10 @@ static void destroy_group(int count)
     for (int i = 0; i < count; i++) {
         hv_node_destroy(guests[i].node);
         guests[i].node = NULL;
+        if (guests[i].nic_fd >= 0) {
+            close(guests[i].nic_fd);
+            guests[i].nic_fd = -1;
+        }
     }
 }
 
@@ -194,6 +234,8 @@ int main(int argc, char **argv)
             mem = (unsigned)atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--smaps")) {
             show_smaps = true;
+        } else if (!strcmp(argv[i], "--nic")) {
+            with_nic = true;
         } else if (!strcmp(argv[i], "--kernel") && i + 1 < argc) {
             kernel_override = argv[++i];
         } else if (!strcmp(argv[i], "--exec") && i + 1 < argc) {
@@ -203,7 +245,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: bench_hv [--sizes 1,4,8] [--memory MIB] [--cmdline EXTRA] [--smaps] "
-                    "[--exec CMD] [--kernel VMLINUX]\n");
+                    "[--exec CMD] [--kernel VMLINUX] [--nic]\n");
             return 2;
         }
     }
