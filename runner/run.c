@@ -458,10 +458,19 @@ static bool setup_nodes(struct run *run, struct fl_error **errp)
             if (!addr) {
                 continue;
             }
-            char ip[16];
+            char ip[16], mac[18];
             topo_format_ip(addr, ip);
             hosts[n_hosts].name = s->nodes[j].name;
             hosts[n_hosts].ip = node_str(n, fl_xstrdup(ip));
+            /* With the MAC, the guest gets a permanent neighbor entry, so
+             * ARP never decides a partition's outcome (a one-way cut must
+             * not also cut the ARP replies the other way). */
+            for (size_t k = 0; k < s->nodes[j].n_nics; k++) {
+                if (s->nodes[j].nics[k].ip == addr) {
+                    topo_format_mac(s->nodes[j].nics[k].mac, mac);
+                    hosts[n_hosts].mac = node_str(n, fl_xstrdup(mac));
+                }
+            }
             n_hosts++;
         }
         struct hv_command *cmds = fl_xcalloc(tn->n_commands + 1, sizeof *cmds);

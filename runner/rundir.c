@@ -172,33 +172,6 @@ void rn_log(struct run *run, const char *kind, const char *fmt, ...)
     free(text);
 }
 
-static void xml_escape(struct fl_buf *b, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        switch (*p) {
-        case '<':
-            fl_buf_puts(b, "&lt;");
-            break;
-        case '>':
-            fl_buf_puts(b, "&gt;");
-            break;
-        case '&':
-            fl_buf_puts(b, "&amp;");
-            break;
-        case '"':
-            fl_buf_puts(b, "&quot;");
-            break;
-        default:
-            /* XML 1.0 forbids most control characters even escaped. */
-            if (*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') {
-                fl_buf_puts(b, "?");
-            } else {
-                fl_buf_append(b, p, 1);
-            }
-        }
-    }
-}
-
 bool rn_write_junit(struct run *run, struct fl_error **errp)
 {
     size_t failures = 0;
@@ -208,7 +181,7 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     struct fl_buf b = {0};
     fl_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     fl_buf_puts(&b, "  <testsuite name=\"");
-    xml_escape(&b, run->scen->name);
+    fl_buf_xml_escape(&b, run->scen->name);
     fl_buf_printf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%d\">\n", run->n_results,
                   failures, run->result == RUNNER_ERROR || run->result == RUNNER_INTERRUPTED);
     fl_buf_printf(&b, "    <properties><property name=\"seed\" value=\"%llu\"/></properties>\n",
@@ -216,30 +189,30 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     for (size_t i = 0; i < run->n_results; i++) {
         const struct rn_result *r = &run->results[i];
         fl_buf_puts(&b, "    <testcase classname=\"");
-        xml_escape(&b, run->scen->name);
+        fl_buf_xml_escape(&b, run->scen->name);
         fl_buf_puts(&b, "\" name=\"");
-        xml_escape(&b, r->name);
+        fl_buf_xml_escape(&b, r->name);
         fl_buf_printf(&b, "\" time=\"%.3f\">\n", (double)r->duration_ns / 1e9);
         if (!r->passed) {
             fl_buf_puts(&b, "      <failure message=\"");
-            xml_escape(&b, r->message);
+            fl_buf_xml_escape(&b, r->message);
             fl_buf_puts(&b, "\">");
             fl_buf_puts(&b, "node: ");
-            xml_escape(&b, r->node);
+            fl_buf_xml_escape(&b, r->node);
             fl_buf_puts(&b, "\ncommand: ");
-            xml_escape(&b, r->command);
+            fl_buf_xml_escape(&b, r->command);
             fl_buf_puts(&b, "\nfrom: ");
-            xml_escape(&b, r->source);
+            fl_buf_xml_escape(&b, r->source);
             fl_buf_printf(&b, "\nexit: %d\n</failure>\n", r->exit_code);
         }
         if (r->out && *r->out) {
             fl_buf_puts(&b, "      <system-out>");
-            xml_escape(&b, r->out);
+            fl_buf_xml_escape(&b, r->out);
             fl_buf_puts(&b, "</system-out>\n");
         }
         if (r->err && *r->err) {
             fl_buf_puts(&b, "      <system-err>");
-            xml_escape(&b, r->err);
+            fl_buf_xml_escape(&b, r->err);
             fl_buf_puts(&b, "</system-err>\n");
         }
         fl_buf_puts(&b, "    </testcase>\n");
@@ -247,7 +220,8 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     if (run->result == RUNNER_ERROR || run->result == RUNNER_INTERRUPTED) {
         fl_buf_puts(&b,
                     "    <testcase classname=\"faultline\" name=\"run\">\n      <error message=\"");
-        xml_escape(&b, run->infra ? run->infra->msg
+        fl_buf_xml_escape(&b, run->infra
+                                  ? run->infra->msg
                                   : (run->interrupted ? "interrupted by a signal" : "error"));
         fl_buf_puts(&b, "\"/>\n    </testcase>\n");
     }

@@ -34,69 +34,20 @@ extern const char trace_report_js[];
 /* Check output kept in the report. */
 #define REPORT_MAX_OUTPUT 16384
 
-/* JSON string safe inside <script>: '<', '>' and '&' are escaped so no
- * text from a guest can close the script element. */
+/* JSON string safe inside <script>. */
 static void json_str(struct fl_buf *b, const char *s)
 {
     if (!s) {
         fl_buf_puts(b, "null");
         return;
     }
-    fl_buf_append(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            fl_buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            fl_buf_puts(b, "\\\\");
-            break;
-        case '\n':
-            fl_buf_puts(b, "\\n");
-            break;
-        case '\r':
-            fl_buf_puts(b, "\\r");
-            break;
-        case '\t':
-            fl_buf_puts(b, "\\t");
-            break;
-        case '<':
-        case '>':
-        case '&':
-            fl_buf_printf(b, "\\u%04x", *p);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) {
-                fl_buf_printf(b, "\\u%04x", *p);
-            } else {
-                fl_buf_append(b, p, 1);
-            }
-        }
-    }
-    fl_buf_append(b, "\"", 1);
+    fl_buf_json_string_script(b, s);
 }
 
 /* HTML text. */
 static void html_str(struct fl_buf *b, const char *s)
 {
-    for (const char *p = s ? s : ""; *p; p++) {
-        switch (*p) {
-        case '<':
-            fl_buf_puts(b, "&lt;");
-            break;
-        case '>':
-            fl_buf_puts(b, "&gt;");
-            break;
-        case '&':
-            fl_buf_puts(b, "&amp;");
-            break;
-        case '"':
-            fl_buf_puts(b, "&quot;");
-            break;
-        default:
-            fl_buf_append(b, p, 1);
-        }
-    }
+    fl_buf_xml_escape(b, s);
 }
 
 struct report {

@@ -156,7 +156,8 @@ int main(void)
     const char *cidrs[2] = {"10.0.0.1/24", "10.0.0.2/24"};
     const char *macs[2] = {"52:54:00:00:00:01", "52:54:00:00:00:02"};
     const uint8_t macb[2][6] = {{0x52, 0x54, 0, 0, 0, 1}, {0x52, 0x54, 0, 0, 0, 2}};
-    struct hv_host_entry hosts[2] = {{names[0], ips[0]}, {names[1], ips[1]}};
+    struct hv_host_entry hosts[2] = {{.name = names[0], .ip = ips[0]},
+                                     {.name = names[1], .ip = ips[1]}};
     char *socks[2];
     for (int i = 0; i < 2; i++) {
         socks[i] = fl_xasprintf("%s/%s.sock", dir, names[i]);

@@ -47,6 +47,21 @@ static void test_buf_and_json(void **state)
     assert_null(b.data);
     free(s);
     fl_buf_free(&b);
+
+    /* Plain JSON keeps '<' readable; the script-safe form cannot close a
+     * <script> element. */
+    fl_buf_json_string(&b, "n1->n2 </script>");
+    assert_string_equal(b.data, "\"n1->n2 </script>\"");
+    fl_buf_reset(&b);
+    fl_buf_json_string_script(&b, "</script>&\x7f");
+    assert_string_equal(b.data, "\"\\u003c/script\\u003e\\u0026\\u007f\"");
+    fl_buf_reset(&b);
+    fl_buf_xml_escape(&b, "a<b>&\"c\x01\n");
+    assert_string_equal(b.data, "a&lt;b&gt;&amp;&quot;c?\n");
+    fl_buf_reset(&b);
+    fl_buf_xml_escape(&b, NULL);
+    assert_string_equal(b.data, "");
+    fl_buf_free(&b);
 }
 
 static void test_edit_distance_and_hash(void **state)
