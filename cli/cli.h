@@ -12,6 +12,7 @@
 #define FL_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Exit codes shared by every subcommand (docs/cli.md). */
 #define FL_EXIT_CODES(X)                                                                           \
@@ -34,5 +35,10 @@ struct cli_command {
      * Must handle `--help`. */
     int (*main)(int argc, char **argv);
 };
+
+/* Parses a --seed value (decimal or 0x hex, 0..UINT64_MAX).  On error
+ * prints "faultline CMD: --seed 'VALUE' is not a seed (valid: ...)" to
+ * stderr and returns false. */
+bool cli_parse_seed(const char *cmd, const char *value, uint64_t *out);
 
 #endif /* FL_CLI_H */

@@ -352,17 +352,11 @@ static int serve_main(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             break;
-        case O_SEED: {
-            char *end;
-            errno = 0;
-            seed = strtoull(a, &end, 0);
-            if (errno || *end || !*a) {
-                fprintf(stderr,
-                        "faultline disk serve: --seed '%s' is not an unsigned 64-bit number\n", a);
+        case O_SEED:
+            if (!cli_parse_seed("disk serve", a, &seed)) {
                 return CLI_EXIT_USAGE;
             }
             break;
-        }
         case O_NOSYNC:
             dc.no_sync = true;
             break;

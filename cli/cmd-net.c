@@ -235,17 +235,9 @@ static int serve_main(int argc, char **argv)
             n_links++;
             break;
         case 's': {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 0);
-            if (errno || end == optarg || *end || optarg[0] == '-') {
-                fprintf(stderr,
-                        "faultline net serve: --seed '%s' is not a number (valid: 0..%llu, "
-                        "decimal or 0x hex)\n",
-                        optarg, (unsigned long long)UINT64_MAX);
+            if (!cli_parse_seed("net serve", optarg, &seed)) {
                 goto out;
             }
-            seed = v;
             have_seed = true;
             break;
         }

@@ -79,18 +79,10 @@ static int run_main(int argc, char **argv)
             o.out_dir = optarg;
             break;
         case 's': {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 0);
-            if (errno || end == optarg || *end || optarg[0] == '-') {
-                fprintf(stderr,
-                        "faultline run: --seed '%s' is not a number (valid: 0..%llu, decimal "
-                        "or 0x hex)\n",
-                        optarg, (unsigned long long)UINT64_MAX);
+            if (!cli_parse_seed("run", optarg, &o.seed)) {
                 return CLI_EXIT_USAGE;
             }
             o.has_seed = true;
-            o.seed = v;
             break;
         }
         case OPT_REPLAY:

@@ -40,17 +40,9 @@ static int validate_main(int argc, char **argv)
             dump = true;
         } else if (!strcmp(a, "--seed") || !strncmp(a, "--seed=", 7)) {
             const char *v = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL);
-            char *end = NULL;
-            errno = 0;
-            unsigned long long s = v && *v && *v != '-' ? strtoull(v, &end, 0) : 0;
-            if (!v || !*v || *v == '-' || errno || *end) {
-                fprintf(stderr,
-                        "faultline validate: --seed: '%s' is not a seed (valid: a whole number "
-                        "0..18446744073709551615)\n",
-                        v ? v : "");
+            if (!cli_parse_seed("validate", v, &seed)) {
                 return CLI_EXIT_USAGE;
             }
-            seed = s;
             have_seed = true;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr,

@@ -152,7 +152,7 @@ static void test_usage_errors(void **state)
     const char *a4[] = {"validate", "x.yaml", "--seed", "-1"};
     o = run(4, a4);
     assert_int_equal(o.rc, CLI_EXIT_USAGE);
-    assert_non_null(strstr(o.err, "--seed: '-1' is not a seed"));
+    assert_non_null(strstr(o.err, "--seed '-1' is not a seed"));
     out_free(&o);
     const char *a5[] = {"validate", "/nonexistent/x.yaml"};
     o = run(2, a5);
