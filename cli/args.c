@@ -1,4 +1,5 @@
 /* Argument helpers shared by the subcommands. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +10,10 @@ bool cli_parse_seed(const char *cmd, const char *value, uint64_t *out)
 {
     char *end = NULL;
     errno = 0;
-    unsigned long long v = value && *value && *value != '-' ? strtoull(value, &end, 0) : 0;
-    if (!value || !*value || *value == '-' || errno || *end) {
+    /* A digit first: strtoull would skip blanks and wrap "-5" around. */
+    bool digit = value && isdigit((unsigned char)*value);
+    unsigned long long v = digit ? strtoull(value, &end, 0) : 0;
+    if (!digit || errno || *end) {
         fprintf(stderr,
                 "faultline %s: --seed '%s' is not a seed (valid: a whole number "
                 "0..18446744073709551615, decimal or 0x hex)\n",
