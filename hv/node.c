@@ -1238,6 +1238,26 @@ static int sys_pidfd_open(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+/* Whether execvp() would find `prog`: a path with a slash is taken as
+ * is, a bare name is looked up in PATH. */
+static bool qemu_runnable(const char *prog)
+{
+    if (strchr(prog, '/')) {
+        return access(prog, X_OK) == 0;
+    }
+    const char *path = getenv("PATH");
+    char *dirs = fl_xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    bool found = false;
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d && !found;
+         d = strtok_r(NULL, ":", &save)) {
+        char *full = fl_xasprintf("%s/%s", *d ? d : ".", prog);
+        found = access(full, X_OK) == 0;
+        free(full);
+    }
+    free(dirs);
+    return found;
+}
+
 bool hv_node_boot(struct hv_node *n, struct fl_error **errp)
 {
     if (n->state != HV_NODE_OFF || n->pid) {
@@ -1262,6 +1282,14 @@ bool hv_node_boot(struct hv_node *n, struct fl_error **errp)
                           nic ? "netback" : "the NBD server");
             return false;
         }
+    }
+    if (!qemu_runnable(n->argv[0])) {
+        fl_error_setf(errp, ENOENT,
+                      "node %s: QEMU '%s' was not found%s: install it (Debian: apt-get install "
+                      "qemu-system-x86, which scripts/install-deps does) or set FAULTLINE_QEMU "
+                      "to the qemu-system-x86_64 to use",
+                      n->cfg.name, n->argv[0], strchr(n->argv[0], '/') ? "" : " in PATH");
+        return false;
     }
     int qmp[2], ag[2], errpipe[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0) {

@@ -547,8 +547,7 @@ static bool boot_all(struct run *run, struct fl_error **errp)
     for (size_t i = 0; i < run->scen->n_nodes; i++) {
         run->nodes[i].boot_start_ns = fl_loop_now(run->loop);
         if (!hv_node_boot(run->nodes[i].hv, errp)) {
-            fl_error_prepend(errp, "booting %s: ", run->scen->nodes[i].name);
-            return false;
+            return false; /* hv's messages name the node */
         }
         if (run->db) {
             trace_event(run->db, fl_loop_now(run->loop), "boot", run->nodes[i].trace_id, NULL);

@@ -311,12 +311,25 @@ static void test_qemu_missing(void **state)
     struct fl_error *err = NULL;
     struct hv_node *n = hv_node_create(loop, &cfg, &cbs, NULL, &err);
     assert_non_null(n);
-    exits = 0;
-    assert_true(hv_node_boot(n, &err));
-    /* exec fails in the child: reported as an (unexpected) exit */
-    spin_until(loop, NULL, &exits);
-    assert_int_equal(exits, 1);
+    /* Refused before anything is started, with what to do about it. */
+    assert_false(hv_node_boot(n, &err));
+    assert_int_equal(err->code, ENOENT);
+    assert_non_null(strstr(err->msg, "QEMU '/nonexistent/qemu-system-x86_64' was not found:"));
+    assert_non_null(strstr(err->msg, "apt-get install qemu-system-x86"));
+    assert_non_null(strstr(err->msg, "FAULTLINE_QEMU"));
     assert_int_equal(hv_node_state(n), HV_NODE_OFF);
+    assert_int_equal(hv_node_pid(n), 0);
+    fl_error_free(err);
+    hv_node_destroy(n);
+
+    /* A bare name is looked up in PATH, as execvp would. */
+    cfg.qemu_binary = "no-such-qemu-system-xyz";
+    err = NULL;
+    n = hv_node_create(loop, &cfg, &cbs, NULL, &err);
+    assert_non_null(n);
+    assert_false(hv_node_boot(n, &err));
+    assert_non_null(strstr(err->msg, "'no-such-qemu-system-xyz' was not found in PATH"));
+    fl_error_free(err);
     hv_node_destroy(n);
     fl_loop_destroy(loop);
 }
