@@ -13,6 +13,11 @@
 extern const char trace_schema_sql[];
 extern const char trace_index_sql[];
 
+/* How much nicer than their creator trace's writer threads (run.db,
+ * pcaps) run; applied by trace_writer_thread_setup() at their start. */
+#define TRACE_WRITER_NICE 10
+void trace_writer_thread_setup(void);
+
 /* The connection of a db (readers use it directly). */
 sqlite3 *trace_db_sqlite(struct trace_db *db);
 

@@ -108,6 +108,7 @@ static int write_all(int fd, const uint8_t *data, size_t size)
 static void *pcap_writer_main(void *arg)
 {
     struct trace_pcap *p = arg;
+    trace_writer_thread_setup();
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->head && !p->stop) {

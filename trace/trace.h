@@ -20,6 +20,9 @@
  * Every writer copies its arguments (strings included) into the staging
  * batch and returns: no SQLite call, no allocation in the common case,
  * no system call.  The writer thread commits one transaction per batch.
+ * It runs 10 nice levels below the thread that opened the database (so
+ * do the pcap writer threads): it catches up when a CPU is free instead
+ * of preempting the event loop.
  * Records reach the database in the order the writers were called.  A
  * process killed with SIGKILL leaves a database that opens and holds every
  * batch committed so far (WAL, synchronous=NORMAL).  If the writer thread

@@ -336,6 +336,9 @@ static void run_once(struct run *r)
             exit(3);
         }
         struct nb_config cfg = {.seed = 1, .trace = db, .pcap_dir = want_pcap ? pcaps : NULL};
+        if (getenv("NB_PORT_QUEUE")) {
+            cfg.port_queue_size = (size_t)atoll(getenv("NB_PORT_QUEUE"));
+        }
         if (getenv("NB_SPIN_NS")) {
             cfg.spin_ns = atoll(getenv("NB_SPIN_NS"));
         }
