@@ -29,3 +29,28 @@ function(fl_integration_test)
                        SKIP_RETURN_CODE 77 RESOURCE_LOCK guests
                        ENVIRONMENT "FL_SOURCE_DIR=${PROJECT_SOURCE_DIR};FL_BUILD_DIR=${PROJECT_BINARY_DIR};FAULTLINE=${PROJECT_BINARY_DIR}/cli/faultline")
 endfunction()
+
+# fl_fuzz_target(NAME name SOURCE file.c LIBS fl_x [TIMEOUT s])
+# With FL_FUZZ: a libFuzzer binary, and a test replaying the corpus with
+# -runs=0.  Otherwise: the same target linked with tests/fuzz/replay.c, and
+# a unit test replaying the corpus, so every build (ASan included) runs the
+# kept inputs.  The corpus is the folder's corpus/.
+function(fl_fuzz_target)
+  cmake_parse_arguments(F "" "NAME;SOURCE;TIMEOUT" "LIBS" ${ARGN})
+  if(NOT F_TIMEOUT)
+    set(F_TIMEOUT 300)
+  endif()
+  set(corpus ${CMAKE_CURRENT_SOURCE_DIR}/corpus)
+  if(FL_FUZZ)
+    add_executable(${F_NAME} ${F_SOURCE})
+    target_link_libraries(${F_NAME} PRIVATE ${F_LIBS})
+    target_link_options(${F_NAME} PRIVATE -fsanitize=fuzzer)
+    add_test(NAME ${F_NAME}_corpus COMMAND ${F_NAME} -runs=0 ${corpus})
+    set_tests_properties(${F_NAME}_corpus PROPERTIES LABELS fuzz TIMEOUT ${F_TIMEOUT})
+  else()
+    add_executable(${F_NAME}_replay ${F_SOURCE} ${PROJECT_SOURCE_DIR}/tests/fuzz/replay.c)
+    target_link_libraries(${F_NAME}_replay PRIVATE ${F_LIBS} fl_core)
+    add_test(NAME ${F_NAME}_corpus COMMAND ${F_NAME}_replay ${corpus})
+    set_tests_properties(${F_NAME}_corpus PROPERTIES LABELS unit TIMEOUT ${F_TIMEOUT})
+  endif()
+endfunction()
