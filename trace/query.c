@@ -212,6 +212,23 @@ static void table_print(struct out_table *t, FILE *out)
     free(t->cells);
 }
 
+/* The end of every query printer: finalize the statement, print the
+ * table (NULL: JSON lines were printed as they came), report a step
+ * error. */
+static bool query_done(sqlite3 *conn, sqlite3_stmt *st, int rc, struct out_table *t, FILE *out,
+                       const char *what, struct fl_error **errp)
+{
+    /* The message must be read before finalize resets it. */
+    if (rc != SQLITE_DONE) {
+        fl_error_setf(errp, EIO, "%s query: %s", what, sqlite3_errmsg(conn));
+    }
+    sqlite3_finalize(st);
+    if (t) {
+        table_print(t, out);
+    }
+    return rc == SQLITE_DONE;
+}
+
 static const char *col_text(sqlite3_stmt *st, int c)
 {
     const char *s = (const char *)sqlite3_column_text(st, c);
@@ -332,15 +349,7 @@ static bool print_frames(sqlite3 *conn, const struct trace_query *q, FILE *out, 
         }
         (*rows)++;
     }
-    sqlite3_finalize(st);
-    if (!q->json) {
-        table_print(&t, out);
-    }
-    if (rc != SQLITE_DONE) {
-        fl_error_setf(errp, EIO, "frames query: %s", sqlite3_errmsg(conn));
-        return false;
-    }
-    return true;
+    return query_done(conn, st, rc, q->json ? NULL : &t, out, "frames", errp);
 }
 
 static void bind_common(sqlite3_stmt *st, const struct trace_query *q)
@@ -449,15 +458,7 @@ static bool print_ios(sqlite3 *conn, const struct trace_query *q, FILE *out, siz
         }
         (*rows)++;
     }
-    sqlite3_finalize(st);
-    if (!q->json) {
-        table_print(&t, out);
-    }
-    if (rc != SQLITE_DONE) {
-        fl_error_setf(errp, EIO, "ios query: %s", sqlite3_errmsg(conn));
-        return false;
-    }
-    return true;
+    return query_done(conn, st, rc, q->json ? NULL : &t, out, "ios", errp);
 }
 
 static bool print_lost(sqlite3 *conn, const struct trace_query *q, FILE *out, size_t *rows,
@@ -522,15 +523,7 @@ static bool print_lost(sqlite3 *conn, const struct trace_query *q, FILE *out, si
         }
         (*rows)++;
     }
-    sqlite3_finalize(st);
-    if (!q->json) {
-        table_print(&t, out);
-    }
-    if (rc != SQLITE_DONE) {
-        fl_error_setf(errp, EIO, "lost-writes query: %s", sqlite3_errmsg(conn));
-        return false;
-    }
-    return true;
+    return query_done(conn, st, rc, q->json ? NULL : &t, out, "lost-writes", errp);
 }
 
 static bool print_events(sqlite3 *conn, const struct trace_query *q, FILE *out, size_t *rows,
@@ -574,15 +567,7 @@ static bool print_events(sqlite3 *conn, const struct trace_query *q, FILE *out, 
         }
         (*rows)++;
     }
-    sqlite3_finalize(st);
-    if (!q->json) {
-        table_print(&t, out);
-    }
-    if (rc != SQLITE_DONE) {
-        fl_error_setf(errp, EIO, "events query: %s", sqlite3_errmsg(conn));
-        return false;
-    }
-    return true;
+    return query_done(conn, st, rc, q->json ? NULL : &t, out, "events", errp);
 }
 
 static int cmp_i64(const void *a, const void *b)
