@@ -250,7 +250,6 @@ static bool build_images(struct run *run, struct fl_error **errp)
                 .n_files = want->n_files,
                 .cache_dir = run->opts->cache_dir,
             };
-            int64_t start = fl_clock_mono_ns();
             ok = hv_image_build(&spec, &run->images[k], progress, run, errp);
             free(files);
             if (run->live) {
@@ -266,7 +265,6 @@ static bool build_images(struct run *run, struct fl_error **errp)
                    run->images[k].cache_hit ? "from the cache" : "built",
                    want->n_packages ? "packages: " : "base image",
                    want->n_packages ? want->packages[0] : "", want->n_packages > 1 ? ", ..." : "");
-            (void)start;
         }
         run->nodes[i].image = &run->images[k];
     }
@@ -730,9 +728,6 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
 
     if (!load(run, &err)) {
         out->result = RUNNER_INVALID;
-        if (err && (err->code == ENOENT || err->code == EACCES || err->code == EISDIR)) {
-            out->result = RUNNER_INVALID;
-        }
         fl_error_propagate(errp, err);
         free_run(run);
         return false;

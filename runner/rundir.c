@@ -98,10 +98,11 @@ bool rn_dir_create(struct run *run, struct fl_error **errp)
             run->dir = fl_xasprintf("runs/%s-%s-%d", stamp, run->scen->name, i);
         }
     }
-    if (!fl_mkdir_p(run->dir, 0755, errp)) {
+    /* Sockets and consoles are private to the user running faultline; the
+     * chmod covers an existing empty --out directory. */
+    if (!fl_mkdir_p(run->dir, 0700, errp)) {
         return false;
     }
-    /* Sockets and consoles are private to the user running faultline. */
     if (chmod(run->dir, 0700) < 0) {
         fl_error_setf_errno(errp, errno, "cannot chmod '%s'", run->dir);
         return false;
