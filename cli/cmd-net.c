@@ -159,11 +159,13 @@ static void print_port(void *arg, const char *network, const char *node, const c
 {
     fprintf(stderr,
             "  port %-8s rx %llu frames %llu bytes, tx %llu frames %llu bytes, "
-            "queue drops %llu, down drops %llu, malformed %llu\n",
+            "queue drops %llu, down drops %llu, malformed %llu, held %llu times, stalled %llu "
+            "times\n",
             node, (unsigned long long)st->rx_frames, (unsigned long long)st->rx_bytes,
             (unsigned long long)st->tx_frames, (unsigned long long)st->tx_bytes,
             (unsigned long long)st->tx_queue_drops, (unsigned long long)st->tx_down_drops,
-            (unsigned long long)st->malformed_disconnects);
+            (unsigned long long)st->malformed_disconnects, (unsigned long long)st->rx_holds,
+            (unsigned long long)st->tx_stalls);
 }
 
 static void print_link(void *arg, const char *network, const char *src, const char *dst,

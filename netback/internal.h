@@ -18,9 +18,16 @@
 #include "trace/trace.h"
 
 #define NB_DEFAULT_PORT_QUEUE_SIZE ((size_t)1 << 20)
-#define NB_DEFAULT_MAC_AGING_NS    (300 * FL_NS_PER_SEC)
-#define NB_DEFAULT_SPIN_NS         (200 * FL_NS_PER_US)
-#define NB_INITIAL_LEAD_NS         (50 * FL_NS_PER_US)
+/* Flow control (see "Output queues" in docs/netback.md): a destination
+ * whose queue reaches port_queue_size holds its senders' reads until it
+ * drains below half of it, or until it has taken no bytes for stall_ns. */
+#define NB_DEFAULT_STALL_NS (10 * FL_NS_PER_MS)
+/* Room above port_queue_size while senders are held: what a held sender's
+ * read still being processed (and another's) can add. */
+#define NB_HOLD_SLACK           (2 * NB_READ_BUFFER_SIZE)
+#define NB_DEFAULT_MAC_AGING_NS (300 * FL_NS_PER_SEC)
+#define NB_DEFAULT_SPIN_NS      (200 * FL_NS_PER_US)
+#define NB_INITIAL_LEAD_NS      (50 * FL_NS_PER_US)
 /* One read buffer for every port (the loop is single-threaded and a read
  * is processed before the next one): up to ~2000 small frames per read(). */
 #define NB_READ_BUFFER_SIZE ((size_t)256 << 10)
@@ -66,6 +73,16 @@ struct nb_port {
     struct nb_port *next_dirty;
     struct nb_reasm reasm;
     struct nb_outq outq;
+    /* Flow control.  As a destination: congested (its queue reached the
+     * bound; the ports in `holding` are not read until it drains) or
+     * stalled (it took nothing for stall_ns: no longer holds anyone,
+     * frames beyond the bound are dropped) until it drains below half. */
+    bool congested, stalled;
+    int64_t progress_ns; /* last time its socket took bytes (or congestion began) */
+    struct nb_port **holding;
+    size_t n_holding, holding_alloc;
+    /* As a sender: how many destinations hold it; not read while > 0. */
+    size_t held_by;
     int64_t rx_now; /* time of the read being processed */
     struct trace_pcap *pcap;
     int64_t pcap_packets; /* packets written to pcap so far */
@@ -119,6 +136,8 @@ struct netback {
     size_t n_free_pkts;
     struct fl_timer *timer;
     struct fl_timer *flush_timer; /* pcaps, every NB_FLUSH_INTERVAL_NS */
+    struct fl_timer *stall_timer; /* flow control: congested ports that stopped reading */
+    int64_t stall_ns;             /* < 0: no flow control (drop as soon as a queue is full) */
     int64_t spin_ns;              /* <= 0: no early arming, no spinning */
     int64_t lead_ns;              /* how early the delivery timer is armed (adaptive) */
     int64_t armed_at;             /* the delivery timer's deadline */

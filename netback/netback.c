@@ -251,12 +251,143 @@ static void mark_dirty(struct nb_port *p)
     }
 }
 
+/* What the loop watches on a connection: input unless flow control holds
+ * the port, output while its queue waits for the socket. */
+static void port_watch(struct nb_port *p)
+{
+    if (p->fd >= 0) {
+        fl_loop_mod_fd(p->nb->loop, p->fd,
+                       (p->held_by ? 0 : EPOLLIN) | (p->out_armed ? EPOLLOUT : 0));
+    }
+}
+
 static void port_set_out(struct nb_port *p, bool want)
 {
     if (p->out_armed != want && p->fd >= 0) {
-        fl_loop_mod_fd(p->nb->loop, p->fd, EPOLLIN | (want ? EPOLLOUT : 0));
         p->out_armed = want;
+        port_watch(p);
     }
+}
+
+/*
+ * Flow control.  A guest that reads slower than others send to it fills
+ * its queue; dropping there would be the emulator's loss, not the
+ * scenario's.  So when a queue reaches port_queue_size, the ports whose
+ * frames go to it are held (not read: their QEMU stops taking frames from
+ * the guest, as behind a slower NIC) until it drains below half.  A
+ * destination that takes nothing for stall_ns (a paused or hung guest) is
+ * stalled instead: it releases its senders and frames that do not fit
+ * are dropped, so nobody waits on it for longer than that.  A held
+ * sender's read in progress is still switched (up to NB_HOLD_SLACK above
+ * the bound).
+ */
+static void hold_sender(struct nb_port *dst, struct nb_port *src)
+{
+    if (!src || src == dst || src->fd < 0) {
+        return;
+    }
+    for (size_t i = 0; i < dst->n_holding; i++) {
+        if (dst->holding[i] == src) {
+            return;
+        }
+    }
+    dst->holding =
+        fl_xgrow(dst->holding, &dst->holding_alloc, dst->n_holding + 1, sizeof *dst->holding);
+    dst->holding[dst->n_holding++] = src;
+    if (src->held_by++ == 0) {
+        src->stats.rx_holds++;
+        port_watch(src);
+    }
+}
+
+static void release_senders(struct nb_port *dst)
+{
+    for (size_t i = 0; i < dst->n_holding; i++) {
+        struct nb_port *src = dst->holding[i];
+        if (--src->held_by == 0) {
+            port_watch(src);
+        }
+    }
+    dst->n_holding = 0;
+}
+
+/* A port leaves flow control (disconnected): it holds nobody and nobody
+ * holds it. */
+static void flow_forget(struct nb_port *p)
+{
+    release_senders(p);
+    p->congested = p->stalled = false;
+    struct nb_network *net = p->net;
+    for (size_t i = 0; i < net->n_ports; i++) {
+        struct nb_port *d = net->ports[i];
+        for (size_t k = 0; k < d->n_holding; k++) {
+            if (d->holding[k] == p) {
+                d->holding[k] = d->holding[--d->n_holding];
+                p->held_by--;
+                break;
+            }
+        }
+    }
+}
+
+static void congest(struct netback *nb, struct nb_port *dst, struct nb_port *src, int64_t now)
+{
+    if (!dst->congested) {
+        dst->congested = true;
+        dst->progress_ns = now;
+        if (fl_timer_deadline(nb->stall_timer) > now + nb->stall_ns) {
+            fl_timer_arm(nb->stall_timer, now + nb->stall_ns);
+        }
+    }
+    hold_sender(dst, src);
+}
+
+static void on_stall_timer(struct fl_loop *loop, struct fl_timer *timer, void *arg)
+{
+    struct netback *nb = arg;
+    int64_t now = fl_loop_now(loop), next = INT64_MAX;
+    for (size_t n = 0; n < nb->n_nets; n++) {
+        struct nb_network *net = nb->nets[n];
+        for (size_t i = 0; i < net->n_ports; i++) {
+            struct nb_port *p = net->ports[i];
+            if (!p->congested) {
+                continue;
+            }
+            if (now - p->progress_ns < nb->stall_ns) {
+                next = FL_MIN(next, p->progress_ns + nb->stall_ns);
+                continue;
+            }
+            p->congested = false;
+            p->stalled = true;
+            p->stats.tx_stalls++;
+            release_senders(p);
+            FL_LOG_RL(&nb->rl_info, FL_LOG_INFO, LOG_ROOM,
+                      "%s/%s (network %s): the guest has read nothing for %lld ms with %zu bytes "
+                      "queued; frames to it are dropped while its queue is full",
+                      p->node_name, p->nic, net->name, (long long)(nb->stall_ns / FL_NS_PER_MS),
+                      p->outq.used);
+        }
+    }
+    if (next != INT64_MAX) {
+        fl_timer_arm(timer, next);
+    }
+}
+
+/* Queues one copy for dst (sent by src, NULL for none); false if it does
+ * not fit. */
+static bool queue_copy(struct netback *nb, struct nb_port *dst, struct nb_port *src,
+                       const uint8_t *data, uint32_t size, uint32_t corrupt_offset,
+                       uint8_t corrupt_mask, int64_t now)
+{
+    size_t bound = nb->cfg.port_queue_size;
+    bool flow = nb->stall_ns >= 0 && !dst->stalled;
+    size_t limit = flow ? dst->outq.capacity : bound;
+    bool ok = dst->outq.used + NB_STREAM_HDR_SIZE + size <= limit &&
+              nb_outq_push_flip(&dst->outq, data, size, corrupt_offset, corrupt_mask);
+    if (flow && dst->outq.used >= bound) {
+        congest(nb, dst, src, now);
+    }
+    return ok;
 }
 
 static void port_flush(struct nb_port *p)
@@ -266,6 +397,13 @@ static void port_flush(struct nb_port *p)
         return;
     }
     long r = nb_outq_send(&p->outq, p->fd);
+    if (r > 0) {
+        p->progress_ns = fl_loop_now(p->nb->loop);
+        if ((p->congested || p->stalled) && p->outq.used < p->nb->cfg.port_queue_size / 2) {
+            p->congested = p->stalled = false;
+            release_senders(p);
+        }
+    }
     if (r < 0 && r != -EAGAIN) {
         char detail[96];
         snprintf(detail, sizeof detail, "write failed: %s", strerror((int)-r));
@@ -297,7 +435,7 @@ static void deliver(struct netback *nb, struct nb_link *l, struct nb_port *src, 
     if (dst->fd < 0) {
         drop = NB_DROP_PORT_DOWN;
         dst->stats.tx_down_drops++;
-    } else if (!nb_outq_push_flip(&dst->outq, data, size, corrupt_offset, corrupt_mask)) {
+    } else if (!queue_copy(nb, dst, src, data, size, corrupt_offset, corrupt_mask, now)) {
         drop = NB_DROP_PORT_QUEUE;
         dst->stats.tx_queue_drops++;
     }
@@ -620,6 +758,9 @@ static void port_disconnect(struct nb_port *p, enum nb_disconnect_reason reason,
     p->stats.connected = false;
     nb_reasm_reset(&p->reasm);
     nb_outq_clear(&p->outq);
+    if (!nb->in_destroy) {
+        flow_forget(p);
+    }
     if (reason == NB_DISCONNECT_MALFORMED) {
         p->stats.malformed_disconnects++;
         FL_LOG_RL(&nb->rl_malformed, FL_LOG_WARN, LOG_ROOM,
@@ -767,6 +908,8 @@ struct netback *nb_create(struct fl_loop *loop, const struct nb_config *cfg, str
     nb->rxbuf = fl_xmalloc(NB_READ_BUFFER_SIZE);
     nb->tq = impair_tq_create();
     nb->timer = fl_timer_create(loop, on_timer, nb);
+    nb->stall_ns = cfg->stall_ns == 0 ? NB_DEFAULT_STALL_NS : cfg->stall_ns;
+    nb->stall_timer = fl_timer_create(loop, on_stall_timer, nb);
     if (nb->pcap_dir) {
         nb->flush_timer = fl_timer_create(loop, on_flush_timer, nb);
         fl_timer_arm_in(nb->flush_timer, NB_FLUSH_INTERVAL_NS);
@@ -788,6 +931,7 @@ static void port_free(struct nb_port *p)
     }
     nb_reasm_free(&p->reasm);
     nb_outq_free(&p->outq);
+    free(p->holding);
     trace_pcap_destroy(p->pcap);
     free(p->node_name);
     free(p->nic);
@@ -817,6 +961,7 @@ void nb_destroy(struct netback *nb)
     }
     fl_timer_destroy(nb->timer);
     fl_timer_destroy(nb->flush_timer);
+    fl_timer_destroy(nb->stall_timer);
     for (size_t n = 0; n < nb->n_nets; n++) {
         struct nb_network *net = nb->nets[n];
         for (size_t i = 0; i < net->n_ports; i++) {
@@ -1012,7 +1157,7 @@ struct nb_port *nb_port_add(struct netback *nb, const char *network, const char 
     p->nic = fl_xstrdup(nic);
     p->path = fl_xstrdup(socket_path);
     nb_reasm_init(&p->reasm);
-    nb_outq_init(&p->outq, nb->cfg.port_queue_size);
+    nb_outq_init(&p->outq, nb->cfg.port_queue_size + (nb->stall_ns >= 0 ? NB_HOLD_SLACK : 0));
     if (nb->pcap_dir) {
         char *path = fl_xasprintf("%s/%s-%s.pcap", nb->pcap_dir, node, nic);
         p->pcap = trace_pcap_create(path, errp);

@@ -117,6 +117,15 @@ struct nb_config {
      * 0: default (1 MiB).  Frames that do not fit are dropped
      * (NB_DROP_PORT_QUEUE) and counted at the port and the link. */
     size_t port_queue_size;
+    /* Flow control.  A destination whose queue reaches port_queue_size
+     * while its guest is reading (slower than it is sent to) holds the
+     * ports sending to it: they are not read (their QEMU waits, as behind
+     * a slower NIC) until the queue drains below half, so a slow reader
+     * costs no frames.  A destination whose socket takes nothing for
+     * stall_ns (a paused or hung guest) stops holding anyone, and frames
+     * that do not fit its queue are dropped.  0: default (10 ms).
+     * Negative: no flow control, drop as soon as a queue is full. */
+    int64_t stall_ns;
     /* MAC table entry lifetime without traffic from that address.
      * 0: default (300 s, as the Linux bridge). */
     int64_t mac_aging_ns;
@@ -225,6 +234,8 @@ struct nb_port_stats {
     uint64_t rx_bad_src;            /* frames dropped: group (multicast) source MAC */
     uint64_t connects;              /* connections accepted */
     uint64_t malformed_disconnects; /* connections closed for protocol violations */
+    uint64_t rx_holds;              /* times reading from it was held (flow control) */
+    uint64_t tx_stalls;             /* times its guest took nothing for stall_ns while congested */
     size_t queued_bytes;            /* output queue fill now */
     bool connected;
 };

@@ -349,6 +349,9 @@ static void run_once(struct run *r)
         if (getenv("NB_PORT_QUEUE")) {
             cfg.port_queue_size = (size_t)atoll(getenv("NB_PORT_QUEUE"));
         }
+        if (getenv("NB_STALL_NS")) {
+            cfg.stall_ns = atoll(getenv("NB_STALL_NS"));
+        }
         if (getenv("NB_SPIN_NS")) {
             cfg.spin_ns = atoll(getenv("NB_SPIN_NS"));
         }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -203,6 +204,44 @@ static void send_frame(struct fx *f, int from, const uint8_t *dst, uint32_t seq,
     buf[2] = (uint8_t)(size >> 8);
     buf[3] = (uint8_t)size;
     send_raw(f, from, buf, 4 + size);
+}
+
+/* Like send_frame without waiting: false if the client's socket is full
+ * (netback is not reading it).  A frame is written whole or not at all. */
+static bool try_send_frame(struct fx *f, int from, const uint8_t *dst, uint32_t seq, size_t size)
+{
+    uint8_t buf[4 + 1600];
+    build(buf + 4, from, dst, seq, size);
+    buf[0] = (uint8_t)(size >> 24);
+    buf[1] = (uint8_t)(size >> 16);
+    buf[2] = (uint8_t)(size >> 8);
+    buf[3] = (uint8_t)size;
+    int sndbuf = 0;
+    socklen_t len = sizeof sndbuf;
+    int queued = 0;
+    assert_int_equal(getsockopt(f->cl[from].fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
+    assert_int_equal(ioctl(f->cl[from].fd, TIOCOUTQ, &queued), 0);
+    /* Room for the whole frame with its skb overhead, or wait. */
+    if (queued + 4 * (int)(4 + size) > sndbuf) {
+        return false;
+    }
+    send_raw(f, from, buf, 4 + size);
+    return true;
+}
+
+/* Reads at most about `max` bytes (a guest slower than its senders). */
+static void client_read_some(struct fx *f, int i, size_t max)
+{
+    struct client *c = &f->cl[i];
+    uint8_t buf[4096];
+    for (size_t got = 0; got < max;) {
+        ssize_t n = recv(c->fd, buf, FL_MIN(sizeof buf, max - got), MSG_DONTWAIT);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        assert_int_equal(nb_reasm_feed(&c->r, buf, (size_t)n, client_on_frame, c), 0);
+    }
 }
 
 static void send_to(struct fx *f, int from, int to, uint32_t seq)
@@ -707,9 +746,11 @@ static void test_malformed_input_isolated(void **state)
     }
 }
 
-static void test_stalled_reader_does_not_stall_others(void **state)
+/* Without flow control: frames to a guest that does not read are dropped
+ * as soon as its queue is full. */
+static void test_stalled_reader_no_flow_control(void **state)
 {
-    struct nb_config cfg = {.port_queue_size = 128 << 10};
+    struct nb_config cfg = {.port_queue_size = 128 << 10, .stall_ns = -1};
     struct fx *f = fx_new(3, &cfg);
     /* n2 never reads.  n1 floods broadcasts; n3 reads everything. */
     const int N = 20000;
@@ -741,6 +782,138 @@ static void test_stalled_reader_does_not_stall_others(void **state)
     for (size_t i = 1; i < f->cl[1].n; i++) {
         assert_true(seq_of(&f->cl[1].frames[i]) > seq_of(&f->cl[1].frames[i - 1]));
     }
+    fx_free(f);
+}
+
+/* With flow control (the default): a guest that does not read at all holds
+ * its senders for stall_ns at most, then is stalled and frames to it are
+ * dropped; the others get everything. */
+static void test_stalled_reader_does_not_stall_others(void **state)
+{
+    struct nb_config cfg = {.port_queue_size = 128 << 10};
+    struct fx *f = fx_new(3, &cfg);
+    /* n2 never reads.  n1 floods broadcasts; n3 reads everything. */
+    const int N = 20000;
+    int64_t waited = 0;
+    for (int i = 0; i < N;) {
+        if (try_send_frame(f, 0, BCAST, (uint32_t)i, 1000)) {
+            i++;
+            if (i % 50 == 0) {
+                pump(f);
+                client_read(f, 2);
+            }
+            continue;
+        }
+        /* n1's socket is full: netback holds n1 (n2's queue is full). */
+        assert_true(nb_port_connected(f->port[0]));
+        advance(f, FL_NS_PER_MS);
+        waited += FL_NS_PER_MS;
+        client_read(f, 2);
+        assert_true(waited <= 2 * NB_DEFAULT_STALL_NS);
+    }
+    pump(f);
+    client_read(f, 2);
+    assert_int_equal(f->cl[2].n, N);
+    struct nb_port_stats ps, s1;
+    nb_port_stats(f->port[1], &ps);
+    nb_port_stats(f->port[0], &s1);
+    assert_int_equal(ps.tx_stalls, 1);
+    assert_true(s1.rx_holds >= 1);
+    assert_true(waited >= NB_DEFAULT_STALL_NS);
+    assert_true(ps.tx_queue_drops > 0);
+    assert_true(ps.queued_bytes <= cfg.port_queue_size + NB_HOLD_SLACK);
+    assert_true(ps.connected);
+    assert_int_equal(ps.tx_frames + ps.tx_queue_drops, N);
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    assert_int_equal(st.dropped[NB_DROP_PORT_QUEUE], ps.tx_queue_drops);
+    assert_int_equal(link_stats(f, "n1", "n3").delivered, N);
+    /* When n2 reads again, what was queued arrives intact and in order,
+     * and it is no longer stalled: a new burst is held, not dropped. */
+    for (int i = 0; i < 200; i++) {
+        client_read(f, 1);
+        pump(f);
+    }
+    client_read(f, 1);
+    assert_int_equal(f->cl[1].n, ps.tx_frames);
+    for (size_t i = 1; i < f->cl[1].n; i++) {
+        assert_true(seq_of(&f->cl[1].frames[i]) > seq_of(&f->cl[1].frames[i - 1]));
+    }
+    fx_free(f);
+}
+
+/* A guest that reads, but slower than it is sent to, loses nothing: its
+ * sender is held while its queue is full and released as it drains. */
+static void test_slow_reader_is_lossless(void **state)
+{
+    struct nb_config cfg = {.port_queue_size = 64 << 10};
+    struct fx *f = fx_new(3, &cfg);
+    uint8_t mac2[6];
+    mac_of(1, mac2);
+    send_to(f, 1, 0, 0); /* n2 learned */
+    pump(f);
+    read_all(f);
+    clear_rx(f);
+    const int N = 5000;
+    int sent = 0;
+    for (int round = 0; sent < N; round++) {
+        assert_true(round < 100000);
+        for (int k = 0; k < 100 && sent < N && try_send_frame(f, 0, mac2, (uint32_t)sent, 1000);
+             k++) {
+            sent++;
+        }
+        pump(f);
+        client_read_some(f, 1, 16 << 10);
+        advance(f, 100 * FL_NS_PER_US);
+    }
+    for (int i = 0; i < 1000 && f->cl[1].n < (size_t)N; i++) {
+        client_read_some(f, 1, 16 << 10);
+        advance(f, 100 * FL_NS_PER_US);
+    }
+    assert_int_equal(f->cl[1].n, N);
+    for (size_t i = 0; i < f->cl[1].n; i++) {
+        assert_int_equal(seq_of(&f->cl[1].frames[i]), i);
+    }
+    struct nb_port_stats s1, s2;
+    nb_port_stats(f->port[0], &s1);
+    nb_port_stats(f->port[1], &s2);
+    assert_true(s1.rx_holds > 0); /* flow control did hold n1 */
+    assert_int_equal(s2.tx_queue_drops, 0);
+    assert_int_equal(s2.tx_stalls, 0);
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    assert_int_equal(st.delivered, N);
+    for (int r = 0; r < NB_DROP__COUNT; r++) {
+        assert_int_equal(st.dropped[r], 0);
+    }
+    fx_free(f);
+}
+
+/* A held sender is released at once when the guest holding it goes away. */
+static void test_hold_released_on_disconnect(void **state)
+{
+    struct nb_config cfg = {.port_queue_size = 64 << 10};
+    struct fx *f = fx_new(3, &cfg);
+    int i = 0;
+    while (try_send_frame(f, 0, BCAST, (uint32_t)i, 1000)) {
+        i++;
+        pump(f);
+        client_read(f, 2);
+        assert_true(i < 10000);
+    }
+    struct nb_port_stats s1;
+    nb_port_stats(f->port[0], &s1);
+    assert_int_equal(s1.rx_holds, 1);
+    /* n2 (full, not reading) disconnects: n1 is read again, no time passes. */
+    client_close(f, 1);
+    client_read(f, 2);
+    clear_rx(f);
+    uint8_t mac3[6];
+    mac_of(2, mac3);
+    for (int k = 0; k < 10; k++) {
+        assert_true(try_send_frame(f, 0, mac3, 100000 + (uint32_t)k, 1000));
+    }
+    pump(f);
+    client_read(f, 2);
+    assert_int_equal(f->cl[2].n, 10);
     fx_free(f);
 }
 
@@ -1032,7 +1205,10 @@ int main(void)
         cmocka_unit_test(test_one_way_partition_and_heal),
         cmocka_unit_test(test_partition_spans_networks),
         cmocka_unit_test(test_malformed_input_isolated),
+        cmocka_unit_test(test_stalled_reader_no_flow_control),
         cmocka_unit_test(test_stalled_reader_does_not_stall_others),
+        cmocka_unit_test(test_slow_reader_is_lossless),
+        cmocka_unit_test(test_hold_released_on_disconnect),
         cmocka_unit_test(test_byte_at_a_time_over_socket),
         cmocka_unit_test(test_reconnect_and_replace),
         cmocka_unit_test(test_setup_and_control_errors),
