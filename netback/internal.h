@@ -130,6 +130,10 @@ struct netback {
     int64_t *node_trace_ids;
     size_t n_nodes, nodes_alloc;
     uint8_t *rxbuf;
+    /* The bytes being switched by nb_port_input (NULL outside it): frames
+     * lying whole in them, with their length prefix, are lent to the
+     * destination's queue instead of copied (cut-through). */
+    const uint8_t *feed_lo, *feed_hi;
     struct nb_port *dirty;
     struct impair_tq *tq; /* of struct nb_pkt, by delivery time */
     struct nb_pkt *free_pkts;

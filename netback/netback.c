@@ -382,8 +382,15 @@ static bool queue_copy(struct netback *nb, struct nb_port *dst, struct nb_port *
     size_t bound = nb->cfg.port_queue_size;
     bool flow = nb->stall_ns >= 0 && !dst->stalled;
     size_t limit = flow ? dst->outq.capacity : bound;
+    /* Cut-through: a frame forwarded as it lies in the read buffer (its
+     * length prefix just before it) is lent to the queue, not copied; the
+     * flush at the end of the read sends it from there. */
+    bool in_read =
+        !corrupt_mask && data >= nb->feed_lo + NB_STREAM_HDR_SIZE && data + size <= nb->feed_hi;
     bool ok = dst->outq.used + NB_STREAM_HDR_SIZE + size <= limit &&
-              nb_outq_push_flip(&dst->outq, data, size, corrupt_offset, corrupt_mask);
+              ((in_read &&
+                nb_outq_lend(&dst->outq, data - NB_STREAM_HDR_SIZE, NB_STREAM_HDR_SIZE + size)) ||
+               nb_outq_push_flip(&dst->outq, data, size, corrupt_offset, corrupt_mask));
     if (flow && dst->outq.used >= bound) {
         congest(nb, dst, src, now);
     }
@@ -780,7 +787,10 @@ int nb_port_input(struct nb_port *p, const uint8_t *data, size_t size, int64_t n
 {
     struct netback *nb = p->nb;
     p->rx_now = now_ns;
+    nb->feed_lo = data;
+    nb->feed_hi = data + size;
     int r = nb_reasm_feed(&p->reasm, data, size, on_frame, p);
+    nb->feed_lo = nb->feed_hi = NULL;
     drain_due(nb, now_ns);
     flush_dirty(nb);
     arm_timer(nb);
