@@ -385,8 +385,9 @@ static bool queue_copy(struct netback *nb, struct nb_port *dst, struct nb_port *
     /* Cut-through: a frame forwarded as it lies in the read buffer (its
      * length prefix just before it) is lent to the queue, not copied; the
      * flush at the end of the read sends it from there. */
+    uintptr_t at = (uintptr_t)data, lo = (uintptr_t)nb->feed_lo, hi = (uintptr_t)nb->feed_hi;
     bool in_read =
-        !corrupt_mask && data >= nb->feed_lo + NB_STREAM_HDR_SIZE && data + size <= nb->feed_hi;
+        !corrupt_mask && lo && at >= lo + NB_STREAM_HDR_SIZE && at <= hi && hi - at >= size;
     bool ok = dst->outq.used + NB_STREAM_HDR_SIZE + size <= limit &&
               ((in_read &&
                 nb_outq_lend(&dst->outq, data - NB_STREAM_HDR_SIZE, NB_STREAM_HDR_SIZE + size)) ||
