@@ -464,6 +464,134 @@ static double pct_us(struct run *r, double p, int64_t minus)
 
 #define REPS 5
 
+/*
+ * Loop cost: CPU per frame of the relay step alone, on one thread, with
+ * no other thread competing (the sender writes a burst without blocking,
+ * the relay step runs, the receiver drains; only the relay step is
+ * timed).  The throughput cases above depend on how two cores are shared
+ * between five threads; this one is what netback itself costs, and it
+ * repeats within a few percent.  Tracing adds trace's writer threads'
+ * CPU (run until the traces are in their files).
+ */
+struct loop_cost {
+    double loop, db, pcap; /* ns of CPU per frame: the relay step, trace's writer threads */
+};
+
+static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, bool tracing)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "%s/nb-loop-XXXXXX", bench_base());
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(3);
+    }
+    char *pa = fl_xasprintf("%s/a.sock", dir), *pb = fl_xasprintf("%s/b.sock", dir);
+    char *dbp = fl_xasprintf("%s/run.db", dir), *pcaps = fl_xasprintf("%s/pcap", dir);
+    struct fl_error *err = NULL;
+    struct fl_loop *loop = NULL;
+    struct netback *nb = NULL;
+    struct trace_db *db = NULL;
+    int la = -1, lb = -1, a = -1, b = -1;
+    if (kind == RELAY_RAW) {
+        la = listen_unix(pa);
+        lb = listen_unix(pb);
+    } else {
+        loop = fl_loop_create(NULL, &err);
+        db = tracing ? trace_db_open(dbp, &err) : NULL;
+        struct nb_config cfg = {.seed = 1, .trace = db, .pcap_dir = tracing ? pcaps : NULL};
+        nb = loop ? nb_create(loop, &cfg, &err) : NULL;
+        if (!nb || (tracing && !db) || !nb_network_add(nb, "lan", &err) ||
+            !nb_port_add(nb, "lan", "a", "eth0", MAC_A, pa, &err) ||
+            !nb_port_add(nb, "lan", "b", "eth0", MAC_B, pb, &err)) {
+            fprintf(stderr, "netback: %s\n", err ? err->msg : "?");
+            exit(3);
+        }
+    }
+    int tx = connect_unix(pa), rx = connect_unix(pb);
+    if (kind == RELAY_RAW) {
+        a = accept(la, NULL, NULL);
+        b = accept(lb, NULL, NULL);
+        fl_set_nonblock(a);
+        fl_set_nonblock(b);
+    } else {
+        fl_loop_run_once(loop, 0);
+        fl_loop_run_once(loop, 0);
+    }
+    fl_set_nonblock(tx);
+    fl_set_nonblock(rx);
+    uint8_t *frame = calloc(1, 4 + size), *buf = malloc(256 << 10), *pending = NULL;
+    frame[0] = (uint8_t)(size >> 24);
+    frame[1] = (uint8_t)(size >> 16);
+    frame[2] = (uint8_t)(size >> 8);
+    frame[3] = (uint8_t)size;
+    memcpy(frame + 4, MAC_B, 6);
+    memcpy(frame + 10, MAC_A, 6);
+    frame[16] = 0x88;
+    frame[17] = 0xb5;
+    size_t want = (size_t)n * (4 + size), got = 0, npend = 0;
+    long sent = 0;
+    int64_t relay_ns = 0;
+    int64_t db0 = comm_cpu_ns("fl-trace-db"), pc0 = comm_cpu_ns("fl-trace-pcap");
+    struct loop_cost c = {0};
+    while (got < want) {
+        for (int k = 0; k < 64 && sent < n; k++) {
+            if (send(tx, frame, 4 + size, MSG_DONTWAIT) < 0) {
+                break;
+            }
+            sent++;
+        }
+        int64_t c0 = thread_cpu_ns();
+        if (kind == RELAY_RAW) {
+            /* Read what came, write it; keep what the socket refused. */
+            if (!npend) {
+                ssize_t r = read(a, buf, 256 << 10);
+                npend = r > 0 ? (size_t)r : 0;
+                pending = buf;
+            }
+            ssize_t w = npend ? send(b, pending, npend, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+            if (w > 0) {
+                pending += w;
+                npend -= (size_t)w;
+            }
+        } else {
+            fl_loop_run_once(loop, 0);
+        }
+        relay_ns += thread_cpu_ns() - c0;
+        for (ssize_t r; (r = recv(rx, buf, 256 << 10, MSG_DONTWAIT)) > 0;) {
+            got += (size_t)r;
+        }
+    }
+    if (nb) {
+        int64_t c0 = thread_cpu_ns();
+        if (nb_flush(nb) < 0 || (db && trace_db_flush(db) < 0)) {
+            fprintf(stderr, "flushing the traces failed\n");
+            exit(3);
+        }
+        relay_ns += thread_cpu_ns() - c0;
+        c.db = (double)(comm_cpu_ns("fl-trace-db") - db0) / (double)n;
+        c.pcap = (double)(comm_cpu_ns("fl-trace-pcap") - pc0) / (double)n;
+        nb_destroy(nb);
+        trace_db_close(db);
+        fl_loop_destroy(loop);
+    } else {
+        close(a);
+        close(b);
+        close(la);
+        close(lb);
+    }
+    close(tx);
+    close(rx);
+    fl_rm_rf(dir);
+    free(frame);
+    free(buf);
+    free(pa);
+    free(pb);
+    free(dbp);
+    free(pcaps);
+    c.loop = (double)relay_ns / (double)n;
+    return c;
+}
+
 static int cmpd(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -581,6 +709,35 @@ int main(int argc, char **argv)
                               "  %-26s CPU ns/frame by thread: sender %.0f, receiver %.0f,"
                               " trace db writer %.0f, pcap writers %.0f",
                               stall_ms, "", snd_n, rcv_n, db_n, pcap_n);
+            }
+            fl_buf_puts(&summary, "\n");
+        }
+    }
+
+    /* Loop cost, one thread: the median of REPS alternating runs. */
+    for (size_t k = 0; k < 2; k++) {
+        for (int tracing = 0; tracing < 2; tracing++) {
+            char name[64];
+            snprintf(name, sizeof name, "loop %zuB%s", sizes[k].size, tracing ? " tracing" : "");
+            if (getenv("NB_BENCH_CASE") && !strstr(name, getenv("NB_BENCH_CASE"))) {
+                continue;
+            }
+            double vb[REPS], vn[REPS], vl[REPS], vd[REPS], vp[REPS];
+            for (int rep = 0; rep < REPS; rep++) {
+                vb[rep] = loop_cost(RELAY_RAW, sizes[k].size, sizes[k].n, false).loop;
+                struct loop_cost c = loop_cost(RELAY_NETBACK, sizes[k].size, sizes[k].n, tracing);
+                vn[rep] = c.loop + c.db + c.pcap;
+                vl[rep] = c.loop;
+                vd[rep] = c.db;
+                vp[rep] = c.pcap;
+            }
+            double base = median(vb, REPS), v = median(vn, REPS);
+            json_line("netback.loop_cost", name, v, "ns/frame", base, false);
+            fl_buf_printf(&summary, "  %-26s %10.0f ns/frame of CPU  raw relay %6.0f  ratio %.2f",
+                          name, v, base, base / v);
+            if (tracing) {
+                fl_buf_printf(&summary, "  (loop %.0f, run.db writer %.0f, pcap writers %.0f)",
+                              median(vl, REPS), median(vd, REPS), median(vp, REPS));
             }
             fl_buf_puts(&summary, "\n");
         }
