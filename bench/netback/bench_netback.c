@@ -497,10 +497,13 @@ static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, boo
         lb = listen_unix(pb);
     } else {
         loop = fl_loop_create(NULL, &err);
-        db = tracing ? trace_db_open(dbp, &err) : NULL;
-        struct nb_config cfg = {.seed = 1, .trace = db, .pcap_dir = tracing ? pcaps : NULL};
+        const char *only = getenv("NB_BENCH_TRACE");
+        bool want_db = tracing && (!only || !strcmp(only, "db"));
+        bool want_pcap = tracing && (!only || !strcmp(only, "pcap"));
+        db = want_db ? trace_db_open(dbp, &err) : NULL;
+        struct nb_config cfg = {.seed = 1, .trace = db, .pcap_dir = want_pcap ? pcaps : NULL};
         nb = loop ? nb_create(loop, &cfg, &err) : NULL;
-        if (!nb || (tracing && !db) || !nb_network_add(nb, "lan", &err) ||
+        if (!nb || (want_db && !db) || !nb_network_add(nb, "lan", &err) ||
             !nb_port_add(nb, "lan", "a", "eth0", MAC_A, pa, &err) ||
             !nb_port_add(nb, "lan", "b", "eth0", MAC_B, pb, &err)) {
             fprintf(stderr, "netback: %s\n", err ? err->msg : "?");
