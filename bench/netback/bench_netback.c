@@ -134,10 +134,10 @@ static int listen_unix(const char *path)
     return fd;
 }
 
-static void *sender(void *arg)
+/* A frame from A to B as the stream protocol carries it (length prefix
+ * first); the caller frees it. */
+static uint8_t *stream_frame(size_t size)
 {
-    struct run *r = arg;
-    size_t size = r->frame_size;
     uint8_t *buf = calloc(1, 4 + size);
     buf[0] = (uint8_t)(size >> 24);
     buf[1] = (uint8_t)(size >> 16);
@@ -147,6 +147,14 @@ static void *sender(void *arg)
     memcpy(buf + 10, MAC_A, 6);
     buf[16] = 0x88;
     buf[17] = 0xb5;
+    return buf;
+}
+
+static void *sender(void *arg)
+{
+    struct run *r = arg;
+    size_t size = r->frame_size;
+    uint8_t *buf = stream_frame(size);
     int64_t cpu0 = thread_cpu_ns();
     int64_t next = fl_clock_mono_ns();
     r->first_tx = next;
@@ -522,15 +530,7 @@ static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, boo
     }
     fl_set_nonblock(tx);
     fl_set_nonblock(rx);
-    uint8_t *frame = calloc(1, 4 + size), *buf = malloc(256 << 10), *pending = NULL;
-    frame[0] = (uint8_t)(size >> 24);
-    frame[1] = (uint8_t)(size >> 16);
-    frame[2] = (uint8_t)(size >> 8);
-    frame[3] = (uint8_t)size;
-    memcpy(frame + 4, MAC_B, 6);
-    memcpy(frame + 10, MAC_A, 6);
-    frame[16] = 0x88;
-    frame[17] = 0xb5;
+    uint8_t *frame = stream_frame(size), *buf = malloc(256 << 10), *pending = NULL;
     size_t want = (size_t)n * (4 + size), got = 0, npend = 0;
     long sent = 0;
     int64_t relay_ns = 0;

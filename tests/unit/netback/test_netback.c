@@ -194,15 +194,21 @@ static void send_raw(struct fx *f, int i, const void *data, size_t size)
     assert_int_equal(write(f->cl[i].fd, data, size), (ssize_t)size);
 }
 
-/* One write per frame, as QEMU does. */
-static void send_frame(struct fx *f, int from, const uint8_t *dst, uint32_t seq, size_t size)
+/* A frame with its stream length prefix in buf (4 + size bytes). */
+static void build_stream(uint8_t *buf, int from, const uint8_t *dst, uint32_t seq, size_t size)
 {
-    uint8_t buf[4 + 1600];
     build(buf + 4, from, dst, seq, size);
     buf[0] = (uint8_t)(size >> 24);
     buf[1] = (uint8_t)(size >> 16);
     buf[2] = (uint8_t)(size >> 8);
     buf[3] = (uint8_t)size;
+}
+
+/* One write per frame, as QEMU does. */
+static void send_frame(struct fx *f, int from, const uint8_t *dst, uint32_t seq, size_t size)
+{
+    uint8_t buf[4 + 1600];
+    build_stream(buf, from, dst, seq, size);
     send_raw(f, from, buf, 4 + size);
 }
 
@@ -211,11 +217,7 @@ static void send_frame(struct fx *f, int from, const uint8_t *dst, uint32_t seq,
 static bool try_send_frame(struct fx *f, int from, const uint8_t *dst, uint32_t seq, size_t size)
 {
     uint8_t buf[4 + 1600];
-    build(buf + 4, from, dst, seq, size);
-    buf[0] = (uint8_t)(size >> 24);
-    buf[1] = (uint8_t)(size >> 16);
-    buf[2] = (uint8_t)(size >> 8);
-    buf[3] = (uint8_t)size;
+    build_stream(buf, from, dst, seq, size);
     int sndbuf = 0;
     socklen_t len = sizeof sndbuf;
     int queued = 0;
@@ -746,6 +748,21 @@ static void test_malformed_input_isolated(void **state)
     }
 }
 
+/* Client i reads again after not reading: it gets `queued` frames, in
+ * the order they were sent (some may have been dropped in between). */
+static void read_queued_in_order(struct fx *f, int i, uint64_t queued)
+{
+    for (int k = 0; k < 200; k++) {
+        client_read(f, i);
+        pump(f);
+    }
+    client_read(f, i);
+    assert_int_equal(f->cl[i].n, queued);
+    for (size_t k = 1; k < f->cl[i].n; k++) {
+        assert_true(seq_of(&f->cl[i].frames[k]) > seq_of(&f->cl[i].frames[k - 1]));
+    }
+}
+
 /* Without flow control: frames to a guest that does not read are dropped
  * as soon as its queue is full. */
 static void test_stalled_reader_no_flow_control(void **state)
@@ -773,15 +790,7 @@ static void test_stalled_reader_no_flow_control(void **state)
     struct nb_link_stats st = link_stats(f, "n1", "n2");
     assert_int_equal(st.dropped[NB_DROP_PORT_QUEUE], ps.tx_queue_drops);
     /* When n2 reads again, what was queued arrives intact and in order. */
-    for (int i = 0; i < 100; i++) {
-        client_read(f, 1);
-        pump(f);
-    }
-    client_read(f, 1);
-    assert_int_equal(f->cl[1].n, ps.tx_frames);
-    for (size_t i = 1; i < f->cl[1].n; i++) {
-        assert_true(seq_of(&f->cl[1].frames[i]) > seq_of(&f->cl[1].frames[i - 1]));
-    }
+    read_queued_in_order(f, 1, ps.tx_frames);
     fx_free(f);
 }
 
@@ -827,17 +836,8 @@ static void test_stalled_reader_does_not_stall_others(void **state)
     struct nb_link_stats st = link_stats(f, "n1", "n2");
     assert_int_equal(st.dropped[NB_DROP_PORT_QUEUE], ps.tx_queue_drops);
     assert_int_equal(link_stats(f, "n1", "n3").delivered, N);
-    /* When n2 reads again, what was queued arrives intact and in order,
-     * and it is no longer stalled: a new burst is held, not dropped. */
-    for (int i = 0; i < 200; i++) {
-        client_read(f, 1);
-        pump(f);
-    }
-    client_read(f, 1);
-    assert_int_equal(f->cl[1].n, ps.tx_frames);
-    for (size_t i = 1; i < f->cl[1].n; i++) {
-        assert_true(seq_of(&f->cl[1].frames[i]) > seq_of(&f->cl[1].frames[i - 1]));
-    }
+    /* When n2 reads again, what was queued arrives intact and in order. */
+    read_queued_in_order(f, 1, ps.tx_frames);
     fx_free(f);
 }
 

@@ -49,6 +49,26 @@ static void drain(int fd, struct nb_reasm *r, struct got *g)
     }
 }
 
+/* A connected pair that takes a little at a time. */
+static void small_socketpair(int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+}
+
+/* Sends what q holds into sv[0] while reading sv[1], until both are empty. */
+static void drain_queue(struct nb_outq *q, int sv[2], struct nb_reasm *r, struct got *g)
+{
+    while (!nb_outq_empty(q)) {
+        drain(sv[1], r, g);
+        long w = nb_outq_send(q, sv[0]);
+        assert_true(w >= 0 || w == -EAGAIN);
+    }
+    drain(sv[1], r, g);
+}
+
 static void test_bound_and_order(void **state)
 {
     int sv[2];
@@ -86,10 +106,7 @@ static void test_bound_and_order(void **state)
 static void test_wraparound_and_partial_writes(void **state)
 {
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    int small = 4096;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    small_socketpair(sv);
     struct nb_outq q;
     nb_outq_init(&q, 3001); /* odd size: frames straddle the end */
     struct nb_reasm r;
@@ -117,12 +134,7 @@ static void test_wraparound_and_partial_writes(void **state)
             drain(sv[1], &r, &g);
         }
     }
-    while (!nb_outq_empty(&q)) {
-        drain(sv[1], &r, &g);
-        long w = nb_outq_send(&q, sv[0]);
-        assert_true(w >= 0 || w == -EAGAIN);
-    }
-    drain(sv[1], &r, &g);
+    drain_queue(&q, sv, &r, &g);
     assert_true(saw_eagain);
     assert_true(drops > 0);
     assert_int_equal(g.n, sent);
@@ -233,10 +245,7 @@ static void test_lend_rules(void **state)
 static void test_lend_and_partial_writes(void **state)
 {
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    int small = 4096;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    small_socketpair(sv);
     struct nb_outq q;
     nb_outq_init(&q, 6001);
     struct nb_reasm r;
@@ -265,12 +274,7 @@ static void test_lend_and_partial_writes(void **state)
             drain(sv[1], &r, &g);
         }
     }
-    while (!nb_outq_empty(&q)) {
-        drain(sv[1], &r, &g);
-        long w = nb_outq_send(&q, sv[0]);
-        assert_true(w >= 0 || w == -EAGAIN);
-    }
-    drain(sv[1], &r, &g);
+    drain_queue(&q, sv, &r, &g);
     assert_true(lent > 50);
     assert_int_equal(g.n, queued);
     for (size_t i = 0; i < g.n; i++) {
