@@ -215,6 +215,10 @@ void fl_timer_destroy(struct fl_timer *timer);
 
 /* Blocks the signal in this thread and delivers it through the loop. */
 int fl_loop_add_signal(struct fl_loop *loop, int signo, fl_signal_cb *cb, void *arg);
+/* Runs the callbacks of signals already pending, without waiting and
+ * without running anything else: for a caller busy outside the loop (a
+ * long blocking step) that must still notice SIGINT.  Returns how many. */
+int fl_loop_poll_signals(struct fl_loop *loop);
 
 /* One iteration: waits up to timeout_ms (-1: until something happens,
  * 0: poll) and dispatches.  Returns the number of callbacks run, or

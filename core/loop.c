@@ -284,14 +284,22 @@ static void on_timerfd(struct fl_loop *loop, int fd, uint32_t events, void *arg)
 
 /* ---- signals ---- */
 
-static void on_signalfd(struct fl_loop *loop, int fd, uint32_t events, void *arg)
+int fl_loop_poll_signals(struct fl_loop *loop)
 {
     struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    int n = 0;
+    while (loop->sfd >= 0 && read(loop->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        n++;
         if (si.ssi_signo < _NSIG && loop->sigs[si.ssi_signo].cb) {
             loop->sigs[si.ssi_signo].cb(loop, (int)si.ssi_signo, loop->sigs[si.ssi_signo].arg);
         }
     }
+    return n;
+}
+
+static void on_signalfd(struct fl_loop *loop, int fd, uint32_t events, void *arg)
+{
+    fl_loop_poll_signals(loop);
 }
 
 int fl_loop_add_signal(struct fl_loop *loop, int signo, fl_signal_cb *cb, void *arg)

@@ -79,6 +79,13 @@ struct hv_image_spec {
     /* NULL: "linux-image-cloud-amd64" (its Depends names the real kernel
      * package). */
     const char *kernel_package;
+    /* Asked between the build's steps and every 100 ms while one of its
+     * subprocesses (apt-get, dpkg-deb) runs: true stops the build, ending
+     * a running subprocess, and hv_image_build fails with ECANCELED
+     * ("interrupted"); the cache keeps only complete images.  NULL:
+     * never. */
+    bool (*cancelled)(void *arg);
+    void *cancel_arg;
 };
 
 /* A built image in the cache.  Paths are absolute and owned (freed by

@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,11 +104,22 @@ static void progress(struct build *b, const char *stage, const char *item, uint6
     }
 }
 
+/* True, with errp set, if the caller asked the build to stop. */
+static bool stopped(const struct build *b, struct fl_error **errp)
+{
+    if (b && b->spec->cancelled && b->spec->cancelled(b->spec->cancel_arg)) {
+        fl_error_setf(errp, ECANCELED, "interrupted");
+        return true;
+    }
+    return false;
+}
+
 /* ---- subprocesses ---- */
 
 /* Runs argv (PATH lookup) in cwd (NULL = here); stdout captured into out
- * (may be NULL: discarded).  stderr is captured and quoted on failure. */
-static bool run(const char *const *argv, const char *cwd, struct fl_buf *out,
+ * (may be NULL: discarded).  stderr is captured and quoted on failure.
+ * With b, a stop asked for while it runs ends it (SIGTERM) and fails. */
+static bool run(const struct build *b, const char *const *argv, const char *cwd, struct fl_buf *out,
                 struct fl_error **errp)
 {
     int po[2], pe[2];
@@ -121,6 +133,15 @@ static bool run(const char *const *argv, const char *cwd, struct fl_buf *out,
         return false;
     }
     if (pid == 0) {
+        /* The caller may block or ignore signals (the runner reads SIGINT
+         * through a signalfd): the tool gets the defaults, so a Ctrl-C at
+         * the terminal reaches it too. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         if (cwd && chdir(cwd) < 0) {
             _exit(126);
         }
@@ -140,6 +161,7 @@ static bool run(const char *const *argv, const char *cwd, struct fl_buf *out,
     struct fl_buf err = {0};
     int fds[2] = {po[0], pe[0]};
     bool open_[2] = {true, true};
+    bool cancellable = b && b->spec->cancelled, killed = false;
     while (open_[0] || open_[1]) {
         fd_set set;
         FD_ZERO(&set);
@@ -148,11 +170,17 @@ static bool run(const char *const *argv, const char *cwd, struct fl_buf *out,
                 FD_SET(fds[i], &set);
             }
         }
-        if (select(FL_MAX(fds[0], fds[1]) + 1, &set, NULL, NULL, NULL) < 0) {
+        struct timeval tick = {0, 100000};
+        int r = select(FL_MAX(fds[0], fds[1]) + 1, &set, NULL, NULL, cancellable ? &tick : NULL);
+        if (r < 0) {
             if (errno == EINTR) {
                 continue;
             }
             break;
+        }
+        if (r == 0 && !killed && b->spec->cancelled(b->spec->cancel_arg)) {
+            kill(pid, SIGTERM);
+            killed = true;
         }
         for (int i = 0; i < 2; i++) {
             if (open_[i] && FD_ISSET(fds[i], &set)) {
@@ -172,6 +200,11 @@ static bool run(const char *const *argv, const char *cwd, struct fl_buf *out,
     close(pe[0]);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (killed) {
+        fl_buf_free(&err);
+        fl_error_setf(errp, ECANCELED, "interrupted");
+        return false;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         fl_buf_free(&err);
@@ -457,7 +490,7 @@ static bool deps_of(struct build *b, char *const *names, size_t n_names,
         argv[argc++] = names[i];
     }
     struct fl_buf out_buf = {0};
-    bool ok = run(argv, NULL, &out_buf, errp);
+    bool ok = run(b, argv, NULL, &out_buf, errp);
     free(argv);
     if (!ok) {
         fl_buf_free(&out_buf);
@@ -519,7 +552,7 @@ static bool resolve_versions(struct pkg **pkgs, size_t n, struct fl_error **errp
     }
     struct fl_buf out = {0};
     struct fl_error *err = NULL;
-    bool ran = run(argv, NULL, &out, &err);
+    bool ran = run(NULL, argv, NULL, &out, &err);
     free(argv);
     fl_error_free(err);
     char *save = NULL, *cur = NULL;
@@ -710,7 +743,7 @@ static bool download(struct build *b, struct pkg *p, size_t idx, size_t total,
         const char *argv[] = {"apt-get", "download", "-q", "-o", "APT::Sandbox::User=root",
                               spec,      NULL};
         struct fl_error *err = NULL;
-        ok = run(argv, dir, NULL, &err);
+        ok = run(b, argv, dir, NULL, &err);
         if (!ok) {
             fl_error_prepend(&err,
                              "downloading %s %s (no network? a cached image or .deb would avoid "
@@ -752,7 +785,7 @@ static bool unpack(const char *deb, const char *dir, struct fl_error **errp)
         return false;
     }
     const char *argv[] = {"dpkg-deb", "-x", deb, dir, NULL};
-    return run(argv, NULL, NULL, errp);
+    return run(NULL, argv, NULL, NULL, errp);
 }
 
 /* ---- kernel and modules ---- */
@@ -1005,7 +1038,7 @@ static bool build_busybox(struct build *b, struct fl_error **errp)
         unpack(b->busybox.deb, dir, errp) && mkparent(dst, errp) && copy_file(bin, dst, 0755, errp);
     if (ok) {
         const char *argv[] = {bin, "--list-full", NULL};
-        ok = run(argv, NULL, &list, errp);
+        ok = run(b, argv, NULL, &list, errp);
     }
     char *save = NULL;
     for (char *l = ok && list.data ? strtok_r(list.data, "\n", &save) : NULL; ok && l;
@@ -1342,7 +1375,7 @@ static bool build_packages(struct build *b, struct fl_error **errp)
     bool ok = true;
     for (size_t i = 0; ok && i < b->n_pkgs; i++) {
         progress(b, "unpack", b->pkgs[i].name, i, b->n_pkgs);
-        ok = unpack(b->pkgs[i].deb, stage, errp);
+        ok = !stopped(b, errp) && unpack(b->pkgs[i].deb, stage, errp);
     }
     for (size_t i = 0; ok && i < b->n_pkgs; i++) {
         if (!b->pkgs[i].requested) {
@@ -1362,7 +1395,7 @@ static bool build_packages(struct build *b, struct fl_error **errp)
                         (const uint8_t *)conf + sizeof conf - 1, 0644, errp);
         const char *argv[] = {"ldconfig", "-X", "-r", b->root, NULL};
         struct fl_error *err = NULL;
-        if (ok && !run(argv, NULL, NULL, &err)) {
+        if (ok && !run(b, argv, NULL, NULL, &err)) {
             fl_log(FL_LOG_INFO, "hv", "image: ldconfig: %s", err->msg);
             fl_error_free(err);
         }
@@ -1569,7 +1602,7 @@ bool hv_image_build(const struct hv_image_spec *spec, struct hv_image *out,
             ok = false;
         }
     }
-    ok = ok && resolve(&b, errp);
+    ok = ok && !stopped(&b, errp) && resolve(&b, errp);
     char *key = ok ? compute_key(&b) : NULL;
     char *final = key ? fl_xasprintf("%s/%s", images, key) : NULL;
     char *manifest = final ? fl_xasprintf("%s/manifest", final) : NULL;
@@ -1581,12 +1614,13 @@ bool hv_image_build(const struct hv_image_spec *spec, struct hv_image *out,
     size_t total = 2 + b.n_pkgs;
     ok = ok && download(&b, &b.kernel, 0, total, errp) && download(&b, &b.busybox, 1, total, errp);
     for (size_t i = 0; ok && i < b.n_pkgs; i++) {
-        ok = download(&b, &b.pkgs[i], 2 + i, total, errp);
+        ok = !stopped(&b, errp) && download(&b, &b.pkgs[i], 2 + i, total, errp);
     }
     char *outdir = b.tmp ? fl_xasprintf("%s/out", b.tmp) : NULL;
-    ok = ok && fl_mkdir_p(outdir, 0755, errp) && fl_mkdir_p(b.root, 0755, errp) &&
-         build_base(&b, errp) && build_busybox(&b, errp) && build_packages(&b, errp) &&
-         build_kernel(&b, outdir, errp) && build_files(&b, errp);
+    ok = ok && !stopped(&b, errp) && fl_mkdir_p(outdir, 0755, errp) &&
+         fl_mkdir_p(b.root, 0755, errp) && build_base(&b, errp) && build_busybox(&b, errp) &&
+         !stopped(&b, errp) && build_packages(&b, errp) && !stopped(&b, errp) &&
+         build_kernel(&b, outdir, errp) && build_files(&b, errp) && !stopped(&b, errp);
     if (ok) {
         progress(&b, "pack", "initrd.cpio", 0, 0);
         char *cpio_path = fl_xasprintf("%s/initrd.cpio", outdir);

@@ -205,6 +205,15 @@ static void progress(void *arg, const char *stage, const char *item, uint64_t do
     fflush(stdout);
 }
 
+/* An image build takes up to a minute before the loop runs: SIGINT and
+ * SIGTERM stop it. */
+static bool build_cancelled(void *arg)
+{
+    struct run *run = arg;
+    fl_loop_poll_signals(run->loop);
+    return run->interrupted;
+}
+
 static bool same_image(const struct topo_image *a, const struct topo_image *b)
 {
     if (a->n_packages != b->n_packages || a->n_files != b->n_files) {
@@ -249,6 +258,8 @@ static bool build_images(struct run *run, struct fl_error **errp)
                 .files = files,
                 .n_files = want->n_files,
                 .cache_dir = run->opts->cache_dir,
+                .cancelled = build_cancelled,
+                .cancel_arg = run,
             };
             ok = hv_image_build(&spec, &run->images[k], progress, run, errp);
             free(files);
@@ -256,6 +267,9 @@ static bool build_images(struct run *run, struct fl_error **errp)
                 printf("\r\033[K");
             }
             if (!ok) {
+                /* A Ctrl-C also reaches apt-get directly, which then fails
+                 * on its own: the signal decides what this was. */
+                build_cancelled(run);
                 fl_error_prepend(errp, "building the guest image: ");
                 break;
             }
@@ -763,7 +777,10 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
 
     bool ok = setup_trace(run, &err) && build_images(run, &err) && setup_net(run, &err) &&
               setup_disks(run, &err) && setup_nodes(run, &err) && boot_all(run, &err);
-    if (!ok) {
+    if (!ok && run->interrupted) {
+        fl_error_free(err); /* a setup step stopped by the signal: not an error */
+        err = NULL;
+    } else if (!ok) {
         rn_infra_error(run, err);
         err = NULL;
     } else if (!run->interrupted) {

@@ -3,6 +3,7 @@
  * accelerator decision. */
 #include <arpa/inet.h>
 #include <elf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -763,6 +764,47 @@ static void test_node_config_errors(void **state)
 
 /* ---- image spec errors (no download) ---- */
 
+static int cancel_calls;
+static bool always_cancelled(void *arg)
+{
+    cancel_calls++;
+    return true;
+}
+
+/* A build asked to stop fails with ECANCELED before doing anything, and
+ * leaves the cache as it was (no image, no build directory). */
+static void test_image_build_cancelled(void **state)
+{
+    char dir[] = "/tmp/fl-hv-cancel-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fl_error *err = NULL;
+    struct hv_image img;
+    struct hv_image_spec spec = {.cache_dir = dir, .cancelled = always_cancelled};
+    cancel_calls = 0;
+    assert_false(hv_image_build(&spec, &img, NULL, NULL, &err));
+    assert_non_null(err);
+    assert_int_equal(err->code, ECANCELED);
+    assert_string_equal(err->msg, "interrupted");
+    fl_error_free(err);
+    assert_int_equal(cancel_calls, 1);
+    struct hv_image_info *infos;
+    size_t n = 99;
+    assert_true(hv_image_list(dir, &infos, &n, NULL));
+    assert_int_equal(n, 0);
+    hv_image_info_free(infos, n);
+    char *tmps = fl_xasprintf("%s/tmp", dir);
+    DIR *d = opendir(tmps);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        assert_true(strncmp(e->d_name, "build-", 6) != 0);
+    }
+    if (d) {
+        closedir(d);
+    }
+    free(tmps);
+    fl_rm_rf(dir);
+}
+
 static void test_image_spec_errors(void **state)
 {
     struct fl_error *err = NULL;
@@ -820,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_accel),
         cmocka_unit_test(test_node_config_errors),
         cmocka_unit_test(test_image_spec_errors),
+        cmocka_unit_test(test_image_build_cancelled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
