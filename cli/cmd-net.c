@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -35,6 +38,10 @@ static void usage(FILE *out)
                  "(-device virtio-net-device on -M microvm).  Give each guest its own MAC.\n"
                  "Start net serve first: QEMU 7.2 connects once at start-up and has no\n"
                  "reconnect option; a guest that is restarted simply connects again.\n"
+                 "\n"
+                 "While it runs, DIR/control.sock (0600) takes requests from\n"
+                 "'faultline net ctl --dir DIR': cut and heal links, change their\n"
+                 "impairment, isolate a node, read the counters.\n"
                  "\n"
                  "options:\n"
                  "  --dir DIR         directory for the sockets (created 0700 if missing)\n"
@@ -66,30 +73,22 @@ struct link_spec {
     const char *text;
 };
 
-/* "SRC->DST: words" / "SRC<->DST: words". */
-static bool parse_link(const char *text, struct link_spec *out, struct fl_error **errp)
+/* "SRC->DST" / "SRC<->DST" ('*': any node) in text[0..len); `what`
+ * and `whole` name the value in messages. */
+static bool parse_ends(const char *what, const char *whole, const char *text, size_t len,
+                       char **src, char **dst, bool *both, struct fl_error **errp)
 {
-    memset(out, 0, sizeof *out);
-    out->text = text;
-    const char *colon = strchr(text, ':');
-    if (!colon) {
-        fl_error_setf(errp, EINVAL,
-                      "--link '%s': expected 'SRC->DST: WORDS' or 'SRC<->DST: WORDS' "
-                      "(e.g. 'n1->n2: delay 10ms loss 1%%')",
-                      text);
-        return false;
-    }
-    char *ends = fl_xstrndup(text, (size_t)(colon - text));
+    char *ends = fl_xstrndup(text, len);
     char *arrow = strstr(ends, "<->");
     size_t alen = 3;
-    out->both = arrow != NULL;
+    *both = arrow != NULL;
     if (!arrow) {
         arrow = strstr(ends, "->");
         alen = 2;
     }
     if (!arrow) {
-        fl_error_setf(errp, EINVAL, "--link '%s': '%s' has no '->' or '<->' between two nodes",
-                      text, ends);
+        fl_error_setf(errp, EINVAL, "%s '%s': '%s' has no '->' or '<->' between two nodes", what,
+                      whole, ends);
         free(ends);
         return false;
     }
@@ -97,27 +96,52 @@ static bool parse_link(const char *text, struct link_spec *out, struct fl_error 
     char *names[2] = {ends, arrow + alen};
     char *clean[2];
     for (int i = 0; i < 2; i++) {
-        char *s = names[i];
-        while (*s == ' ' || *s == '\t') {
-            s++;
+        char *b = names[i];
+        while (*b == ' ' || *b == '\t') {
+            b++;
         }
-        char *e = s + strlen(s);
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
+        char *e = b + strlen(b);
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) {
             *--e = '\0';
         }
-        if (!*s) {
-            fl_error_setf(errp, EINVAL, "--link '%s': the %s node is missing", text,
+        if (!*b) {
+            fl_error_setf(errp, EINVAL, "%s '%s': the %s node is missing", what, whole,
                           i == 0 ? "source" : "destination");
+            if (i == 1) {
+                free(clean[0]);
+            }
             free(ends);
             return false;
         }
-        clean[i] = strcmp(s, "*") ? fl_xstrdup(s) : NULL;
+        clean[i] = strcmp(b, "*") ? fl_xstrdup(b) : NULL;
     }
     free(ends);
-    out->src = clean[0];
-    out->dst = clean[1];
+    *src = clean[0];
+    *dst = clean[1];
+    return true;
+}
+
+/* "SRC->DST: words" / "SRC<->DST: words"; `what` names it in messages
+ * ("--link", or "link" from the control socket). */
+static bool parse_link(const char *what, const char *text, struct link_spec *out,
+                       struct fl_error **errp)
+{
+    memset(out, 0, sizeof *out);
+    out->text = text;
+    const char *colon = strchr(text, ':');
+    if (!colon) {
+        fl_error_setf(errp, EINVAL,
+                      "%s '%s': expected 'SRC->DST: WORDS' or 'SRC<->DST: WORDS' "
+                      "(e.g. 'n1->n2: delay 10ms loss 1%%')",
+                      what, text);
+        return false;
+    }
+    if (!parse_ends(what, text, text, (size_t)(colon - text), &out->src, &out->dst, &out->both,
+                    errp)) {
+        return false;
+    }
     if (!impair_link_params_parse_string(colon + 1, NULL, &out->params, errp)) {
-        fl_error_prepend(errp, "--link '%s': ", text);
+        fl_error_prepend(errp, "%s '%s': ", what, text);
         free(out->src);
         free(out->dst);
         return false;
@@ -125,9 +149,48 @@ static bool parse_link(const char *text, struct link_spec *out, struct fl_error 
     return true;
 }
 
+static void link_spec_clear(struct link_spec *l)
+{
+    free(l->src);
+    free(l->dst);
+    impair_link_params_clear(&l->params);
+}
+
+/* Applies a parsed link to both directions if asked. */
+static bool link_spec_apply(struct netback *nb, const struct link_spec *l, struct fl_error **errp)
+{
+    return nb_link_set(nb, NET_NAME, l->src, l->dst, &l->params, errp) &&
+           (!l->both || nb_link_set(nb, NET_NAME, l->dst, l->src, &l->params, errp));
+}
+
+static void format_link(const struct link_spec *l, struct fl_buf *out)
+{
+    fl_buf_printf(out, "link %s %s %s: ", l->src ? l->src : "*", l->both ? "<->" : "->",
+                  l->dst ? l->dst : "*");
+    size_t at = out->size;
+    impair_link_params_format(&l->params, out);
+    if (out->size == at) {
+        fl_buf_puts(out, "(no impairment)");
+    }
+}
+
+#define CTL_MAX_LINE    4096
+#define CTL_MAX_CLIENTS 16
+
+struct ctl_client {
+    struct serve *sv;
+    int fd;
+    size_t len;
+    char buf[CTL_MAX_LINE + 1];
+};
+
 struct serve {
     struct fl_loop *loop;
     int signo;
+    struct netback *nb;
+    int ctl_fd; /* DIR/control.sock, listening */
+    char *ctl_path;
+    struct ctl_client *clients[CTL_MAX_CLIENTS];
 };
 
 static void on_signal(struct fl_loop *loop, int signo, void *arg)
@@ -157,15 +220,16 @@ static const struct nb_events serve_events = {ev_connected, ev_disconnected};
 static void print_port(void *arg, const char *network, const char *node, const char *nic,
                        const char *path, const struct nb_port_stats *st)
 {
-    fprintf(stderr,
-            "  port %-8s rx %llu frames %llu bytes, tx %llu frames %llu bytes, "
-            "queue drops %llu, down drops %llu, malformed %llu, held %llu times, stalled %llu "
-            "times\n",
-            node, (unsigned long long)st->rx_frames, (unsigned long long)st->rx_bytes,
-            (unsigned long long)st->tx_frames, (unsigned long long)st->tx_bytes,
-            (unsigned long long)st->tx_queue_drops, (unsigned long long)st->tx_down_drops,
-            (unsigned long long)st->malformed_disconnects, (unsigned long long)st->rx_holds,
-            (unsigned long long)st->tx_stalls);
+    fl_buf_printf(
+        arg,
+        "  port %-8s rx %llu frames %llu bytes, tx %llu frames %llu bytes, "
+        "queue drops %llu, down drops %llu, malformed %llu, held %llu times, stalled %llu "
+        "times\n",
+        node, (unsigned long long)st->rx_frames, (unsigned long long)st->rx_bytes,
+        (unsigned long long)st->tx_frames, (unsigned long long)st->tx_bytes,
+        (unsigned long long)st->tx_queue_drops, (unsigned long long)st->tx_down_drops,
+        (unsigned long long)st->malformed_disconnects, (unsigned long long)st->rx_holds,
+        (unsigned long long)st->tx_stalls);
 }
 
 static void print_link(void *arg, const char *network, const char *src, const char *dst,
@@ -174,26 +238,282 @@ static void print_link(void *arg, const char *network, const char *src, const ch
     if (!st->sent) {
         return;
     }
-    fprintf(stderr, "  link %s->%s: sent %llu, delivered %llu", src, dst,
-            (unsigned long long)st->sent, (unsigned long long)st->delivered);
+    fl_buf_printf(arg, "  link %s->%s: sent %llu, delivered %llu", src, dst,
+                  (unsigned long long)st->sent, (unsigned long long)st->delivered);
     for (int r = 0; r < NB_DROP__COUNT; r++) {
         if (st->dropped[r]) {
-            fprintf(stderr, ", %s %llu", nb_drop_reason_name(r),
-                    (unsigned long long)st->dropped[r]);
+            fl_buf_printf(arg, ", %s %llu", nb_drop_reason_name(r),
+                          (unsigned long long)st->dropped[r]);
         }
     }
     if (st->duplicated) {
-        fprintf(stderr, ", duplicated %llu", (unsigned long long)st->duplicated);
+        fl_buf_printf(arg, ", duplicated %llu", (unsigned long long)st->duplicated);
     }
     if (st->corrupted) {
-        fprintf(stderr, ", corrupted %llu", (unsigned long long)st->corrupted);
+        fl_buf_printf(arg, ", corrupted %llu", (unsigned long long)st->corrupted);
     }
     if (st->reordered) {
-        fprintf(stderr, ", reordered %llu", (unsigned long long)st->reordered);
+        fl_buf_printf(arg, ", reordered %llu", (unsigned long long)st->reordered);
     }
-    fprintf(stderr, "\n");
+    fl_buf_puts(arg, "\n");
 }
 
+static void print_counters(struct netback *nb, struct fl_buf *out)
+{
+    nb_port_foreach(nb, print_port, out);
+    nb_link_foreach(nb, print_link, out);
+}
+
+/* ---- the control socket: DIR/control.sock ----
+ *
+ * One request per connection: a line (at most 4096 bytes) such as
+ * "cut n1->n2", answered by zero or more lines of output and then "ok" or
+ * "error: MESSAGE", after which the server closes the connection.  The
+ * socket is 0600 in a 0700 directory: whoever can use it owns the fabric.
+ * A client that sends nothing costs a slot (16), not the loop. */
+
+static const char ctl_help[] =
+    "link 'SRC->DST: WORDS'   set a link's impairment (as --link; no WORDS: none)\n"
+    "cut SRC->DST|SRC<->DST   partition one or both directions ('*': any node)\n"
+    "heal SRC->DST|SRC<->DST  heal them; 'heal all' heals every link\n"
+    "isolate NODE             cut NODE from every other node, both ways\n"
+    "stats                    port and link counters\n"
+    "help                     this list\n";
+
+static bool ctl_exec(struct serve *sv, char *line, struct fl_buf *out, struct fl_error **errp)
+{
+    while (*line == ' ' || *line == '\t') {
+        line++;
+    }
+    char *end = line + strlen(line);
+    while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) {
+        *--end = '\0';
+    }
+    size_t wl = strcspn(line, " \t");
+    char *rest = line + wl;
+    while (*rest == ' ' || *rest == '\t') {
+        rest++;
+    }
+    const char *w = line;
+    if (wl == 4 && !strncmp(w, "help", 4)) {
+        fl_buf_puts(out, ctl_help);
+        return true;
+    }
+    if (wl == 5 && !strncmp(w, "stats", 5)) {
+        print_counters(sv->nb, out);
+        return true;
+    }
+    if (wl == 4 && !strncmp(w, "link", 4)) {
+        struct link_spec l;
+        if (!parse_link("link", rest, &l, errp)) {
+            return false;
+        }
+        bool ok = link_spec_apply(sv->nb, &l, errp);
+        if (ok) {
+            format_link(&l, out);
+            fl_buf_puts(out, "\n");
+        }
+        link_spec_clear(&l);
+        return ok;
+    }
+    if ((wl == 3 && !strncmp(w, "cut", 3)) || (wl == 4 && !strncmp(w, "heal", 4))) {
+        bool cut = wl == 3;
+        if (!cut && !strcmp(rest, "all")) {
+            nb_heal_all(sv->nb);
+            fl_buf_puts(out, "healed every link\n");
+            return true;
+        }
+        char *src, *dst;
+        bool both;
+        if (!parse_ends(cut ? "cut" : "heal", rest, rest, strlen(rest), &src, &dst, &both, errp)) {
+            return false;
+        }
+        bool ok = nb_partition(sv->nb, src, dst, cut, errp) &&
+                  (!both || nb_partition(sv->nb, dst, src, cut, errp));
+        if (ok) {
+            fl_buf_printf(out, "%s %s %s %s\n", cut ? "cut" : "healed", src ? src : "*",
+                          both ? "<->" : "->", dst ? dst : "*");
+        }
+        free(src);
+        free(dst);
+        return ok;
+    }
+    if (wl == 7 && !strncmp(w, "isolate", 7)) {
+        if (!*rest || strpbrk(rest, " \t")) {
+            fl_error_setf(errp, EINVAL, "isolate '%s': expected one node name", rest);
+            return false;
+        }
+        if (!nb_partition(sv->nb, rest, NULL, true, errp) ||
+            !nb_partition(sv->nb, NULL, rest, true, errp)) {
+            return false;
+        }
+        fl_buf_printf(out, "cut %s <-> *\n", rest);
+        return true;
+    }
+    fl_error_setf(errp, EINVAL,
+                  "unknown request '%.*s' (known: link, cut, heal, isolate, stats, help)",
+                  (int)FL_MIN(wl, 64), w);
+    return false;
+}
+
+static void ctl_client_free(struct ctl_client *c)
+{
+    struct serve *sv = c->sv;
+    for (size_t i = 0; i < CTL_MAX_CLIENTS; i++) {
+        if (sv->clients[i] == c) {
+            sv->clients[i] = NULL;
+        }
+    }
+    fl_loop_del_fd(sv->loop, c->fd);
+    close(c->fd);
+    free(c);
+}
+
+/* Answers and hangs up.  The answer fits a socket buffer; a client that
+ * does not read loses the part that does not. */
+static void ctl_answer(struct ctl_client *c, const char *body, const struct fl_error *err)
+{
+    struct fl_buf out = {0};
+    fl_buf_puts(&out, body ? body : "");
+    if (err) {
+        fl_buf_printf(&out, "error: %s\n", err->msg);
+    } else {
+        fl_buf_puts(&out, "ok\n");
+    }
+    size_t off = 0;
+    while (off < out.size) {
+        ssize_t n = send(c->fd, out.data + off, out.size - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) {
+            break;
+        }
+        off += (size_t)n;
+    }
+    fl_buf_free(&out);
+    ctl_client_free(c);
+}
+
+static void on_ctl_client(struct fl_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct ctl_client *c = arg;
+    ssize_t n = read(fd, c->buf + c->len, CTL_MAX_LINE - c->len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    if (n < 0) {
+        ctl_client_free(c);
+        return;
+    }
+    c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+    char *nl = memchr(c->buf, '\n', c->len);
+    if (!nl && n > 0 && c->len < CTL_MAX_LINE) {
+        return; /* more to come */
+    }
+    struct fl_error *err = NULL;
+    if (!nl && c->len == CTL_MAX_LINE) {
+        fl_error_setf(&err, EINVAL, "request longer than %d bytes", CTL_MAX_LINE);
+        ctl_answer(c, NULL, err);
+        fl_error_free(err);
+        return;
+    }
+    if (nl) {
+        *nl = '\0';
+    }
+    if (strlen(c->buf) != (nl ? (size_t)(nl - c->buf) : c->len)) {
+        fl_error_setf(&err, EINVAL, "request contains a NUL byte");
+        ctl_answer(c, NULL, err);
+        fl_error_free(err);
+        return;
+    }
+    struct fl_buf out = {0};
+    char *line = fl_xstrdup(c->buf);
+    bool ok = ctl_exec(c->sv, line, &out, &err);
+    fprintf(stderr, "net serve: control: %s: %s\n", c->buf, ok ? "ok" : err->msg);
+    ctl_answer(c, out.data, ok ? NULL : err);
+    free(line);
+    fl_buf_free(&out);
+    fl_error_free(err);
+}
+
+static void on_ctl_listen(struct fl_loop *loop, int lfd, uint32_t events, void *arg)
+{
+    struct serve *sv = arg;
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    size_t slot = CTL_MAX_CLIENTS;
+    for (size_t i = 0; i < CTL_MAX_CLIENTS && slot == CTL_MAX_CLIENTS; i++) {
+        if (!sv->clients[i]) {
+            slot = i;
+        }
+    }
+    if (slot == CTL_MAX_CLIENTS) {
+        static const char busy[] = "error: too many control connections at once\n";
+        ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+        close(fd);
+        return;
+    }
+    struct ctl_client *c = fl_xcalloc(1, sizeof *c);
+    c->sv = sv;
+    c->fd = fd;
+    if (fl_loop_add_fd(loop, fd, EPOLLIN, on_ctl_client, c) < 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    sv->clients[slot] = c;
+}
+
+static bool ctl_listen(struct serve *sv, const char *dir, struct fl_error **errp)
+{
+    sv->ctl_path = fl_xasprintf("%s/control.sock", dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(sv->ctl_path) >= sizeof sa.sun_path) {
+        fl_error_setf(errp, ENAMETOOLONG, "'%s': path too long for a unix socket", sv->ctl_path);
+        return false;
+    }
+    memcpy(sa.sun_path, sv->ctl_path, strlen(sv->ctl_path) + 1);
+    struct stat st;
+    if (lstat(sv->ctl_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            fl_error_setf(errp, EEXIST, "'%s' exists and is not a socket", sv->ctl_path);
+            return false;
+        }
+        unlink(sv->ctl_path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0177);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 8) == 0;
+    umask(old);
+    if (!ok || fl_loop_add_fd(sv->loop, fd, EPOLLIN, on_ctl_listen, sv) < 0) {
+        fl_error_setf_errno(errp, errno, "'%s': cannot listen", sv->ctl_path);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    sv->ctl_fd = fd;
+    return true;
+}
+
+static void ctl_close(struct serve *sv)
+{
+    for (size_t i = 0; i < CTL_MAX_CLIENTS; i++) {
+        if (sv->clients[i]) {
+            ctl_client_free(sv->clients[i]);
+        }
+    }
+    if (sv->ctl_fd >= 0) {
+        fl_loop_del_fd(sv->loop, sv->ctl_fd);
+        close(sv->ctl_fd);
+        unlink(sv->ctl_path);
+        sv->ctl_fd = -1;
+    }
+    free(sv->ctl_path);
+    sv->ctl_path = NULL;
+}
 static int serve_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -216,6 +536,7 @@ static int serve_main(int argc, char **argv)
     struct fl_error *err = NULL;
     struct fl_loop *loop = NULL;
     struct netback *nb = NULL;
+    struct serve sv = {.ctl_fd = -1};
 
     optind = 1;
     int c;
@@ -230,7 +551,7 @@ static int serve_main(int argc, char **argv)
             break;
         case 'l':
             links = fl_xgrow(links, &links_alloc, n_links + 1, sizeof *links);
-            if (!parse_link(optarg, &links[n_links], &err)) {
+            if (!parse_link("--link", optarg, &links[n_links], &err)) {
                 fprintf(stderr, "faultline net serve: %s\n", err->msg);
                 goto out;
             }
@@ -285,7 +606,7 @@ static int serve_main(int argc, char **argv)
         fprintf(stderr, "faultline net serve: %s\n", err->msg);
         goto out;
     }
-    struct serve sv = {.loop = loop};
+    sv.loop = loop;
     if (fl_loop_add_signal(loop, SIGINT, on_signal, &sv) < 0 ||
         fl_loop_add_signal(loop, SIGTERM, on_signal, &sv) < 0) {
         fprintf(stderr, "faultline net serve: cannot watch SIGINT/SIGTERM\n");
@@ -313,11 +634,17 @@ static int serve_main(int argc, char **argv)
     }
     for (size_t i = 0; i < n_links; i++) {
         struct link_spec *l = &links[i];
-        if (!nb_link_set(nb, NET_NAME, l->src, l->dst, &l->params, &err) ||
-            (l->both && !nb_link_set(nb, NET_NAME, l->dst, l->src, &l->params, &err))) {
+        if (!link_spec_apply(nb, l, &err)) {
             fprintf(stderr, "faultline net serve: --link '%s': %s\n", l->text, err->msg);
             goto out;
         }
+    }
+
+    rc = CLI_EXIT_INFRA;
+    sv.nb = nb;
+    if (!ctl_listen(&sv, dir, &err)) {
+        fprintf(stderr, "faultline net serve: control socket: %s\n", err->msg);
+        goto out;
     }
 
     printf("faultline net serve: seed %llu, %zu port%s%s%s\n", (unsigned long long)seed, n_ports,
@@ -327,17 +654,17 @@ static int serve_main(int argc, char **argv)
     }
     for (size_t i = 0; i < n_links; i++) {
         struct fl_buf w = {0};
-        impair_link_params_format(&links[i].params, &w);
-        printf("  link %s %s %s: %s\n", links[i].src ? links[i].src : "*",
-               links[i].both ? "<->" : "->", links[i].dst ? links[i].dst : "*",
-               w.data ? w.data : "(no impairment)");
+        format_link(&links[i], &w);
+        printf("  %s\n", w.data);
         fl_buf_free(&w);
     }
     printf("connect a QEMU guest to port %s with:\n"
            "  -netdev stream,id=n0,server=off,addr.type=unix,addr.path=%s/%s.sock \\\n"
            "  -device virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01\n"
-           "(virtio-net-device on -M microvm; one MAC per guest).  Ctrl-C stops.\n",
-           ports[0], dir, ports[0]);
+           "(virtio-net-device on -M microvm; one MAC per guest).\n"
+           "change faults while it runs: faultline net ctl --dir %s cut n1->n2 (see --help).\n"
+           "Ctrl-C stops.\n",
+           ports[0], dir, ports[0], dir);
     fflush(stdout);
 
     int r = fl_loop_run(loop);
@@ -348,21 +675,134 @@ static int serve_main(int argc, char **argv)
     }
     fprintf(stderr, "net serve: %s, stopping; counters:\n",
             sv.signo == SIGINT ? "SIGINT" : "SIGTERM");
-    nb_port_foreach(nb, print_port, NULL);
-    nb_link_foreach(nb, print_link, NULL);
+    struct fl_buf counters = {0};
+    print_counters(nb, &counters);
+    fputs(counters.data ? counters.data : "", stderr);
+    fl_buf_free(&counters);
     rc = CLI_EXIT_OK;
 
 out:
+    if (loop) {
+        ctl_close(&sv);
+    }
     nb_destroy(nb);
     fl_loop_destroy(loop);
     fl_error_free(err);
     for (size_t i = 0; i < n_links; i++) {
-        free(links[i].src);
-        free(links[i].dst);
-        impair_link_params_clear(&links[i].params);
+        link_spec_clear(&links[i]);
     }
     free(links);
     free(ports);
+    return rc;
+}
+
+/* ---- net ctl: the client of the control socket ---- */
+
+static void ctl_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: faultline net ctl (--dir DIR | --socket PATH) REQUEST...\n"
+            "\n"
+            "Changes a running 'faultline net serve' through its control socket\n"
+            "(DIR/control.sock): the change applies to frames sent from then on.\n"
+            "\n"
+            "requests:\n"
+            "%s"
+            "\n"
+            "examples:\n"
+            "  faultline net ctl --dir /tmp/fab cut 'n1<->n2'\n"
+            "  faultline net ctl --dir /tmp/fab link 'n1->n2: delay 50ms loss 5%%'\n"
+            "  faultline net ctl --dir /tmp/fab heal all\n"
+            "\n"
+            "Exit status: 0 done, 2 the request was refused (the reason is printed),\n"
+            "3 no net serve answers on that socket.\n",
+            ctl_help);
+}
+
+static int ctl_main(int argc, char **argv)
+{
+    const char *dir = NULL, *path = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if ((!strcmp(argv[i], "--dir") || !strcmp(argv[i], "--socket")) && i + 1 < argc) {
+            *(argv[i][2] == 'd' ? &dir : &path) = argv[i + 1];
+            i++;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            ctl_usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (!strncmp(argv[i], "--", 2)) {
+            fprintf(stderr, "faultline net ctl: unknown option '%s' (see --help)\n", argv[i]);
+            return CLI_EXIT_USAGE;
+        } else {
+            break;
+        }
+    }
+    if (!dir == !path) {
+        fprintf(stderr, "faultline net ctl: give --dir DIR (as for net serve) or --socket PATH\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (i >= argc) {
+        fprintf(stderr, "faultline net ctl: no request (try: help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    struct fl_buf req = {0};
+    for (; i < argc; i++) {
+        fl_buf_printf(&req, "%s%s", req.size ? " " : "", argv[i]);
+    }
+    fl_buf_puts(&req, "\n");
+    char *sock = path ? fl_xstrdup(path) : fl_xasprintf("%s/control.sock", dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (strlen(sock) >= sizeof sa.sun_path || fd < 0 ||
+        (memcpy(sa.sun_path, sock, strlen(sock) + 1),
+         connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)) {
+        fprintf(stderr,
+                "faultline net ctl: cannot connect to %s: %s (is 'faultline net serve%s%s' "
+                "running?)\n",
+                sock, strerror(errno), dir ? " --dir " : "", dir ? dir : "");
+        if (fd >= 0) {
+            close(fd);
+        }
+        free(sock);
+        fl_buf_free(&req);
+        return CLI_EXIT_INFRA;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    bool sent = send(fd, req.data, req.size, MSG_NOSIGNAL) == (ssize_t)req.size;
+    shutdown(fd, SHUT_WR);
+    struct fl_buf resp = {0};
+    char tmp[4096];
+    for (ssize_t n; (n = read(fd, tmp, sizeof tmp)) > 0;) {
+        fl_buf_append(&resp, tmp, (size_t)n);
+    }
+    close(fd);
+    fl_buf_free(&req);
+    /* The last line is the status. */
+    int rc = CLI_EXIT_INFRA;
+    while (resp.size && resp.data[resp.size - 1] == '\n') {
+        resp.data[--resp.size] = '\0';
+    }
+    char *last = resp.data ? strrchr(resp.data, '\n') : NULL;
+    char *status = last ? last + 1 : resp.data;
+    if (status && !strcmp(status, "ok")) {
+        if (last) {
+            *last = '\0';
+            printf("%s\n", resp.data);
+        }
+        rc = CLI_EXIT_OK;
+    } else if (status && !strncmp(status, "error: ", 7)) {
+        if (last) {
+            *last = '\0';
+            printf("%s\n", resp.data);
+        }
+        fprintf(stderr, "faultline net ctl: %s\n", status + 7);
+        rc = CLI_EXIT_USAGE;
+    } else {
+        fprintf(stderr, "faultline net ctl: %s: %s\n", sock,
+                sent ? "no answer (the server closed the connection)" : "cannot send the request");
+    }
+    fl_buf_free(&resp);
+    free(sock);
     return rc;
 }
 
@@ -372,20 +812,26 @@ static int net_main(int argc, char **argv)
         !strcmp(argv[1], "help")) {
         FILE *out = argc < 2 ? stderr : stdout;
         fprintf(out, "usage: faultline net serve [options]   (see 'faultline net serve "
+                     "--help')\n"
+                     "       faultline net ctl --dir DIR REQUEST   (see 'faultline net ctl "
                      "--help')\n\n"
                      "net serve runs faultline's network backend alone: a switch with one\n"
-                     "unix socket per guest NIC, impairments per directed link, pcaps.\n");
+                     "unix socket per guest NIC, impairments per directed link, pcaps.\n"
+                     "net ctl changes its links while it runs (cut, heal, link, stats).\n");
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
     if (!strcmp(argv[1], "serve")) {
         return serve_main(argc - 1, argv + 1);
     }
-    fprintf(stderr, "faultline net: '%s' is not a subcommand (valid: serve)\n", argv[1]);
+    if (!strcmp(argv[1], "ctl")) {
+        return ctl_main(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "faultline net: '%s' is not a subcommand (valid: serve, ctl)\n", argv[1]);
     return CLI_EXIT_USAGE;
 }
 
 const struct cli_command cli_cmd_net = {
     .name = "net",
-    .summary = "run the network backend alone (net serve): a switch for your own QEMU guests",
+    .summary = "run the network backend alone (net serve), change it live (net ctl)",
     .main = net_main,
 };

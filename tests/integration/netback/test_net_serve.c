@@ -2,7 +2,8 @@
  * `faultline net serve` end to end, with synthetic guests: it creates the
  * sockets it prints, forwards frames with the configured impairment
  * (a 200 ms delay one way, none the other), writes pcaps, rejects a bad
- * --link with exit 2, and exits 0 on SIGINT removing its sockets.
+ * --link with exit 2, takes cut/heal/link/isolate/stats from `net ctl`
+ * while it runs, and exits 0 on SIGINT removing its sockets.
  * $FAULTLINE is the binary (set by ctest).
  */
 #include <errno.h>
@@ -124,9 +125,41 @@ static int recv_frame(int fd, int timeout_ms)
     return buf[4 + 14];
 }
 
+/* Sends a frame from->to on from_fd; true if it arrives on to_fd within
+ * timeout_ms. */
+static bool passes(int from_fd, int to_fd, uint8_t from, uint8_t to, uint8_t tag, int timeout_ms)
+{
+    send_frame(from_fd, from, to, tag);
+    return recv_frame(to_fd, timeout_ms) == tag;
+}
+
+static const char *bin;
+static char sockdir[128], ctlout[160];
+
+/* `faultline net ctl --dir sockdir REQUEST...`; its exit status. */
+static int ctl(const char *a, const char *b)
+{
+    char *argv[] = {(char *)bin, "net", "ctl", "--dir", sockdir, (char *)a, (char *)b, NULL};
+    return run_wait(argv, ctlout);
+}
+
+static bool file_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    bool found = false;
+    while (f && fgets(line, sizeof line, f)) {
+        found |= strstr(line, text) != NULL;
+    }
+    if (f) {
+        fclose(f);
+    }
+    return found;
+}
+
 int main(void)
 {
-    const char *bin = getenv("FAULTLINE");
+    bin = getenv("FAULTLINE");
     if (!bin || access(bin, X_OK) != 0) {
         fprintf(stderr, "test_net_serve: $FAULTLINE ('%s') is not an executable faultline\n",
                 bin ? bin : "");
@@ -139,8 +172,9 @@ int main(void)
         return 1;
     }
     atexit(cleanup);
-    char sockdir[128], pcapdir[128], out[128], n1[160], n2[160];
+    char pcapdir[128], out[128], n1[160], n2[160];
     snprintf(sockdir, sizeof sockdir, "%s/s", dir);
+    snprintf(ctlout, sizeof ctlout, "%s/ctl.txt", dir);
     snprintf(pcapdir, sizeof pcapdir, "%s/pcap", dir);
     snprintf(out, sizeof out, "%s/out.txt", dir);
     snprintf(n1, sizeof n1, "%s/n1.sock", sockdir);
@@ -210,27 +244,50 @@ int main(void)
     send_frame(c1, 1, 2, 12);
     CHECK(recv_frame(c2, 2000) == 12, "n1 reconnects and its frames still reach n2");
 
+    /* Live changes through the control socket. */
+    CHECK(ctl("cut", "n2->n1") == 0, "net ctl cut n2->n1: exit 0");
+    CHECK(!passes(c2, c1, 2, 1, 20, 400), "n2 -> n1 cut: nothing arrives");
+    CHECK(ctl("heal", "all") == 0, "net ctl heal all: exit 0");
+    CHECK(passes(c2, c1, 2, 1, 21, 2000), "healed: n2 -> n1 arrives again");
+    CHECK(ctl("link", "n1->n2:") == 0, "net ctl link 'n1->n2:' (no impairment): exit 0");
+    t0 = now_ns();
+    send_frame(c1, 1, 2, 22);
+    tag = recv_frame(c2, 2000);
+    fwd = now_ns() - t0;
+    CHECK(tag == 22 && fwd < 150000000, "n1 -> n2 no longer delayed (%.1f ms)", fwd / 1e6);
+    CHECK(ctl("isolate", "n2") == 0, "net ctl isolate n2: exit 0");
+    CHECK(!passes(c1, c2, 1, 2, 23, 400), "n2 isolated: n1 -> n2 dropped");
+    CHECK(!passes(c2, c1, 2, 1, 24, 400), "n2 isolated: n2 -> n1 dropped");
+    CHECK(ctl("heal", "n1<->n2") == 0, "net ctl heal n1<->n2: exit 0");
+    CHECK(passes(c1, c2, 1, 2, 25, 2000), "healed both ways: n1 -> n2 arrives");
+    CHECK(ctl("cut", "n1->n9") == 2, "net ctl with an unknown node: exit 2");
+    CHECK(ctl("link", "n1->n2: delay fast") == 2, "net ctl with bad words: exit 2");
+    CHECK(ctl("bogus", NULL) == 2, "an unknown request: exit 2");
+    CHECK(ctl("stats", NULL) == 0 && file_has(ctlout, "port n1") && file_has(ctlout, "link n1->n2"),
+          "net ctl stats prints port and link counters");
+    /* A client that connects and says nothing does not stall the fabric. */
+    char ctlsock[200];
+    snprintf(ctlsock, sizeof ctlsock, "%s/control.sock", sockdir);
+    int idle = connect_to(ctlsock);
+    CHECK(idle >= 0 && passes(c1, c2, 1, 2, 26, 2000), "an idle control client stalls nothing");
+    CHECK(ctl("heal", "all") == 0, "requests still answered beside an idle client");
+    close(idle);
+
     kill(server, SIGINT);
     int st;
     waitpid(server, &st, 0);
     server = 0;
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGINT: clean exit 0");
     struct stat sb;
-    CHECK(stat(n1, &sb) != 0 && stat(n2, &sb) != 0, "sockets removed at exit");
+    CHECK(stat(n1, &sb) != 0 && stat(n2, &sb) != 0 && stat(ctlsock, &sb) != 0,
+          "sockets removed at exit");
+    CHECK(ctl("stats", NULL) == 3, "net ctl with no server: exit 3");
     char p1[200];
     snprintf(p1, sizeof p1, "%s/n1-eth0.pcap", pcapdir);
     CHECK(stat(p1, &sb) == 0 && sb.st_size > 24, "pcap of n1 written (%lld bytes)",
           (long long)sb.st_size);
-    FILE *f = fopen(out, "r");
-    char line[512];
-    bool printed = false;
-    while (f && fgets(line, sizeof line, f)) {
-        printed |= strstr(line, n1) != NULL;
-    }
-    if (f) {
-        fclose(f);
-    }
-    CHECK(printed, "the socket paths are printed");
+    CHECK(file_has(out, n1), "the socket paths are printed");
+    CHECK(file_has(out, "faultline net ctl --dir"), "how to change faults live is printed");
     close(c1);
     close(c2);
     return failures ? 1 : 0;
