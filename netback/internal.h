@@ -24,7 +24,10 @@
 #define NB_DEFAULT_STALL_NS (10 * FL_NS_PER_MS)
 /* Room above port_queue_size while senders are held: what a held sender's
  * read still being processed (and another's) can add. */
-#define NB_HOLD_SLACK           (2 * NB_READ_BUFFER_SIZE)
+#define NB_HOLD_SLACK (2 * NB_READ_BUFFER_SIZE)
+/* A stalled port is tried (one write) at most this often before frames to
+ * it are dropped, to notice its guest reading again. */
+#define NB_STALL_PROBE_NS       FL_NS_PER_MS
 #define NB_DEFAULT_MAC_AGING_NS (300 * FL_NS_PER_SEC)
 #define NB_DEFAULT_SPIN_NS      (200 * FL_NS_PER_US)
 #define NB_INITIAL_LEAD_NS      (50 * FL_NS_PER_US)
@@ -79,6 +82,7 @@ struct nb_port {
      * frames beyond the bound are dropped) until it drains below half. */
     bool congested, stalled;
     int64_t progress_ns; /* last time its socket took bytes (or congestion began) */
+    int64_t probe_ns;    /* stalled: last time a write was tried before dropping */
     struct nb_port **holding;
     size_t n_holding, holding_alloc;
     /* As a sender: how many destinations hold it; not read while > 0. */

@@ -375,11 +375,24 @@ static void on_stall_timer(struct fl_loop *loop, struct fl_timer *timer, void *a
 
 /* Queues one copy for dst (sent by src, NULL for none); false if it does
  * not fit. */
+static void port_flush(struct nb_port *p);
+
 static bool queue_copy(struct netback *nb, struct nb_port *dst, struct nb_port *src,
                        const uint8_t *data, uint32_t size, uint32_t corrupt_offset,
                        uint8_t corrupt_mask, int64_t now)
 {
     size_t bound = nb->cfg.port_queue_size;
+    if (dst->stalled && dst->outq.used + NB_STREAM_HDR_SIZE + size > bound &&
+        now - dst->probe_ns >= NB_STALL_PROBE_NS) {
+        /* About to drop at a stalled port: if its guest reads again (a
+         * unix socket reports writable only once it is 3/4 empty), it is
+         * flow controlled again instead.  At most once per probe period. */
+        dst->probe_ns = now;
+        port_flush(dst);
+        if (dst->fd < 0) {
+            return false;
+        }
+    }
     bool flow = nb->stall_ns >= 0 && !dst->stalled;
     size_t limit = flow ? dst->outq.capacity : bound;
     /* Cut-through: a frame forwarded as it lies in the read buffer (its
@@ -406,9 +419,12 @@ static void port_flush(struct nb_port *p)
     }
     long r = nb_outq_send(&p->outq, p->fd);
     if (r > 0) {
+        /* The guest reads: flow controlled again (a stalled port's next
+         * full queue holds its senders instead of dropping). */
         p->progress_ns = fl_loop_now(p->nb->loop);
-        if ((p->congested || p->stalled) && p->outq.used < p->nb->cfg.port_queue_size / 2) {
-            p->congested = p->stalled = false;
+        p->stalled = false;
+        if (p->congested && p->outq.used < p->nb->cfg.port_queue_size / 2) {
+            p->congested = false;
             release_senders(p);
         }
     }
