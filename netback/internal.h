@@ -77,9 +77,9 @@ struct nb_port {
     struct nb_reasm reasm;
     struct nb_outq outq;
     /* Flow control.  As a destination: congested (its queue reached the
-     * bound; the ports in `holding` are not read until it drains) or
-     * stalled (it took nothing for stall_ns: no longer holds anyone,
-     * frames beyond the bound are dropped) until it drains below half. */
+     * bound; the ports in `holding` are not read until it drains below
+     * half) or stalled (it took nothing for stall_ns: holds nobody, frames
+     * beyond the bound are dropped, until its socket takes bytes again). */
     bool congested, stalled;
     int64_t progress_ns; /* last time its socket took bytes (or congestion began) */
     int64_t probe_ns;    /* stalled: last time a write was tried before dropping */

@@ -277,7 +277,8 @@ static void port_set_out(struct nb_port *p, bool want)
  * the guest, as behind a slower NIC) until it drains below half.  A
  * destination that takes nothing for stall_ns (a paused or hung guest) is
  * stalled instead: it releases its senders and frames that do not fit
- * are dropped, so nobody waits on it for longer than that.  A held
+ * are dropped, so nobody waits on it for longer than that, until its
+ * socket takes bytes again (tried before dropping).  A held
  * sender's read in progress is still switched (up to NB_HOLD_SLACK above
  * the bound).
  */
@@ -373,10 +374,10 @@ static void on_stall_timer(struct fl_loop *loop, struct fl_timer *timer, void *a
     }
 }
 
-/* Queues one copy for dst (sent by src, NULL for none); false if it does
- * not fit. */
 static void port_flush(struct nb_port *p);
 
+/* Queues one copy for dst (sent by src, NULL for none); false if it does
+ * not fit. */
 static bool queue_copy(struct netback *nb, struct nb_port *dst, struct nb_port *src,
                        const uint8_t *data, uint32_t size, uint32_t corrupt_offset,
                        uint8_t corrupt_mask, int64_t now)
