@@ -162,6 +162,7 @@ static bool run(const struct build *b, const char *const *argv, const char *cwd,
     int fds[2] = {po[0], pe[0]};
     bool open_[2] = {true, true};
     bool cancellable = b && b->spec->cancelled, killed = false;
+    int64_t asked = fl_clock_mono_ns();
     while (open_[0] || open_[1]) {
         fd_set set;
         FD_ZERO(&set);
@@ -178,9 +179,18 @@ static bool run(const struct build *b, const char *const *argv, const char *cwd,
             }
             break;
         }
-        if (r == 0 && !killed && b->spec->cancelled(b->spec->cancel_arg)) {
-            kill(pid, SIGTERM);
-            killed = true;
+        /* Every 100 ms, also while the tool keeps writing; a tool that
+         * ignores SIGTERM gets SIGKILL 2 s later. */
+        int64_t now = fl_clock_mono_ns();
+        if (cancellable && !killed && now - asked >= 100 * FL_NS_PER_MS) {
+            asked = now;
+            if (b->spec->cancelled(b->spec->cancel_arg)) {
+                kill(pid, SIGTERM);
+                killed = true;
+            }
+        } else if (killed && asked && now - asked >= 2 * FL_NS_PER_SEC) {
+            kill(pid, SIGKILL);
+            asked = 0;
         }
         for (int i = 0; i < 2; i++) {
             if (open_[i] && FD_ISSET(fds[i], &set)) {
