@@ -273,12 +273,12 @@ static void print_counters(struct netback *nb, struct fl_buf *out)
  * A client that sends nothing costs a slot (16), not the loop. */
 
 static const char ctl_help[] =
-    "link 'SRC->DST: WORDS'   set a link's impairment (as --link; no WORDS: none)\n"
-    "cut SRC->DST|SRC<->DST   partition one or both directions ('*': any node)\n"
-    "heal SRC->DST|SRC<->DST  heal them; 'heal all' heals every link\n"
-    "isolate NODE             cut NODE from every other node, both ways\n"
-    "stats                    port and link counters\n"
-    "help                     this list\n";
+    "  link 'SRC->DST: WORDS'   set a link's impairment (as --link; no WORDS: none)\n"
+    "  cut SRC->DST|SRC<->DST   partition one or both directions ('*': any node)\n"
+    "  heal SRC->DST|SRC<->DST  heal them; 'heal all' heals every link\n"
+    "  isolate NODE             cut NODE from every other node, both ways\n"
+    "  stats                    port and link counters\n"
+    "  help                     this list\n";
 
 static bool ctl_exec(struct serve *sv, char *line, struct fl_buf *out, struct fl_error **errp)
 {
