@@ -25,6 +25,9 @@
 /* Room above port_queue_size while senders are held: what a held sender's
  * read still being processed (and another's) can add. */
 #define NB_HOLD_SLACK (2 * NB_READ_BUFFER_SIZE)
+/* While any queue is congested, reads take at most this much, so the
+ * reads in flight when a queue fills stay within the slack. */
+#define NB_READ_HELD_SIZE ((size_t)16 << 10)
 /* A stalled port is tried (one write) at most this often before frames to
  * it are dropped, to notice its guest reading again. */
 #define NB_STALL_PROBE_NS       FL_NS_PER_MS
@@ -146,6 +149,7 @@ struct netback {
     struct fl_timer *flush_timer; /* pcaps, every NB_FLUSH_INTERVAL_NS */
     struct fl_timer *stall_timer; /* flow control: congested ports that stopped reading */
     int64_t stall_ns;             /* < 0: no flow control (drop as soon as a queue is full) */
+    size_t n_congested;           /* ports congested now */
     int64_t spin_ns;              /* <= 0: no early arming, no spinning */
     int64_t lead_ns;              /* how early the delivery timer is armed (adaptive) */
     int64_t armed_at;             /* the delivery timer's deadline */

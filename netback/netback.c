@@ -317,6 +317,9 @@ static void release_senders(struct nb_port *dst)
 static void flow_forget(struct nb_port *p)
 {
     release_senders(p);
+    if (p->congested) {
+        p->nb->n_congested--;
+    }
     p->congested = p->stalled = false;
     struct nb_network *net = p->net;
     for (size_t i = 0; i < net->n_ports; i++) {
@@ -335,6 +338,7 @@ static void congest(struct netback *nb, struct nb_port *dst, struct nb_port *src
 {
     if (!dst->congested) {
         dst->congested = true;
+        nb->n_congested++;
         dst->progress_ns = now;
         if (fl_timer_deadline(nb->stall_timer) > now + nb->stall_ns) {
             fl_timer_arm(nb->stall_timer, now + nb->stall_ns);
@@ -359,6 +363,7 @@ static void on_stall_timer(struct fl_loop *loop, struct fl_timer *timer, void *a
                 continue;
             }
             p->congested = false;
+            nb->n_congested--;
             p->stalled = true;
             p->stats.tx_stalls++;
             release_senders(p);
@@ -426,6 +431,7 @@ static void port_flush(struct nb_port *p)
         p->stalled = false;
         if (p->congested && p->outq.used < p->nb->cfg.port_queue_size / 2) {
             p->congested = false;
+            p->nb->n_congested--;
             release_senders(p);
         }
     }
@@ -833,7 +839,7 @@ static void on_conn_event(struct fl_loop *loop, int fd, uint32_t events, void *a
     if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         return;
     }
-    ssize_t n = read(fd, nb->rxbuf, NB_READ_BUFFER_SIZE);
+    ssize_t n = read(fd, nb->rxbuf, nb->n_congested ? NB_READ_HELD_SIZE : NB_READ_BUFFER_SIZE);
     if (n > 0) {
         nb_port_input(p, nb->rxbuf, (size_t)n, fl_loop_now(loop));
         return;

@@ -31,7 +31,7 @@
 #include "netback/reassembly.h"
 #include "trace/trace.h"
 
-#define MAX_CLIENTS 4
+#define MAX_CLIENTS 6
 #define T0          (1000 * FL_NS_PER_SEC)
 
 /* ---- a synthetic guest ---- */
@@ -917,48 +917,55 @@ static void test_slow_reader_is_lossless(void **state)
     fx_free(f);
 }
 
-/* Three senders bursting at once at one slow reader: while a queue is
+/* Five senders bursting at once at one slow reader: while a queue is
  * full, netback reads little at a time, so the reads in flight when it
  * filled stay within the slack and nothing is dropped. */
+enum { SENDERS = 5 };
 static void test_many_senders_one_slow_reader(void **state)
 {
     struct nb_config cfg = {.port_queue_size = 64 << 10};
-    struct fx *f = fx_new(4, &cfg);
-    uint8_t mac4[6];
-    mac_of(3, mac4);
-    send_to(f, 3, 0, 0); /* n4 learned */
+    struct fx *f = fx_new(SENDERS + 1, &cfg);
+    uint8_t mac_r[6];
+    mac_of(SENDERS, mac_r);
+    send_to(f, SENDERS, 0, 0); /* the reader learned */
     pump(f);
     read_all(f);
     clear_rx(f);
-    const int N = 3000; /* per sender */
-    int sent[3] = {0, 0, 0};
-    for (int round = 0; sent[0] + sent[1] + sent[2] < 3 * N; round++) {
+    const int N = 2000; /* per sender */
+    int sent[SENDERS] = {0}, total = 0;
+    for (int round = 0; total < SENDERS * N; round++) {
         assert_true(round < 200000);
         /* Each sender fills its socket before netback runs. */
-        for (int s = 0; s < 3; s++) {
-            while (sent[s] < N && try_send_frame(f, s, mac4, (uint32_t)(s << 16 | sent[s]), 1400)) {
+        for (int s = 0; s < SENDERS; s++) {
+            while (sent[s] < N &&
+                   try_send_frame(f, s, mac_r, (uint32_t)(s << 16 | sent[s]), 1400)) {
                 sent[s]++;
+                total++;
             }
         }
         pump(f);
-        client_read_some(f, 3, 32 << 10);
+        client_read_some(f, SENDERS, 32 << 10);
         advance(f, 100 * FL_NS_PER_US);
     }
-    for (int i = 0; i < 5000 && f->cl[3].n < (size_t)(3 * N); i++) {
-        client_read_some(f, 3, 64 << 10);
+    for (int i = 0; i < 5000 && f->cl[SENDERS].n < (size_t)(SENDERS * N); i++) {
+        client_read_some(f, SENDERS, 64 << 10);
         advance(f, 100 * FL_NS_PER_US);
     }
-    struct nb_port_stats s4;
-    nb_port_stats(f->port[3], &s4);
-    assert_int_equal(s4.tx_queue_drops, 0);
-    assert_int_equal(s4.tx_stalls, 0);
-    assert_int_equal(f->cl[3].n, 3 * N);
+    struct nb_port_stats sr;
+    nb_port_stats(f->port[SENDERS], &sr);
+    assert_int_equal(sr.tx_queue_drops, 0);
+    assert_int_equal(sr.tx_stalls, 0);
+    assert_int_equal(f->cl[SENDERS].n, SENDERS * N);
+    assert_int_equal(f->nb->n_congested, 0); /* reads are full size again */
     /* Each sender's frames in order. */
-    int last[3] = {-1, -1, -1};
-    for (size_t i = 0; i < f->cl[3].n; i++) {
-        uint32_t q = seq_of(&f->cl[3].frames[i]);
+    int last[SENDERS];
+    for (int s = 0; s < SENDERS; s++) {
+        last[s] = -1;
+    }
+    for (size_t i = 0; i < f->cl[SENDERS].n; i++) {
+        uint32_t q = seq_of(&f->cl[SENDERS].frames[i]);
         int s = (int)(q >> 16), k = (int)(q & 0xffff);
-        assert_true(s < 3 && k == last[s] + 1);
+        assert_true(s < SENDERS && k == last[s] + 1);
         last[s] = k;
     }
     fx_free(f);
@@ -980,7 +987,9 @@ static void test_hold_released_on_disconnect(void **state)
     nb_port_stats(f->port[0], &s1);
     assert_int_equal(s1.rx_holds, 1);
     /* n2 (full, not reading) disconnects: n1 is read again, no time passes. */
+    assert_int_equal(f->nb->n_congested, 1);
     client_close(f, 1);
+    assert_int_equal(f->nb->n_congested, 0);
     client_read(f, 2);
     clear_rx(f);
     uint8_t mac3[6];
