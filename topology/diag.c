@@ -167,6 +167,18 @@ size_t tc_path_key(struct tc *c, const char *key)
     return path_key_len(c, key, strlen(key));
 }
 
+bool tc_enter_section(struct tc *c, const struct ty_node *n, const char *key, enum ty_type want,
+                      const char *what, size_t *mark)
+{
+    *mark = tc_path_key(c, key);
+    if (n->type == want) {
+        return true;
+    }
+    tc_err_val(c, n, "is not %s", what);
+    tc_path_pop(c, *mark);
+    return false;
+}
+
 size_t tc_path_keyn(struct tc *c, const struct ty_node *key)
 {
     if (key->type != TY_SCALAR) {

@@ -161,6 +161,12 @@ void tc_quote(struct fl_buf *b, const char *s, size_t len);
 char *tc_describe(const struct ty_node *n); /* "'x'", "a list", "a mapping" */
 
 size_t tc_path_key(struct tc *c, const char *key);
+/* Enters a top-level section: pushes `key` on the path (*mark for
+ * tc_path_pop) and checks that n is a `want` (TY_MAP or TY_SEQ).  If it
+ * is not, reports "'<value>' is not <what>" at n, pops the key and
+ * returns false. */
+bool tc_enter_section(struct tc *c, const struct ty_node *n, const char *key, enum ty_type want,
+                      const char *what, size_t *mark);
 size_t tc_path_keyn(struct tc *c, const struct ty_node *key);
 size_t tc_path_index(struct tc *c, size_t index);
 void tc_path_pop(struct tc *c, size_t mark);

@@ -256,12 +256,11 @@ void tc_parse_nemesis(struct tc *c, const struct ty_node *n)
     if (!n || ty_is_null(n)) {
         return;
     }
-    size_t m0 = tc_path_key(c, "nemesis");
-    if (n->type != TY_MAP) {
-        tc_err_val(c, n,
-                   "is not a mapping of schedule names to schedules "
-                   "(e.g. {chaos: {faults: [partition], every: 10s-20s}})");
-        tc_path_pop(c, m0);
+    size_t m0;
+    if (!tc_enter_section(c, n, "nemesis", TY_MAP,
+                          "a mapping of schedule names to schedules "
+                          "(e.g. {chaos: {faults: [partition], every: 10s-20s}})",
+                          &m0)) {
         return;
     }
     s->nemeses = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*s->nemeses));

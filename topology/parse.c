@@ -361,12 +361,11 @@ void tc_parse_networks(struct tc *c, const struct ty_node *n)
         c->network_key_loc = fl_xcalloc(1, sizeof(struct topo_loc));
         return;
     }
-    size_t m0 = tc_path_key(c, "networks");
-    if (n->type != TY_MAP) {
-        tc_err_val(c, n,
-                   "is not a mapping of network names to subnets "
-                   "(e.g. {lan: 10.0.1.0/24, wan: {subnet: 192.168.0.0/24, mtu: 1400}})");
-        tc_path_pop(c, m0);
+    size_t m0;
+    if (!tc_enter_section(c, n, "networks", TY_MAP,
+                          "a mapping of network names to subnets "
+                          "(e.g. {lan: 10.0.1.0/24, wan: {subnet: 192.168.0.0/24, mtu: 1400}})",
+                          &m0)) {
         return;
     }
     s->networks = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*s->networks));
@@ -1294,12 +1293,11 @@ void tc_build_links(struct tc *c, const struct ty_node *links)
     if (!links || ty_is_null(links)) {
         return;
     }
-    size_t m0 = tc_path_key(c, "links");
-    if (links->type != TY_MAP) {
-        tc_err_val(c, links,
-                   "is not a mapping of link selectors to parameters "
-                   "(e.g. {lan: {delay: 1ms}, \"n1 -> n2\": {loss: 5%%}})");
-        tc_path_pop(c, m0);
+    size_t m0;
+    if (!tc_enter_section(c, links, "links", TY_MAP,
+                          "a mapping of link selectors to parameters "
+                          "(e.g. {lan: {delay: 1ms}, \"n1 -> n2\": {loss: 5%}})",
+                          &m0)) {
         return;
     }
     struct link_entry *ents = fl_xcalloc(links->n_pairs ? links->n_pairs : 1, sizeof(*ents));

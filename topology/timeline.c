@@ -1059,10 +1059,9 @@ void tc_parse_timeline(struct tc *c, const struct ty_node *n)
     if (!n || ty_is_null(n)) {
         return;
     }
-    size_t m0 = tc_path_key(c, "timeline");
-    if (n->type != TY_SEQ) {
-        tc_err_val(c, n, "is not a list of events (e.g. - {at: 10s, isolate: n3})");
-        tc_path_pop(c, m0);
+    size_t m0;
+    if (!tc_enter_section(c, n, "timeline", TY_SEQ,
+                          "a list of events (e.g. - {at: 10s, isolate: n3})", &m0)) {
         return;
     }
     c->items = fl_xcalloc(n->n_items ? n->n_items : 1, sizeof(*c->items));
@@ -1116,10 +1115,9 @@ void tc_parse_checks(struct tc *c, const struct ty_node *n)
     if (!n || ty_is_null(n)) {
         return;
     }
-    size_t m0 = tc_path_key(c, "checks");
-    if (n->type != TY_SEQ) {
-        tc_err_val(c, n, "is not a list of checks (e.g. - {node: n1, command: 'ping -c1 n2'})");
-        tc_path_pop(c, m0);
+    size_t m0;
+    if (!tc_enter_section(c, n, "checks", TY_SEQ,
+                          "a list of checks (e.g. - {node: n1, command: 'ping -c1 n2'})", &m0)) {
         return;
     }
     c->citems = fl_xcalloc(n->n_items ? n->n_items : 1, sizeof(*c->citems));
