@@ -31,6 +31,8 @@
 #include "netback/reassembly.h"
 #include "trace/trace.h"
 
+#include "bench/netback/machine.h"
+
 static const uint8_t MAC_A[6] = {0x52, 0x54, 0x00, 0, 0, 1};
 static const uint8_t MAC_B[6] = {0x52, 0x54, 0x00, 0, 0, 2};
 
@@ -314,13 +316,21 @@ static const char *bench_base(void)
     return access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 }
 
-static void run_once(struct run *r)
+/* A new directory BASE/PREFIX-XXXXXX for one run's sockets and traces
+ * (the base is checked short enough in main()). */
+static void make_dir(char *dir, size_t size, const char *prefix)
 {
-    snprintf(r->dir, sizeof r->dir, "%s/nb-bench-XXXXXX", bench_base());
-    if (!mkdtemp(r->dir)) {
-        perror("mkdtemp");
+    snprintf(dir, size, "%s/%s-XXXXXX", bench_base(), prefix);
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "bench_netback: cannot make a directory in %s: %s\n", bench_base(),
+                strerror(errno));
         exit(3);
     }
+}
+
+static void run_once(struct run *r)
+{
+    make_dir(r->dir, sizeof r->dir, "nb-bench");
     char *pa = fl_xasprintf("%s/a.sock", r->dir), *pb = fl_xasprintf("%s/b.sock", r->dir);
     r->lat = calloc((size_t)r->frames, sizeof *r->lat);
     r->received = 0;
@@ -488,11 +498,7 @@ struct loop_cost {
 static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, bool tracing)
 {
     char dir[64];
-    snprintf(dir, sizeof dir, "%s/nb-loop-XXXXXX", bench_base());
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(3);
-    }
+    make_dir(dir, sizeof dir, "nb-loop");
     char *pa = fl_xasprintf("%s/a.sock", dir), *pb = fl_xasprintf("%s/b.sock", dir);
     char *dbp = fl_xasprintf("%s/run.db", dir), *pcaps = fl_xasprintf("%s/pcap", dir);
     struct fl_error *err = NULL;
@@ -607,14 +613,27 @@ static double median(double *v, size_t n)
     return v[n / 2];
 }
 
+static void json_line_vs(const char *bench, const char *c, double value, const char *unit,
+                         const char *base_name, double base)
+{
+    printf("{\"bench\":\"%s\",\"case\":\"%s\",\"value\":%.1f,\"unit\":\"%s\","
+           "\"baseline\":\"%s\",\"baseline_value\":%.1f,\"ratio\":%.3f}\n",
+           bench, c, value, unit, base_name, base, base > 0 ? value / base : 0.0);
+    fflush(stdout);
+}
+
 static void json_line(const char *bench, const char *c, double value, const char *unit, double base,
                       bool higher_is_better)
 {
-    printf("{\"bench\":\"%s\",\"case\":\"%s\",\"value\":%.1f,\"unit\":\"%s\","
-           "\"baseline\":\"raw-relay\",\"baseline_value\":%.1f,\"ratio\":%.3f}\n",
-           bench, c, value, unit, base, base > 0 ? value / base : 0.0);
-    fflush(stdout);
+    json_line_vs(bench, c, value, unit, "raw-relay", base);
     (void)higher_is_better;
+}
+
+/* NB_BENCH_CASE=substring: run only the cases whose name contains it. */
+static bool selected(const char *name)
+{
+    const char *only = getenv("NB_BENCH_CASE");
+    return !only || strstr(name, only);
 }
 
 int main(int argc, char **argv)
@@ -641,9 +660,35 @@ int main(int argc, char **argv)
             return 3;
         }
     }
+    /* Socket paths are BASE/nb-bench-XXXXXX/a.sock in 64 bytes. */
+    if (strlen(bench_base()) > 40) {
+        fprintf(stderr,
+                "bench_netback: NB_BENCH_DIR '%s' is too long: the sockets in it need a "
+                "path of at most 40 characters\n",
+                bench_base());
+        return 2;
+    }
     long n64 = quick ? 50000 : 300000, n1500 = quick ? 20000 : 100000;
     long nlat = quick ? 1000 : 3000;
     struct fl_buf summary = {0};
+
+    /* The machine's page cache, for reading the traced cases (machine.c). */
+    struct machine_pagecache pc;
+    if (selected("machine pagecache") || selected("1500B tracing") ||
+        selected("loop 1500B tracing")) {
+        if (machine_pagecache(bench_base(), (size_t)n1500 * 3072, &pc) == 0) {
+            json_line_vs("netback.machine", "page cache write 3KB new pages", pc.fresh_ns, "ns",
+                         "overwrite", pc.overwrite_ns);
+            fl_buf_printf(&summary,
+                          "  machine: writing 3 KB into the page cache (%s) costs %.0f ns of CPU "
+                          "into new pages, %.0f ns over old ones; the traced 1500 B cases write "
+                          "3 KB per frame (this wrote as much as one of their runs)\n",
+                          bench_base(), pc.fresh_ns, pc.overwrite_ns);
+        } else {
+            fprintf(stderr, "bench_netback: cannot write a file in %s: %s\n", bench_base(),
+                    strerror(errno));
+        }
+    }
 
     /* Throughput.  The machine may be shared: each case runs REPS times
      * alternating with the raw relay, and the medians are compared. */
@@ -664,8 +709,7 @@ int main(int argc, char **argv)
         for (size_t c = 0; c < FL_ARRAY_LEN(cases); c++) {
             char name[64];
             snprintf(name, sizeof name, "%zuB%s", sizes[k].size, cases[c].name);
-            /* NB_BENCH_CASE=substring: run only the matching cases. */
-            if (getenv("NB_BENCH_CASE") && !strstr(name, getenv("NB_BENCH_CASE"))) {
+            if (!selected(name)) {
                 continue;
             }
             double vb[REPS], vn[REPS], stall_ms = 0, cpu_b = 0, cpu_n = 0, pcpu_b = 0, pcpu_n = 0;
@@ -722,7 +766,7 @@ int main(int argc, char **argv)
         for (int tracing = 0; tracing < 2; tracing++) {
             char name[64];
             snprintf(name, sizeof name, "loop %zuB%s", sizes[k].size, tracing ? " tracing" : "");
-            if (getenv("NB_BENCH_CASE") && !strstr(name, getenv("NB_BENCH_CASE"))) {
+            if (!selected(name)) {
                 continue;
             }
             double vb[REPS], vn[REPS], vl[REPS], vd[REPS], vp[REPS];
@@ -746,10 +790,27 @@ int main(int argc, char **argv)
         }
     }
 
-    if (getenv("NB_BENCH_CASE") && !strstr("latency", getenv("NB_BENCH_CASE"))) {
+    if (!selected("latency")) {
         printf("%s", summary.data ? summary.data : "");
         fl_buf_free(&summary);
         return 0;
+    }
+    /* The machine's own stalls, for reading the delay error's tail
+     * (machine.c): with nothing else running, how often does a thread
+     * lose its CPU for longer than the p99 target? */
+    struct machine_stalls ms;
+    if (machine_stalls(quick ? FL_NS_PER_SEC : 3 * FL_NS_PER_SEC, 150 * FL_NS_PER_US, &ms) == 0) {
+        double share = 100.0 * (double)ms.over / (double)ms.windows;
+        json_line_vs("netback.machine", "1ms windows with a stall over 150us", share, "%",
+                     "p99-budget", 1.0);
+        json_line_vs("netback.machine", "longest stall per 1ms window p99", ms.p99_us, "us",
+                     "p99-target", 150.0);
+        fl_buf_printf(&summary,
+                      "  machine: %d threads spinning on the clock for %ld ms lost their CPU for "
+                      "over 150 us in %.2f%% of 1 ms windows (the delay error's p99 target "
+                      "allows 1%%); longest gap per window p50 %.1f us, p99 %.1f us, max %.0f "
+                      "us\n",
+                      ms.threads, ms.windows, share, ms.p50_us, ms.p99_us, ms.max_us);
     }
     /* Latency at 1k frames/s, and the error of a 10 ms delay. */
     struct run raw = {.kind = RELAY_RAW, .frame_size = 64, .frames = nlat, .pace_ns = FL_NS_PER_MS};
