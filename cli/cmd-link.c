@@ -39,7 +39,8 @@ static void usage(FILE *out)
             "  --summary-only     print only the summary\n"
             "  -h, --help         this text\n"
             "\n"
-            "LINK PARAMETERS (tc-netem words; see docs/impair.md):\n"
+            "LINK PARAMETERS (tc-netem words, separate or as one quoted string; see\n"
+            "docs/impair.md):\n"
             "  partition\n"
             "  delay TIME [JITTER [CORR]] [distribution uniform|normal|pareto|paretonormal|FILE]\n"
             "  loss [random] PERCENT [CORR]\n"
@@ -503,7 +504,12 @@ static int cmd_simulate(int argc, char **argv)
     }
     struct impair_link_params params;
     const struct impair_parse_opts popts = {read_table, NULL};
-    if (!impair_link_params_parse_ex(n_words, words, &popts, &params, &err)) {
+    /* One argument holding spaces is the whole list quoted, as `net serve
+     * --link` takes it: split it (a lone table path cannot be a list). */
+    bool parsed = n_words == 1 && strpbrk(words[0], " \t")
+                      ? impair_link_params_parse_string(words[0], &popts, &params, &err)
+                      : impair_link_params_parse_ex(n_words, words, &popts, &params, &err);
+    if (!parsed) {
         fprintf(stderr, "faultline link simulate: %s\n", err->msg);
         goto out;
     }

@@ -31,6 +31,13 @@ grep -q "^# frames: 1000  delivered copies: 0  dropped: 1000 (loss 100.0000%)" "
 "$F" link simulate --frames 5 --interval 2ms delay 10ms >"$tmp/out"
 grep -q '^4,8000000,1000,delivered,,18000000,10000000,0,' "$tmp/out" || fail "delay 10ms line"
 
+# the parameters as one quoted string (as `net serve --link` takes them)
+# give the same fates as separate words
+"$F" link simulate --frames 200 'delay 10ms 2ms loss 5%' >"$tmp/q" ||
+    fail "one quoted parameter string refused"
+"$F" link simulate --frames 200 delay 10ms 2ms loss 5% >"$tmp/w"
+cmp -s "$tmp/q" "$tmp/w" || fail "quoted string and separate words differ"
+
 # same seed, same bytes; another seed, other fates
 args="--frames 2000 --pps 1000 delay 20ms 5ms distribution pareto loss gemodel 1% 30% duplicate 1% corrupt 1% reorder 5%"
 # shellcheck disable=SC2086
