@@ -624,6 +624,12 @@ static int serve_main(int argc, char **argv)
     }
     rc = CLI_EXIT_USAGE;
     for (size_t i = 0; i < n_ports; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (!strcmp(ports[i], ports[j])) {
+                fprintf(stderr, "faultline net serve: --port '%s' is given twice\n", ports[i]);
+                goto out;
+            }
+        }
         char *path = fl_xasprintf("%s/%s.sock", dir, ports[i]);
         struct nb_port *p = nb_port_add(nb, NET_NAME, ports[i], "eth0", NULL, path, &err);
         free(path);

@@ -193,6 +193,9 @@ int main(void)
                    "n1->n3: delay 1ms",
                    NULL};
     CHECK(run_wait(bad, out) == 2, "an unknown node in --link exits 2");
+    char *twice[] = {(char *)bin, "net", "serve",  "--dir", sockdir,
+                     "--port",    "n1",  "--port", "n1",    NULL};
+    CHECK(run_wait(twice, out) == 2, "a --port given twice exits 2");
     char *help[] = {(char *)bin, "net", "serve", "--help", NULL};
     CHECK(run_wait(help, out) == 0, "--help exits 0");
 
