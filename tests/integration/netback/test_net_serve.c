@@ -68,6 +68,33 @@ static pid_t spawn(char *const argv[], const char *out)
     return pid;
 }
 
+/* Runs argv with stderr to `err`; its exit status, and whether `err` then
+ * holds `want`. */
+static int run_wait_err(char *const argv[], const char *err, const char *want, bool *found)
+{
+    int st;
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(err, "w", stderr);
+        (void)f;
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    char text[4096] = "";
+    FILE *f = fopen(err, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f) {
+        fclose(f);
+    }
+    *found = strstr(text, want) != NULL;
+    if (!*found) {
+        fprintf(stderr, "test_net_serve: expected '%s' on stderr, got: %s\n", want, text);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 static int run_wait(char *const argv[], const char *out)
 {
     int st;
@@ -195,7 +222,9 @@ int main(void)
     CHECK(run_wait(bad, out) == 2, "an unknown node in --link exits 2");
     char *twice[] = {(char *)bin, "net", "serve",  "--dir", sockdir,
                      "--port",    "n1",  "--port", "n1",    NULL};
-    CHECK(run_wait(twice, out) == 2, "a --port given twice exits 2");
+    bool said = false;
+    CHECK(run_wait_err(twice, out, "--port 'n1' is given twice", &said) == 2 && said,
+          "a --port given twice exits 2, saying so");
     char *help[] = {(char *)bin, "net", "serve", "--help", NULL};
     CHECK(run_wait(help, out) == 0, "--help exits 0");
 
