@@ -18,7 +18,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: faultline image build [--packages a,b] [--files SRC:DST]... [--cache DIR]\n"
             "                             [--kernel-package NAME] [--quiet]\n"
-            "       faultline image ls    [--cache DIR] [--json]\n"
+            "       faultline image ls    [--cache DIR] [--json]   (or: list)\n"
             "       faultline image prune [--cache DIR] [--older-than DAYS] [--downloads]\n"
             "\n"
             "Guest images (kernel + initramfs) are built from Debian packages into a\n"
@@ -291,7 +291,7 @@ static int image_main(int argc, char **argv)
     if (!strcmp(argv[1], "build")) {
         return cmd_build(argc - 1, argv + 1);
     }
-    if (!strcmp(argv[1], "ls")) {
+    if (!strcmp(argv[1], "ls") || !strcmp(argv[1], "list")) {
         return cmd_ls(argc - 1, argv + 1);
     }
     if (!strcmp(argv[1], "prune")) {

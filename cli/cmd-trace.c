@@ -121,6 +121,18 @@ static bool parse_fates(const char *s, unsigned *flags)
     return ok;
 }
 
+/* `faultline trace ios RUN`: what to show is an option, not a word before
+ * the run.  Says so when `arg` is one of those words. */
+static void hint_kind_word(const char *arg)
+{
+    static const char *const words[] = {"frames", "ios", "lost", "events", "links"};
+    for (size_t i = 0; i < FL_ARRAY_LEN(words); i++) {
+        if (!strcmp(arg, words[i])) {
+            fprintf(stderr, "  (what to show is an option: 'faultline trace RUN%s%s')\n",
+                    i == 0 ? "" : " --", i == 0 ? "" : words[i]);
+        }
+    }
+}
 static int trace_main(int argc, char **argv)
 {
     enum {
@@ -272,6 +284,9 @@ static int trace_main(int argc, char **argv)
         fprintf(stderr, "faultline trace: %s (see 'faultline trace --help')\n",
                 optind >= argc ? "expected a run directory or run.db"
                                : "expected exactly one run directory or run.db");
+        if (optind < argc) {
+            hint_kind_word(argv[optind]);
+        }
         return CLI_EXIT_USAGE;
     }
     if (kinds > 1) {
@@ -303,6 +318,9 @@ static int trace_main(int argc, char **argv)
     struct trace_db *db = trace_db_open_readonly(run, &err);
     if (!db) {
         fprintf(stderr, "faultline trace: %s\n", err->msg);
+        if (err->code == ENOENT) {
+            hint_kind_word(run);
+        }
         int code = err->code == ENOENT || err->code == EPROTO ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
         fl_error_free(err);
         return code;
