@@ -56,33 +56,41 @@ static void cleanup(void)
     }
 }
 
-static pid_t spawn(char *const argv[], const char *out)
+/* Starts argv with stdout (and with `and_stderr`, stderr too) to `out`. */
+static pid_t spawn(char *const argv[], const char *out, bool and_stderr)
 {
     pid_t pid = fork();
     if (pid == 0) {
         FILE *f = freopen(out, "w", stdout);
         (void)f;
+        if (and_stderr) {
+            dup2(STDOUT_FILENO, STDERR_FILENO);
+        }
         execv(argv[0], argv);
         _exit(127);
     }
     return pid;
 }
 
-/* Runs argv with stderr to `err`; its exit status, and whether `err` then
- * holds `want`. */
-static int run_wait_err(char *const argv[], const char *err, const char *want, bool *found)
+static int wait_status(pid_t pid)
 {
     int st;
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *f = freopen(err, "w", stderr);
-        (void)f;
-        execv(argv[0], argv);
-        _exit(127);
-    }
     waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_wait(char *const argv[], const char *out)
+{
+    return wait_status(spawn(argv, out, false));
+}
+
+/* Runs argv with stdout and stderr to `out`; its exit status, and whether
+ * `out` then holds `want`. */
+static int run_wait_err(char *const argv[], const char *out, const char *want, bool *found)
+{
+    int status = wait_status(spawn(argv, out, true));
     char text[4096] = "";
-    FILE *f = fopen(err, "r");
+    FILE *f = fopen(out, "r");
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
     text[n] = '\0';
     if (f) {
@@ -92,15 +100,7 @@ static int run_wait_err(char *const argv[], const char *err, const char *want, b
     if (!*found) {
         fprintf(stderr, "test_net_serve: expected '%s' on stderr, got: %s\n", want, text);
     }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int run_wait(char *const argv[], const char *out)
-{
-    int st;
-    pid_t pid = spawn(argv, out);
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status;
 }
 
 static int connect_to(const char *path)
@@ -244,7 +244,7 @@ int main(void)
                     "--pcap-dir",
                     pcapdir,
                     NULL};
-    server = spawn(argv, out);
+    server = spawn(argv, out, false);
     int c1 = connect_to(n1), c2 = connect_to(n2);
     CHECK(c1 >= 0 && c2 >= 0, "both sockets accept connections");
     if (c1 < 0 || c2 < 0) {
