@@ -525,11 +525,17 @@ static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, boo
         }
     }
     int tx = connect_unix(pa), rx = connect_unix(pb);
+    int ep = -1;
     if (kind == RELAY_RAW) {
         a = accept(la, NULL, NULL);
         b = accept(lb, NULL, NULL);
         fl_set_nonblock(a);
         fl_set_nonblock(b);
+        /* Like the throughput relay (and any relay with more than one
+         * port), it asks epoll what is readable before reading. */
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN};
+        epoll_ctl(ep, EPOLL_CTL_ADD, a, &ev);
     } else {
         fl_loop_run_once(loop, 0);
         fl_loop_run_once(loop, 0);
@@ -552,7 +558,8 @@ static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, boo
         int64_t c0 = thread_cpu_ns();
         if (kind == RELAY_RAW) {
             /* Read what came, write it; keep what the socket refused. */
-            if (!npend) {
+            struct epoll_event ev;
+            if (!npend && epoll_wait(ep, &ev, 1, 0) == 1) {
                 ssize_t r = read(a, buf, 256 << 10);
                 npend = r > 0 ? (size_t)r : 0;
                 pending = buf;
@@ -583,6 +590,7 @@ static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, boo
         trace_db_close(db);
         fl_loop_destroy(loop);
     } else {
+        close(ep);
         close(a);
         close(b);
         close(la);
