@@ -678,12 +678,21 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--rt")) {
             rt = true;
         } else {
-            fprintf(stderr,
+            bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            fprintf(help ? stdout : stderr,
                     "usage: bench_netback [--quick] [--rt]\n"
                     "  --quick  fewer frames (a smoke test, noisier)\n"
                     "  --rt     run every thread SCHED_FIFO (needs root): on a shared machine\n"
-                    "           the tails otherwise measure other tenants, not netback\n");
-            return 2;
+                    "           the tails otherwise measure other tenants, not netback\n"
+                    "environment:\n"
+                    "  NB_BENCH_DIR=DIR      sockets and traces (default /dev/shm, else /tmp)\n"
+                    "  NB_BENCH_CASE=TEXT    only the cases whose name contains TEXT (64B,\n"
+                    "                        1500B tracing, loop, machine pagecache, latency)\n"
+                    "  NB_BENCH_TRACE=pcap|db  trace into that sink only\n"
+                    "  NB_PORT_QUEUE, NB_STALL_NS, NB_SPIN_NS  netback's options\n"
+                    "Prints one JSON line per case, then a summary ending with the targets.\n"
+                    "See docs/netback.md, \"Performance\".\n");
+            return help ? 0 : 2;
         }
     }
     if (rt) {
