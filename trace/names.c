@@ -145,8 +145,8 @@ uint32_t trace_frame_hash(const void *data, size_t size)
 
 void trace_fmt_time(struct fl_buf *b, int64_t ns)
 {
-    const char *sign = ns < 0 ? "-" : "";
     uint64_t a = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
+    const char *sign = ns < 0 && a >= 1000u ? "-" : ""; /* never "-0.000000s" */
     fl_buf_printf(b, "%s%" PRIu64 ".%06" PRIu64 "s", sign, a / 1000000000u,
                   (a % 1000000000u) / 1000u);
 }

@@ -41,7 +41,8 @@
   function tip(node, text) { sv('title', { text: text }, node); return node; }
   function fmtT(ns) {
     var s = ns / 1e9, a = Math.abs(s);
-    return (a >= 100 ? s.toFixed(1) : a >= 10 ? s.toFixed(2) : s.toFixed(3)) + ' s';
+    var t = a >= 100 ? s.toFixed(1) : a >= 10 ? s.toFixed(2) : s.toFixed(3);
+    return (/^-0\.0*$/.test(t) ? t.slice(1) : t) + ' s';
   }
   function fmtD(ns) {
     if (ns === null || ns === undefined) return '–';

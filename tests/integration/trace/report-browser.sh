@@ -74,6 +74,10 @@ check "link table" 'id="link-table"'
 check "disk chart" 'class="disk-chart"'
 check "crash table" 'id="crash-table"'
 check "events table" 'id="events"'
+if grep -q -- '-0\.0* s' "$run/dom.html"; then
+    echo "report-browser: FAIL: a time just before zero is shown as -0.000 s" >&2
+    fail=1
+fi
 # PNG: a real image of a real size, not blank
 python3 - "$run/shot.png" <<'PY' || fail=1
 import struct, sys, zlib

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "core/core.h"
+#include "trace/db-internal.h"
 #include "trace/trace.h"
 
 struct fixture {
@@ -555,6 +556,28 @@ static void test_sigkill(void **state)
     sqlite3_close(c);
 }
 
+/* Run-clock times print with microseconds; a time that rounds to zero
+ * has no minus sign. */
+static void assert_fmt_time(int64_t ns, const char *want)
+{
+    struct fl_buf b = {0};
+    trace_fmt_time(&b, ns);
+    assert_string_equal(b.data, want);
+    fl_buf_free(&b);
+}
+
+static void test_fmt_time(void **state)
+{
+    (void)state;
+    assert_fmt_time(0, "0.000000s");
+    assert_fmt_time(1500, "0.000001s");
+    assert_fmt_time(-500, "0.000000s");
+    assert_fmt_time(-1500, "-0.000001s");
+    assert_fmt_time(-200 * FL_NS_PER_US, "-0.000200s");
+    assert_fmt_time(12 * FL_NS_PER_SEC + 500 * FL_NS_PER_MS, "12.500000s");
+    assert_fmt_time(-2 * FL_NS_PER_SEC - 5, "-2.000000s");
+}
+
 static void test_names_and_hash(void **state)
 {
     assert_string_equal(trace_fate_name(TRACE_FATE_DROPPED), "dropped");
@@ -634,6 +657,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batching_and_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill, setup, teardown),
         cmocka_unit_test(test_names_and_hash),
+        cmocka_unit_test(test_fmt_time),
         cmocka_unit_test_setup_teardown(test_hot_path_cost, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
