@@ -523,7 +523,10 @@
         if (s.d) sv('rect', { x: x, y: 21 - hd - hx, width: w, height: hd, fill: '#7d9cc4' }, spark);
         if (s.x) sv('rect', { x: x, y: 21 - hx, width: w, height: Math.max(1, hx), fill: '#c62828' }, spark);
       });
-      var params = el('td', { class: 'mono' }, l.params.map(function (p) { return el('div', { text: fmtT(p.t) + ' ' + p.text }); }));
+      var params = el('td', { class: 'mono' }, l.params.map(function (p, i) {
+        var when = i === 0 && p.t <= 0 ? 'from boot' : 'at ' + fmtT(p.t);
+        return el('div', { text: when + ': ' + (p.text === 'none' ? 'no impairment' : p.text) });
+      }));
       tb.appendChild(el('tr', {}, [
         el('td', { text: linkName(id) + (l.net ? ' (' + l.net + ')' : '') }),
         el('td', { class: 'num', text: fmtN(l.sent) }), el('td', { class: 'num', text: fmtN(l.delivered) }), drops,

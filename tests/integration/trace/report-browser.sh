@@ -74,6 +74,8 @@ check "link table" 'id="link-table"'
 check "disk chart" 'class="disk-chart"'
 check "crash table" 'id="crash-table"'
 check "events table" 'id="events"'
+check "link parameters since boot" 'from boot: delay=1ms jitter=1ms'
+check "link parameters changed later" 'at 8.000 s: delay=11ms jitter=1ms'
 if grep -q -- '-0\.0* s' "$run/dom.html"; then
     echo "report-browser: FAIL: a time just before zero is shown as -0.000 s" >&2
     fail=1
