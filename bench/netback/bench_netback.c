@@ -213,6 +213,14 @@ static void *receiver(void *arg)
      * halts), which would be measured as netback's (or the raw relay's)
      * latency.  Polling costs a CPU for the few seconds of these runs. */
     bool poll = r->pace_ns > 0;
+    if (poll) {
+        /* Under --rt, a SCHED_FIFO thread that never sleeps is throttled
+         * by the kernel (50 ms of every second by default), which would
+         * be measured as latency: the polling receiver runs as a normal
+         * thread, preempted at once by the relay when it has work. */
+        struct sched_param sp = {0};
+        pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+    }
     while (r->received < r->frames) {
         ssize_t n =
             poll ? recv(r->rx_fd, buf, 256 << 10, MSG_DONTWAIT) : read(r->rx_fd, buf, 256 << 10);
@@ -682,8 +690,8 @@ int main(int argc, char **argv)
             fprintf(help ? stdout : stderr,
                     "usage: bench_netback [--quick] [--rt]\n"
                     "  --quick  fewer frames (a smoke test, noisier)\n"
-                    "  --rt     run every thread SCHED_FIFO (needs root): on a shared machine\n"
-                    "           the tails otherwise measure other tenants, not netback\n"
+                    "  --rt     run the sender and the relay SCHED_FIFO (needs root): on a\n"
+                    "           shared machine the tails otherwise measure other tenants\n"
                     "environment:\n"
                     "  NB_BENCH_DIR=DIR      sockets and traces (default /dev/shm, else /tmp)\n"
                     "  NB_BENCH_CASE=TEXT    only the cases whose name contains TEXT (64B,\n"
