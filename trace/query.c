@@ -159,11 +159,16 @@ struct out_table {
     size_t w[MAX_COLS];
 };
 
+/* One row, columns padded to their widths; no trailing blanks when the
+ * last cells are empty. */
 static void table_line(struct out_table *t, char *const *cells)
 {
-    for (size_t c = 0; c < t->ncols; c++) {
-        fprintf(t->out, "%-*s%s", c + 1 < t->ncols ? (int)t->w[c] : 0, cells[c],
-                c + 1 < t->ncols ? "  " : "\n");
+    size_t n = t->ncols;
+    while (n > 1 && !cells[n - 1][0]) {
+        n--;
+    }
+    for (size_t c = 0; c < n; c++) {
+        fprintf(t->out, "%-*s%s", c + 1 < n ? (int)t->w[c] : 0, cells[c], c + 1 < n ? "  " : "\n");
     }
 }
 
