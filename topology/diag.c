@@ -237,6 +237,22 @@ void tc_list_names(struct fl_buf *b, const char *const *names, size_t n)
 bool tc_check_map(struct tc *c, const struct ty_node *n, const char *const *allowed,
                   const char *what)
 {
+    return tc_check_map_homes(c, n, allowed, what, NULL);
+}
+
+static const char *key_home(const struct tc_key_home *homes, const struct ty_node *k)
+{
+    for (size_t i = 0; homes && homes[i].key; i++) {
+        if (strlen(homes[i].key) == k->len && !memcmp(homes[i].key, k->str, k->len)) {
+            return homes[i].home;
+        }
+    }
+    return NULL;
+}
+
+bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const *allowed,
+                        const char *what, const struct tc_key_home *homes)
+{
     if (!n || n->type != TY_MAP) {
         struct fl_buf keys = {0};
         size_t count = 0;
@@ -292,7 +308,12 @@ bool tc_check_map(struct tc *c, const struct ty_node *n, const char *const *allo
          * message; here the noun is enough. */
         const char *paren = strstr(what, " (");
         int wlen = paren ? (int)(paren - what) : (int)strlen(what);
-        if (sugg) {
+        const char *home = key_home(homes, k);
+        if (home) {
+            tc_err(c, k,
+                   "unknown key %s in %.*s; it belongs under '%s:' (%s: {%s: ...}) (valid: %s)",
+                   b.data, wlen, what, home, home, k->str, valid.data ? valid.data : "");
+        } else if (sugg) {
             tc_err(c, k, "unknown key %s in %.*s; did you mean '%s'? (valid: %s)", b.data, wlen,
                    what, sugg, valid.data ? valid.data : "");
         } else {

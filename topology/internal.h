@@ -178,10 +178,18 @@ static inline struct topo_loc tc_loc(const struct ty_node *n)
 
 /* Checks a mapping's keys against `allowed` (NULL-terminated): unknown
  * keys get "did you mean", written-twice keys name the first place.
- * Keys starting with "x-" are allowed when allow_x.  Returns false when
- * the node is not a mapping (error reported). */
+ * Keys starting with "x-" are always allowed.  Returns false when the
+ * node is not a mapping (error reported). */
 bool tc_check_map(struct tc *c, const struct ty_node *n, const char *const *allowed,
                   const char *what);
+/* A key that belongs in a section below, for the hint when it is written
+ * one level too high: {"name", "run"} says "it belongs under 'run:'". */
+struct tc_key_home {
+    const char *key, *home;
+};
+/* tc_check_map, with `homes` ({NULL, NULL}-terminated) for misplaced keys. */
+bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const *allowed,
+                        const char *what, const struct tc_key_home *homes);
 /* Suggestion: the nearest of `names` within distance 2 (or a third of the
  * length), or NULL. */
 const char *tc_suggest(const char *word, const char *const *names, size_t n);

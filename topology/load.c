@@ -15,6 +15,10 @@
 
 static const char *const top_keys[] = {"version", "run",      "image",   "networks", "nodes",
                                        "links",   "timeline", "nemesis", "checks",   NULL};
+/* Keys people write at the top that belong in a section. */
+static const struct tc_key_home top_homes[] = {
+    {"name", "run"},         {"description", "run"}, {"seed", "run"},    {"duration", "run"},
+    {"boot-timeout", "run"}, {"packages", "image"},  {"files", "image"}, {NULL, NULL}};
 
 static uint64_t random_seed(void)
 {
@@ -137,7 +141,7 @@ static struct topo_scenario *load(const char *file, const char *text, size_t len
     } else {
         const struct ty_node *r = doc.root;
         c.root = r;
-        tc_check_map(&c, r, top_keys, "the scenario");
+        tc_check_map_homes(&c, r, top_keys, "the scenario", top_homes);
         const struct ty_node *v = ty_map_get(r, "version");
         if (v) {
             size_t m = tc_path_key(&c, "version");
