@@ -240,6 +240,32 @@ bool tc_check_map(struct tc *c, const struct ty_node *n, const char *const *allo
     return tc_check_map_homes(c, n, allowed, what, NULL);
 }
 
+/* Words people use for a key that has another name here; offered as
+ * "did you mean" when the other name is allowed where they wrote it. */
+static const struct {
+    const char *word, *key;
+} key_synonyms[] = {
+    {"on", "node"},      {"host", "node"},  {"cmd", "command"},  {"run", "command"},
+    {"exec", "command"}, {"time", "at"},    {"when", "at"},      {"expect", "exit"},
+    {"mem", "memory"},   {"ram", "memory"}, {"net", "networks"}, {"nics", "networks"},
+};
+
+static const char *key_synonym(const struct ty_node *k, const char *const *allowed, size_t count)
+{
+    for (size_t i = 0; i < FL_ARRAY_LEN(key_synonyms); i++) {
+        if (strlen(key_synonyms[i].word) != k->len ||
+            memcmp(key_synonyms[i].word, k->str, k->len)) {
+            continue;
+        }
+        for (size_t j = 0; j < count; j++) {
+            if (!strcmp(allowed[j], key_synonyms[i].key)) {
+                return allowed[j];
+            }
+        }
+    }
+    return NULL;
+}
+
 static const char *key_home(const struct tc_key_home *homes, const struct ty_node *k)
 {
     for (size_t i = 0; homes && homes[i].key; i++) {
@@ -300,7 +326,10 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
         }
         struct fl_buf b = {0};
         tc_quote(&b, k->str, k->len);
-        const char *sugg = tc_suggest(k->str, allowed, count);
+        const char *sugg = key_synonym(k, allowed, count);
+        if (!sugg) {
+            sugg = tc_suggest(k->str, allowed, count);
+        }
         size_t m = tc_path_keyn(c, k);
         struct fl_buf valid = {0};
         tc_list_names(&valid, allowed, count);
