@@ -17,15 +17,25 @@ void nb_mactable_free(struct nb_mactable *t)
     free(t->slots);
     t->slots = NULL;
     t->used = 0;
+    t->learn_memo = t->lookup_memo = NULL;
 }
 
 uint64_t nb_mac_key(const uint8_t *mac)
 {
+    /* The six bytes as a big-endian number, plus one. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t hi;
+    uint16_t lo;
+    memcpy(&hi, mac, 4);
+    memcpy(&lo, mac + 4, 2);
+    return ((uint64_t)__builtin_bswap32(hi) << 16 | __builtin_bswap16(lo)) + 1;
+#else
     uint64_t k = 0;
     for (int i = 0; i < 6; i++) {
         k = k << 8 | mac[i];
     }
     return k + 1;
+#endif
 }
 
 static size_t slot_of(const struct nb_mactable *t, uint64_t key)
@@ -72,6 +82,7 @@ static void rebuild(struct nb_mactable *t, int64_t now_ns, bool drop_aged, int64
     struct nb_mac_entry *old = t->slots;
     t->slots = fl_xcalloc(t->n_slots, sizeof *t->slots);
     t->used = 0;
+    t->learn_memo = t->lookup_memo = NULL;
     for (size_t i = 0; i < t->n_slots; i++) {
         struct nb_mac_entry *e = &old[i];
         if (e->mac == 0 || (drop_aged && aged(t, e, now_ns)) ||
@@ -89,10 +100,14 @@ void nb_mactable_learn(struct nb_mactable *t, const uint8_t *mac, uint32_t port,
     if (!t->slots) {
         t->slots = fl_xcalloc(t->n_slots, sizeof *t->slots);
     }
-    struct nb_mac_entry *e = find(t, key);
+    struct nb_mac_entry *e = t->learn_memo;
+    if (!e || e->mac != key) {
+        e = find(t, key);
+    }
     if (e) {
         e->port = port;
         e->seen_ns = now_ns;
+        t->learn_memo = e;
         return;
     }
     if (t->used >= NB_MAC_TABLE_MAX) {
@@ -105,12 +120,17 @@ void nb_mactable_learn(struct nb_mactable *t, const uint8_t *mac, uint32_t port,
     insert(t, key, port, now_ns);
 }
 
-int64_t nb_mactable_lookup(const struct nb_mactable *t, const uint8_t *mac, int64_t now_ns)
+int64_t nb_mactable_lookup(struct nb_mactable *t, const uint8_t *mac, int64_t now_ns)
 {
-    const struct nb_mac_entry *e = find(t, nb_mac_key(mac));
+    uint64_t key = nb_mac_key(mac);
+    struct nb_mac_entry *e = t->lookup_memo;
+    if (!e || e->mac != key) {
+        e = find(t, key);
+    }
     if (!e || aged(t, e, now_ns)) {
         return -1;
     }
+    t->lookup_memo = e;
     return e->port;
 }
 

@@ -29,6 +29,11 @@ struct nb_mactable {
     size_t used;
     int64_t aging_ns;
     uint64_t learn_failures; /* addresses not learned: table full */
+    /* The entries the last learn and the last lookup found: a stream of
+     * frames repeats them, and an entry keeps its address until the
+     * slots are rebuilt (which clears these), so checking the address is
+     * enough to reuse them. */
+    struct nb_mac_entry *learn_memo, *lookup_memo;
 };
 
 void nb_mactable_init(struct nb_mactable *t, int64_t aging_ns);
@@ -41,7 +46,7 @@ static inline bool nb_mac_is_group(const uint8_t *mac)
 /* Learns (or refreshes, or moves) mac -> port at now_ns. */
 void nb_mactable_learn(struct nb_mactable *t, const uint8_t *mac, uint32_t port, int64_t now_ns);
 /* The port mac was last seen on, or -1 when unknown or aged out. */
-int64_t nb_mactable_lookup(const struct nb_mactable *t, const uint8_t *mac, int64_t now_ns);
+int64_t nb_mactable_lookup(struct nb_mactable *t, const uint8_t *mac, int64_t now_ns);
 /* Forgets every entry pointing to port (the port went away). */
 void nb_mactable_forget_port(struct nb_mactable *t, uint32_t port);
 

@@ -98,6 +98,41 @@ static void test_forget_port(void **state)
     nb_mactable_free(&t);
 }
 
+/* The learn and lookup memos (a stream repeats the same addresses) must
+ * never answer for another address, a moved one, an aged one, or one of
+ * freed or rebuilt slots. */
+static void test_memos(void **state)
+{
+    struct nb_mactable t;
+    nb_mactable_init(&t, AGING);
+    uint8_t a[6], b[6];
+    mac_of(1, a);
+    mac_of(2, b);
+    nb_mactable_learn(&t, a, 1, 10);
+    nb_mactable_learn(&t, b, 2, 10);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(nb_mactable_lookup(&t, a, 20), 1);
+        assert_int_equal(nb_mactable_lookup(&t, a, 20), 1);
+        assert_int_equal(nb_mactable_lookup(&t, b, 20), 2);
+    }
+    nb_mactable_learn(&t, a, 3, 30); /* moved: the memo sees it */
+    assert_int_equal(nb_mactable_lookup(&t, a, 30), 3);
+    nb_mactable_learn(&t, a, 3, 30 + AGING); /* refreshed through the memo */
+    assert_int_equal(nb_mactable_lookup(&t, a, 30 + 2 * AGING), 3);
+    assert_int_equal(nb_mactable_lookup(&t, a, 31 + 2 * AGING), -1); /* aged */
+    nb_mactable_forget_port(&t, 3);                                  /* rebuilt */
+    assert_int_equal(nb_mactable_lookup(&t, a, 40), -1);
+    nb_mactable_learn(&t, a, 4, 50);
+    assert_int_equal(nb_mactable_lookup(&t, a, 50), 4);
+    nb_mactable_free(&t); /* freed, then used again: no memo may outlive it */
+    nb_mactable_learn(&t, b, 5, 60);
+    assert_int_equal(nb_mactable_lookup(&t, a, 60), -1);
+    assert_int_equal(nb_mactable_lookup(&t, b, 60), 5);
+    nb_mactable_free(&t);
+    const uint8_t m[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    assert_true(nb_mac_key(m) == UINT64_C(0x525400123456) + 1);
+}
+
 static void test_group_bit(void **state)
 {
     uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -111,8 +146,11 @@ static void test_group_bit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_learn_lookup_move),   cmocka_unit_test(test_aging),
-        cmocka_unit_test(test_bounded_under_spray), cmocka_unit_test(test_forget_port),
+        cmocka_unit_test(test_learn_lookup_move),
+        cmocka_unit_test(test_aging),
+        cmocka_unit_test(test_bounded_under_spray),
+        cmocka_unit_test(test_forget_port),
+        cmocka_unit_test(test_memos),
         cmocka_unit_test(test_group_bit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
