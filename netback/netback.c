@@ -533,7 +533,7 @@ static void pkt_deliver(struct netback *nb, struct nb_pkt *pkt, int64_t now)
 {
     deliver(nb, pkt->link, pkt->src, pkt->dst, pkt->data, pkt->size, pkt->sent_ns, pkt->pcap_index,
             pkt->hash, pkt->copy, pkt->seq, pkt->corrupt_offset, pkt->corrupt_mask, now);
-    free(pkt);
+    pkt_free(nb, pkt);
 }
 
 /* Delivers every queued copy due at or before now (+ epsilon). */

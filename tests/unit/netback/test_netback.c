@@ -528,6 +528,8 @@ static void test_delay(void **state)
     advance(f, 3 * FL_NS_PER_MS);
     read_all(f);
     assert_int_equal(f->cl[1].n, 2);
+    /* Delivered copies go back to the pool, not to malloc. */
+    assert_int_equal(f->nb->n_free_pkts, 2);
     /* Back: no delay on n2 -> n1. */
     send_to(f, 1, 0, 3);
     pump(f);
