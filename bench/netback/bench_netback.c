@@ -65,13 +65,6 @@ struct run {
     atomic_bool sender_done, receiver_done;
 };
 
-static int64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * FL_NS_PER_SEC + ts.tv_nsec;
-}
-
 /* CPU time so far of this process's threads named `comm` (trace's
  * writer threads), from /proc/self/task/ * /schedstat. */
 static int64_t comm_cpu_ns(const char *comm)
@@ -157,7 +150,7 @@ static void *sender(void *arg)
     struct run *r = arg;
     size_t size = r->frame_size;
     uint8_t *buf = stream_frame(size);
-    int64_t cpu0 = thread_cpu_ns();
+    int64_t cpu0 = bench_thread_cpu_ns();
     int64_t next = fl_clock_mono_ns();
     r->first_tx = next;
     for (long i = 0; i < r->frames; i++) {
@@ -180,7 +173,7 @@ static void *sender(void *arg)
         }
     }
     free(buf);
-    r->sender_cpu_ns = thread_cpu_ns() - cpu0;
+    r->sender_cpu_ns = bench_thread_cpu_ns() - cpu0;
     atomic_store(&r->sender_done, true);
     return NULL;
 }
@@ -200,7 +193,7 @@ static int on_rx_frame(void *arg, const uint8_t *frame, size_t size)
 static void *receiver(void *arg)
 {
     struct run *r = arg;
-    int64_t cpu0 = thread_cpu_ns();
+    int64_t cpu0 = bench_thread_cpu_ns();
     struct nb_reasm ra;
     nb_reasm_init(&ra);
     uint8_t *buf = malloc(256 << 10);
@@ -251,7 +244,7 @@ static void *receiver(void *arg)
     }
     nb_reasm_free(&ra);
     free(buf);
-    r->receiver_cpu_ns = thread_cpu_ns() - cpu0;
+    r->receiver_cpu_ns = bench_thread_cpu_ns() - cpu0;
     atomic_store(&r->receiver_done, true);
     return NULL;
 }
@@ -352,9 +345,9 @@ static void run_once(struct run *r)
         r->rx_fd = connect_unix(pb);
         pthread_create(&tr, NULL, receiver, r);
         pthread_create(&ts, NULL, sender, r);
-        int64_t c0 = thread_cpu_ns(), p0 = process_cpu_ns();
+        int64_t c0 = bench_thread_cpu_ns(), p0 = process_cpu_ns();
         relay_raw(r, la, lb);
-        r->relay_cpu_ns = thread_cpu_ns() - c0;
+        r->relay_cpu_ns = bench_thread_cpu_ns() - c0;
         r->proc_cpu_ns = process_cpu_ns() - p0;
         close(la);
         close(lb);
@@ -405,12 +398,12 @@ static void run_once(struct run *r)
         pthread_create(&ts, NULL, sender, r);
         pthread_setname_np(tr, "nb-receiver");
         pthread_setname_np(ts, "nb-sender");
-        int64_t c0 = thread_cpu_ns(), p0 = process_cpu_ns();
+        int64_t c0 = bench_thread_cpu_ns(), p0 = process_cpu_ns();
         int64_t db0 = comm_cpu_ns("fl-trace-db"), pc0 = comm_cpu_ns("fl-trace-pcap");
         while (!atomic_load(&r->receiver_done)) {
             fl_loop_run_once(loop, 5);
         }
-        r->relay_cpu_ns = thread_cpu_ns() - c0;
+        r->relay_cpu_ns = bench_thread_cpu_ns() - c0;
         /* Traces are done when they are in the files: a run of a few
          * hundred thousand frames fits in trace's queues, and a writer
          * that is still busy after the last frame arrived has only
@@ -461,12 +454,6 @@ static double fps(const struct run *r)
            (double)(r->last_rx + r->traces_ns - r->first_tx);
 }
 
-static int cmp64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Percentile p of v[0..n) minus `minus`, in us, skipping the first 50
  * (warm-up). */
 static double pct_of_us(int64_t *v, long n, double p, int64_t minus)
@@ -477,7 +464,7 @@ static double pct_of_us(int64_t *v, long n, double p, int64_t minus)
     if (n <= 0) {
         return 0;
     }
-    qsort(v, (size_t)n, sizeof *v, cmp64);
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_i64);
     long i = (long)(p * (double)(n - 1) + 0.5);
     return (double)(v[i] - minus) / 1e3;
 }
@@ -563,7 +550,7 @@ static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, boo
             }
             sent++;
         }
-        int64_t c0 = thread_cpu_ns();
+        int64_t c0 = bench_thread_cpu_ns();
         if (kind == RELAY_RAW) {
             /* Read what came, write it; keep what the socket refused. */
             struct epoll_event ev;
@@ -580,18 +567,18 @@ static struct loop_cost loop_cost(enum relay_kind kind, size_t size, long n, boo
         } else {
             fl_loop_run_once(loop, 0);
         }
-        relay_ns += thread_cpu_ns() - c0;
+        relay_ns += bench_thread_cpu_ns() - c0;
         for (ssize_t r; (r = recv(rx, buf, 256 << 10, MSG_DONTWAIT)) > 0;) {
             got += (size_t)r;
         }
     }
     if (nb) {
-        int64_t c0 = thread_cpu_ns();
+        int64_t c0 = bench_thread_cpu_ns();
         if (nb_flush(nb) < 0 || (db && trace_db_flush(db) < 0)) {
             fprintf(stderr, "flushing the traces failed\n");
             exit(3);
         }
-        relay_ns += thread_cpu_ns() - c0;
+        relay_ns += bench_thread_cpu_ns() - c0;
         c.db = (double)(comm_cpu_ns("fl-trace-db") - db0) / (double)n;
         c.pcap = (double)(comm_cpu_ns("fl-trace-pcap") - pc0) / (double)n;
         nb_destroy(nb);

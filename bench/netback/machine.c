@@ -28,7 +28,7 @@
 #include "bench/netback/machine.h"
 #include "core/core.h"
 
-static int64_t thread_cpu(void)
+int64_t bench_thread_cpu_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -41,13 +41,13 @@ static int64_t thread_cpu(void)
  * offset 0; -1 if a write fails. */
 static double write_cost(int fd, const uint8_t *chunk, size_t total)
 {
-    int64_t t0 = thread_cpu();
+    int64_t t0 = bench_thread_cpu_ns();
     for (size_t off = 0; off < total; off += PC_CHUNK) {
         if (pwrite(fd, chunk, PC_CHUNK, (off_t)off) != (ssize_t)PC_CHUNK) {
             return -1;
         }
     }
-    return (double)(thread_cpu() - t0) * 3072.0 / (double)total;
+    return (double)(bench_thread_cpu_ns() - t0) * 3072.0 / (double)total;
 }
 
 int machine_pagecache(const char *dir, size_t total, struct machine_pagecache *out)
@@ -107,7 +107,7 @@ static void *spin_main(void *arg)
     return NULL;
 }
 
-static int cmp_i64(const void *a, const void *b)
+int bench_cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
@@ -149,7 +149,7 @@ int machine_stalls(int64_t duration_ns, int64_t threshold_ns, struct machine_sta
     for (int64_t w = 0; w < windows; w++) {
         out->over += gap[w] > threshold_ns;
     }
-    qsort(gap, (size_t)windows, sizeof *gap, cmp_i64);
+    qsort(gap, (size_t)windows, sizeof *gap, bench_cmp_i64);
     out->p50_us = (double)gap[windows / 2] / 1e3;
     out->p99_us = (double)gap[(windows - 1) * 99 / 100] / 1e3;
     out->max_us = (double)gap[windows - 1] / 1e3;

@@ -26,4 +26,9 @@ struct machine_stalls {
  * longest time any of them did not run.  0, or -1 if no thread started. */
 int machine_stalls(int64_t duration_ns, int64_t threshold_ns, struct machine_stalls *out);
 
+/* Shared by the benchmark's files: this thread's CPU time, and a qsort
+ * comparator for int64_t. */
+int64_t bench_thread_cpu_ns(void);
+int bench_cmp_i64(const void *a, const void *b);
+
 #endif
