@@ -240,6 +240,12 @@ bool tc_check_map(struct tc *c, const struct ty_node *n, const char *const *allo
     return tc_check_map_homes(c, n, allowed, what, NULL);
 }
 
+/* Whether the scalar key k is the word s. */
+static bool key_is(const struct ty_node *k, const char *s)
+{
+    return strlen(s) == k->len && !memcmp(s, k->str, k->len);
+}
+
 /* Words people use for a key that has another name here; offered as
  * "did you mean" when the other name is allowed where they wrote it. */
 static const struct {
@@ -253,8 +259,7 @@ static const struct {
 static const char *key_synonym(const struct ty_node *k, const char *const *allowed, size_t count)
 {
     for (size_t i = 0; i < FL_ARRAY_LEN(key_synonyms); i++) {
-        if (strlen(key_synonyms[i].word) != k->len ||
-            memcmp(key_synonyms[i].word, k->str, k->len)) {
+        if (!key_is(k, key_synonyms[i].word)) {
             continue;
         }
         for (size_t j = 0; j < count; j++) {
@@ -269,7 +274,7 @@ static const char *key_synonym(const struct ty_node *k, const char *const *allow
 static const char *key_home(const struct tc_key_home *homes, const struct ty_node *k)
 {
     for (size_t i = 0; homes && homes[i].key; i++) {
-        if (strlen(homes[i].key) == k->len && !memcmp(homes[i].key, k->str, k->len)) {
+        if (key_is(k, homes[i].key)) {
             return homes[i].home;
         }
     }
@@ -316,7 +321,7 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
         }
         bool ok = false;
         for (size_t j = 0; j < count && !ok; j++) {
-            ok = strlen(allowed[j]) == k->len && !memcmp(allowed[j], k->str, k->len);
+            ok = key_is(k, allowed[j]);
         }
         if (ok) {
             continue;
