@@ -7,6 +7,24 @@
  * run-level writers and calls trace_report_write() at the end of a run.
  * The schema is documented in docs/run-database.md.
  *
+ * Layout
+ * ------
+ *   trace.h          this API
+ *   internal.h       what trace's files share (schema SQL, the frame
+ *                    selection, time formatting); db-internal.h: the
+ *                    run database writer's own structures (db-*.c only)
+ *   db-records.c     the record writers below (trace_node_id() ... trace_crash_write())
+ *   db-staging.c     staging batches, the queue to the writer thread, interning
+ *   db-writer.c      the writer thread: one transaction per batch
+ *   db-vtab.c        trace_frame_batch: the virtual table frames go in through
+ *   db-schema.c      every SQL text the writer runs (schema, indexes, inserts)
+ *   db-open.c        open, flush, close;  db-reader.c: read-only opening
+ *   enum-names.c     names of the enums below;  frame-hash.c: trace_frame_hash()
+ *   pcap-writer.c    trace_pcap_*;  pcap-merge.c: trace_pcap_merge()
+ *   query.c          `faultline trace`;  time-format.c: its times and durations
+ *   report.c         `faultline report` (report.css, report.js inlined)
+ * Includes point one way: *.c -> db-internal.h -> internal.h -> trace.h.
+ *
  * How records flow
  * ----------------
  *

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "core/core.h"
-#include "trace/db-internal.h"
+#include "trace/internal.h"
 #include "trace/trace.h"
 
 struct fixture {
