@@ -88,9 +88,7 @@ struct trace_db {
     pthread_mutex_t mu;
     pthread_cond_t wake_writer; /* work queued, stop, or staging ages */
     pthread_cond_t progress;    /* a batch was committed */
-    pthread_t thread;
-    bool thread_started;
-    bool stopping;
+    struct trace_thread writer;
     bool writer_waiting;
 
     struct batch *staging;
@@ -100,7 +98,7 @@ struct trace_db {
     uint64_t enqueued_seq, committed_seq;
     size_t batch_records;
     int64_t batch_interval_ns;
-    int failed; /* positive errno once the writer thread failed */
+    struct trace_failure fail; /* sticky: once set, records are refused */
 
     int64_t epoch;        /* as seen by producers (trace_db_epoch) */
     int64_t writer_epoch; /* as applied by the writer thread */
@@ -149,8 +147,10 @@ struct intern *trace_intern_find(struct intern_table *t, int64_t a, int64_t b, i
 int64_t trace_intern_add(struct intern_table *t, int64_t a, int64_t b, int64_t c, const char *name);
 void trace_intern_free(struct intern_table *t);
 
-/* db-writer.c: the writer thread's body (arg: the db). */
+/* db-writer.c: the writer thread's body (arg: the db), and the errno
+ * that stands for an SQLite result code (SQLITE_FULL: ENOSPC). */
 void *trace_db_writer_main(void *arg);
+int trace_sqlite_errno(int rc);
 
 /* db-vtab.c: the eponymous virtual table trace_frame_batch, registered on
  * the writer's connection, and the insert of the frame records

@@ -172,13 +172,11 @@ struct trace_db *trace_db_open(const char *path, struct fl_error **errp)
             return NULL;
         }
     }
-    if (pthread_create(&db->thread, NULL, trace_db_writer_main, db) != 0) {
+    if (!trace_thread_start(&db->writer, trace_db_writer_main, db, "fl-trace-db")) {
         fl_error_setf(errp, EAGAIN, "%s: cannot start the trace writer thread", path);
         trace_db_close(db);
         return NULL;
     }
-    db->thread_started = true;
-    pthread_setname_np(db->thread, "fl-trace-db");
     return db;
 }
 
@@ -192,54 +190,81 @@ int trace_db_flush(struct trace_db *db)
     }
     pthread_mutex_lock(&db->mu);
     trace_staging_push(db);
-    uint64_t target = db->enqueued_seq;
-    while (db->committed_seq < target && db->thread_started) {
-        pthread_cond_wait(&db->progress, &db->mu);
-    }
-    int failed = db->failed;
+    int r = trace_thread_wait(&db->writer, &db->mu, &db->progress, &db->committed_seq,
+                              db->enqueued_seq, &db->fail);
     pthread_mutex_unlock(&db->mu);
-    return failed ? -failed : 0;
+    return r;
+}
+
+bool trace_db_ok(struct trace_db *db, struct fl_error **errp)
+{
+    if (!db) {
+        fl_error_setf(errp, EINVAL, "trace_db_ok: no database");
+        return false;
+    }
+    return trace_failure_get_locked(&db->fail, &db->mu, "records", errp);
+}
+
+/* A step of closing that writes (the writer thread is gone: no lock). */
+static void close_step(struct trace_db *db, int rc, const char *what, const char *msg)
+{
+    if (rc != SQLITE_OK) {
+        trace_failure_note(&db->fail, trace_sqlite_errno(rc), 0, "%s: %s: %s", db->path, what,
+                           msg ? msg : sqlite3_errstr(rc));
+    }
 }
 
 void trace_db_close(struct trace_db *db)
 {
+    trace_db_finish(db, NULL);
+}
+
+bool trace_db_finish(struct trace_db *db, struct fl_error **errp)
+{
     if (!db) {
-        return;
+        return true;
     }
-    if (db->thread_started) {
-        int rc = trace_db_flush(db);
-        pthread_mutex_lock(&db->mu);
-        db->stopping = true;
-        pthread_cond_signal(&db->wake_writer);
-        pthread_mutex_unlock(&db->mu);
-        pthread_join(db->thread, NULL);
-        if (rc != 0) {
-            fl_log(FL_LOG_ERROR, "trace", "%s: closing with unwritten records: %s", db->path,
-                   strerror(-rc));
-        }
+    if (db->writer.started) {
+        trace_db_flush(db);
+        trace_thread_stop(&db->writer, &db->mu, &db->wake_writer);
         char *sql = fl_xasprintf("DELETE FROM meta WHERE key = 'writer_pid';"
                                  " INSERT OR REPLACE INTO meta VALUES ('stall_ns', '%" PRId64
                                  "'), ('records', '%" PRIu64 "');",
                                  db->stats.stall_ns, db->stats.committed);
-        sqlite3_exec(db->conn, sql, NULL, NULL, NULL);
+        int rc = sqlite3_exec(db->conn, sql, NULL, NULL, NULL);
+        close_step(db, rc, "writing the run's statistics", sqlite3_errmsg(db->conn));
         free(sql);
         fl_log(FL_LOG_INFO, "trace",
                "%s: %" PRIu64 " records in %" PRIu64 " transactions; writers waited %.1f ms"
                " for the database",
                db->path, db->stats.committed, db->stats.batches, (double)db->stats.stall_ns / 1e6);
         char *msg = NULL;
-        if (sqlite3_exec(db->conn, trace_index_sql, NULL, NULL, &msg) != SQLITE_OK) {
-            fl_log(FL_LOG_ERROR, "trace", "%s: creating indexes: %s", db->path, msg);
-            sqlite3_free(msg);
+        rc = sqlite3_exec(db->conn, trace_index_sql, NULL, NULL, &msg);
+        close_step(db, rc, "creating indexes", msg);
+        sqlite3_free(msg);
+        /* a checkpoint blocked by a reader (SQLITE_BUSY) loses nothing:
+         * the records stay in the WAL */
+        rc = sqlite3_exec(db->conn, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        close_step(db, (rc & 0xff) == SQLITE_BUSY ? SQLITE_OK : rc, "checkpointing the WAL",
+                   sqlite3_errmsg(db->conn));
+        if (db->fail.err) {
+            struct fl_error *e = NULL;
+            trace_failure_get(&db->fail, "records", &e);
+            fl_log(FL_LOG_WARN, "trace", "closed: %s", e->msg);
+            fl_error_free(e);
         }
-        sqlite3_exec(db->conn, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     }
     for (size_t k = 0; k < FL_ARRAY_LEN(db->st); k++) {
         sqlite3_finalize(db->st[k]);
     }
     if (db->conn) {
-        sqlite3_close_v2(db->conn);
+        int rc = sqlite3_close_v2(db->conn);
+        if (!db->readonly) {
+            close_step(db, rc, "closing", NULL);
+        }
     }
+    bool ok = trace_failure_get(&db->fail, "records", errp);
+    trace_failure_free(&db->fail);
     trace_batch_free(db->staging);
     while (db->queue_head) {
         struct batch *b = db->queue_head;
@@ -261,6 +286,7 @@ void trace_db_close(struct trace_db *db)
     pthread_mutex_destroy(&db->mu);
     free(db->path);
     free(db);
+    return ok;
 }
 
 int trace_db_set_batch(struct trace_db *db, size_t records, int64_t interval_ns)

@@ -66,17 +66,22 @@ void trace_staging_push(struct trace_db *db)
  * closed or failed. */
 struct rec *trace_rec_new(struct trace_db *db, enum rec_type type)
 {
-    if (db->failed || db->stopping || db->readonly) {
+    if (db->fail.err) {
+        db->fail.lost++;
+        return NULL;
+    }
+    if (db->writer.stopping || db->readonly) {
         return NULL;
     }
     if (!db->staging) {
         if (db->queued >= TRACE_MAX_QUEUED_BATCHES) {
             int64_t t0 = fl_clock_mono_ns();
-            while (db->queued >= TRACE_MAX_QUEUED_BATCHES && !db->failed) {
+            while (db->queued >= TRACE_MAX_QUEUED_BATCHES && !db->fail.err) {
                 pthread_cond_wait(&db->progress, &db->mu);
             }
             db->stats.stall_ns += fl_clock_mono_ns() - t0;
-            if (db->failed) {
+            if (db->fail.err) {
+                db->fail.lost++;
                 return NULL;
             }
         }

@@ -2,14 +2,14 @@
  * The run database's writer thread: takes batches off the queue, binds
  * each record to its statement (db-schema.c) and commits one transaction
  * per batch; frame records go in by the run through db-vtab.c.  A
- * failure of the database (a full disk) fails the writer: later batches
- * are dropped and every writer returns -EIO (see trace_db_flush()).
+ * failure of the database (a full disk) fails the writer: it is kept in
+ * db->fail (first error, count, records lost; logged once), later batches
+ * are not written and every record writer returns -EIO.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -221,10 +221,6 @@ static int write_batch(struct trace_db *db, const struct batch *b)
     for (;;) {
         int rc = write_batch_once(db, b);
         if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
-            if (rc != SQLITE_OK) {
-                fl_log(FL_LOG_ERROR, "trace", "%s: writing a batch of %zu records: %s", db->path,
-                       b->len, sqlite3_errmsg(db->conn));
-            }
             return rc;
         }
         db->writer_epoch = epoch; /* the batch may have moved it */
@@ -238,7 +234,7 @@ static int write_batch(struct trace_db *db, const struct batch *b)
     }
 }
 
-static int sqlite_to_errno(int rc)
+int trace_sqlite_errno(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_FULL:
@@ -255,27 +251,9 @@ static int sqlite_to_errno(int rc)
     }
 }
 
-void trace_writer_thread_setup(void)
-{
-    /* Writers are deferred work behind deep queues: they should run when
-     * a CPU is free, not preempt the event loop (or a guest's vCPU) each
-     * time a batch is ready.  At nice 0 they did, on two cores: the
-     * netback benchmark with tracing ran at 0.38-0.40x of the raw relay
-     * for 1500-byte frames, 0.70-0.77x at +10 (0.69-0.84 / 0.89-0.94 at
-     * 64 bytes).  A writer starved for long enough only makes its
-     * producers wait (counted), nothing is lost. */
-    pid_t tid = gettid();
-    errno = 0;
-    int nice = getpriority(PRIO_PROCESS, (id_t)tid);
-    if (errno == 0) {
-        setpriority(PRIO_PROCESS, (id_t)tid, FL_MIN(nice + TRACE_WRITER_NICE, 19));
-    }
-}
-
 void *trace_db_writer_main(void *arg)
 {
     struct trace_db *db = arg;
-    trace_writer_thread_setup();
     pthread_mutex_lock(&db->mu);
     for (;;) {
         if (!db->queue_head && db->staging && db->staging->len &&
@@ -283,7 +261,7 @@ void *trace_db_writer_main(void *arg)
             trace_staging_push(db);
         }
         if (!db->queue_head) {
-            if (db->stopping) {
+            if (db->writer.stopping) {
                 break;
             }
             db->writer_waiting = true;
@@ -304,14 +282,19 @@ void *trace_db_writer_main(void *arg)
         }
         pthread_mutex_unlock(&db->mu);
 
-        int rc = db->failed ? SQLITE_OK : write_batch(db, b);
+        /* only this thread sets fail.err: no lock needed to read it here */
+        bool skip = db->fail.err != 0;
+        int rc = skip ? SQLITE_OK : write_batch(db, b);
 
         pthread_mutex_lock(&db->mu);
         db->queued--;
-        if (rc != SQLITE_OK && !db->failed) {
-            db->failed = sqlite_to_errno(rc);
-        }
-        if (rc == SQLITE_OK && !db->failed) {
+        if (rc != SQLITE_OK) {
+            trace_failure_note(&db->fail, trace_sqlite_errno(rc), b->len,
+                               "%s: writing a batch of %zu records: %s", db->path, b->len,
+                               sqlite3_errmsg(db->conn));
+        } else if (skip) {
+            db->fail.lost += b->len; /* after a failure, nothing more is written */
+        } else {
             db->stats.committed += b->len;
             db->stats.batches++;
         }

@@ -6,6 +6,7 @@
 #ifndef FL_TRACE_INTERNAL_H
 #define FL_TRACE_INTERNAL_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "trace/trace.h"
@@ -17,10 +18,45 @@
 extern const char trace_schema_sql[];
 extern const char trace_index_sql[];
 
-/* How much nicer than their creator trace's writer threads (run.db,
- * pcaps) run; applied by trace_writer_thread_setup() (db-writer.c) at their start. */
+/*
+ * Writer threads (writer-thread.c): the run.db writer and each pcap
+ * writer run TRACE_WRITER_NICE levels nicer than their creator.
+ */
 #define TRACE_WRITER_NICE 10
-void trace_writer_thread_setup(void);
+
+/* The sticky failure record of one writer (writer-failure.c), guarded by
+ * the writer's mutex. */
+struct trace_failure {
+    int err;           /* positive errno of the first failure; 0: none */
+    char *msg;         /* its message, naming the file */
+    uint64_t failures; /* failed writes (transactions, buffers, closing steps) */
+    uint64_t lost;     /* records / packets that are not in the file */
+};
+/* Counts a failure that lost `lost` records; the first is kept and logged
+ * (room "trace", error), later ones only counted. */
+void trace_failure_note(struct trace_failure *f, int err, uint64_t lost, const char *fmt, ...)
+    FL_PRINTF(4, 5);
+/* true when nothing failed; else false, and errp (code: the first errno)
+ * "<first message>; <lost> <unit> not written, <n> failed writes". */
+bool trace_failure_get(const struct trace_failure *f, const char *unit, struct fl_error **errp);
+/* The same, taking the writer's mutex mu for it. */
+bool trace_failure_get_locked(const struct trace_failure *f, pthread_mutex_t *mu, const char *unit,
+                              struct fl_error **errp);
+void trace_failure_free(struct trace_failure *f);
+
+struct trace_thread {
+    pthread_t thread;
+    bool started;
+    bool stopping; /* guarded by the owner's mutex */
+};
+/* Starts main(arg) as a writer thread named `name`; false if it cannot. */
+bool trace_thread_start(struct trace_thread *t, void *(*main)(void *), void *arg, const char *name);
+/* With mu held: waits on progress until *done >= target (or the thread
+ * is not running); then 0, or -errno of f's first failure. */
+int trace_thread_wait(const struct trace_thread *t, pthread_mutex_t *mu, pthread_cond_t *progress,
+                      const uint64_t *done, uint64_t target, const struct trace_failure *f);
+/* Sets stopping under mu, signals wake and joins; nothing if not started. */
+void trace_thread_stop(struct trace_thread *t, pthread_mutex_t *mu, pthread_cond_t *wake);
 
 /* The connection of a db (readers use it directly; db-open.c). */
 sqlite3 *trace_db_sqlite(struct trace_db *db);

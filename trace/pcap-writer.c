@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,6 +24,9 @@
  * waits until everything is in the file, so the file is complete when it
  * returns, as before.  At most TRACE_PCAP_MAX_QUEUED buffers wait for the
  * writer; beyond that the caller waits (no packet is ever dropped).
+ * A failed write (a full disk) is kept in p->fail (first error, failed
+ * writes, packets not in the file; logged once): later buffers are not
+ * written and every trace_pcap_write() returns the error.
  */
 #define TRACE_PCAP_BUF_SIZE   ((size_t)256 << 10)
 #define TRACE_PCAP_MAX_QUEUED 64
@@ -32,6 +36,7 @@
 struct pcap_buf {
     struct pcap_buf *next;
     size_t len, cap;
+    uint64_t npackets;
     uint8_t data[];
 };
 
@@ -47,11 +52,10 @@ struct trace_pcap {
     size_t queued;
     struct pcap_buf *free_list;
     size_t n_free;
-    uint64_t pushed, written; /* buffers handed over / written */
-    int err;                  /* positive errno of the first failed write */
-    bool stop;
-    bool thread_started;
-    pthread_t thread;
+    uint64_t pushed, written; /* buffers handed over / written (or skipped) */
+    struct trace_failure fail;
+    atomic_int failed_err; /* fail.err, for trace_pcap_write() without the lock */
+    struct trace_thread thread;
 };
 
 /* A pcap record header as libpcap writes it (host byte order; the file
@@ -99,10 +103,9 @@ static int write_all(int fd, const uint8_t *data, size_t size)
 static void *pcap_writer_main(void *arg)
 {
     struct trace_pcap *p = arg;
-    trace_writer_thread_setup();
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->head && !p->stop) {
+        while (!p->head && !p->thread.stopping) {
             pthread_cond_wait(&p->work, &p->mu);
         }
         if (!p->head) {
@@ -113,14 +116,18 @@ static void *pcap_writer_main(void *arg)
         if (!p->head) {
             p->tail = NULL;
         }
-        bool failed = p->err != 0;
+        bool failed = p->fail.err != 0;
         pthread_mutex_unlock(&p->mu);
 
         int e = failed ? 0 : write_all(p->fd, b->data, b->len);
 
         pthread_mutex_lock(&p->mu);
-        if (e && !p->err) {
-            p->err = e;
+        if (e) {
+            trace_failure_note(&p->fail, e, b->npackets, "%s: writing the pcap: %s", p->path,
+                               strerror(e));
+            atomic_store_explicit(&p->failed_err, p->fail.err, memory_order_relaxed);
+        } else if (failed) {
+            p->fail.lost += b->npackets;
         }
         p->queued--;
         p->written++;
@@ -165,7 +172,7 @@ static void pcap_push(struct trace_pcap *p)
 static int pcap_take(struct trace_pcap *p, size_t need)
 {
     pthread_mutex_lock(&p->mu);
-    while (p->queued >= TRACE_PCAP_MAX_QUEUED && !p->err) {
+    while (p->queued >= TRACE_PCAP_MAX_QUEUED && !p->fail.err) {
         pthread_cond_wait(&p->done, &p->mu);
     }
     struct pcap_buf *b = NULL;
@@ -174,7 +181,7 @@ static int pcap_take(struct trace_pcap *p, size_t need)
         p->free_list = b->next;
         p->n_free--;
     }
-    int err = p->err;
+    int err = p->fail.err;
     pthread_mutex_unlock(&p->mu);
     if (!b) {
         size_t cap = FL_MAX(need, TRACE_PCAP_BUF_SIZE);
@@ -182,6 +189,7 @@ static int pcap_take(struct trace_pcap *p, size_t need)
         b->cap = cap;
     }
     b->len = 0;
+    b->npackets = 0;
     p->cur = b;
     return err;
 }
@@ -200,13 +208,11 @@ struct trace_pcap *trace_pcap_create(const char *path, struct fl_error **errp)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
-    if (pthread_create(&p->thread, NULL, pcap_writer_main, p) != 0) {
+    if (!trace_thread_start(&p->thread, pcap_writer_main, p, "fl-trace-pcap")) {
         fl_error_setf(errp, EAGAIN, "%s: cannot start the pcap writer thread", path);
         trace_pcap_destroy(p);
         return NULL;
     }
-    p->thread_started = true;
-    pthread_setname_np(p->thread, "fl-trace-pcap");
     /* the file header goes with the first buffer: nothing is in the file
      * before the first flush */
     pcap_take(p, TRACE_PCAP_BUF_SIZE);
@@ -222,17 +228,30 @@ struct trace_pcap *trace_pcap_create(const char *path, struct fl_error **errp)
     return p;
 }
 
+/* A packet not taken because the writer failed: counted, and the error. */
+static int refuse(struct trace_pcap *p, int err)
+{
+    pthread_mutex_lock(&p->mu);
+    p->fail.lost++;
+    pthread_mutex_unlock(&p->mu);
+    return -err;
+}
+
 int trace_pcap_write(struct trace_pcap *p, int64_t wall_ns, const void *data, size_t size)
 {
     if (!p || (!data && size) || size > TRACE_PCAP_SNAPLEN || wall_ns < 0) {
         return -EINVAL;
     }
+    int e = atomic_load_explicit(&p->failed_err, memory_order_relaxed);
+    if (e) {
+        return refuse(p, e);
+    }
     size_t need = sizeof(struct pcap_record_hdr) + size;
     if (!p->cur || p->cur->len + need > p->cur->cap) {
         pcap_push(p);
-        int e = pcap_take(p, need);
+        e = pcap_take(p, need);
         if (e) {
-            return -e;
+            return refuse(p, e);
         }
     }
     struct pcap_record_hdr h = {
@@ -247,6 +266,7 @@ int trace_pcap_write(struct trace_pcap *p, int64_t wall_ns, const void *data, si
         memcpy(w + sizeof(h), data, size);
     }
     p->cur->len += need;
+    p->cur->npackets++;
     return 0;
 }
 
@@ -257,29 +277,33 @@ int trace_pcap_flush(struct trace_pcap *p)
     }
     pcap_push(p);
     pthread_mutex_lock(&p->mu);
-    while (p->written < p->pushed && p->thread_started) {
-        pthread_cond_wait(&p->done, &p->mu);
-    }
-    int e = p->err;
+    int r = trace_thread_wait(&p->thread, &p->mu, &p->done, &p->written, p->pushed, &p->fail);
     pthread_mutex_unlock(&p->mu);
-    return e ? -e : 0;
+    return r;
+}
+
+bool trace_pcap_ok(struct trace_pcap *p, struct fl_error **errp)
+{
+    if (!p) {
+        fl_error_setf(errp, EINVAL, "trace_pcap_ok: no pcap");
+        return false;
+    }
+    return trace_failure_get_locked(&p->fail, &p->mu, "packets", errp);
 }
 
 void trace_pcap_destroy(struct trace_pcap *p)
 {
+    trace_pcap_finish(p, NULL);
+}
+
+bool trace_pcap_finish(struct trace_pcap *p, struct fl_error **errp)
+{
     if (!p) {
-        return;
+        return true;
     }
-    if (p->thread_started) {
-        int e = trace_pcap_flush(p);
-        if (e < 0) {
-            fl_log(FL_LOG_WARN, "trace", "%s: writing the pcap failed: %s", p->path, strerror(-e));
-        }
-        pthread_mutex_lock(&p->mu);
-        p->stop = true;
-        pthread_cond_signal(&p->work);
-        pthread_mutex_unlock(&p->mu);
-        pthread_join(p->thread, NULL);
+    if (p->thread.started) {
+        trace_pcap_flush(p);
+        trace_thread_stop(&p->thread, &p->mu, &p->work);
     }
     free(p->cur);
     while (p->free_list) {
@@ -292,12 +316,16 @@ void trace_pcap_destroy(struct trace_pcap *p)
         p->head = b->next;
         free(b);
     }
-    if (p->fd >= 0) {
-        close(p->fd);
+    if (p->fd >= 0 && close(p->fd) != 0) {
+        int e = errno;
+        trace_failure_note(&p->fail, e, 0, "%s: closing the pcap: %s", p->path, strerror(e));
     }
+    bool ok = trace_failure_get(&p->fail, "packets", errp);
+    trace_failure_free(&p->fail);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
     free(p->path);
     free(p);
+    return ok;
 }

@@ -108,14 +108,30 @@ struct trace_db *trace_db_open(const char *path, struct fl_error **errp);
 
 /* Hands the staging batch to the writer thread, waits until everything
  * written so far is committed, creates the query indexes, checkpoints the
- * WAL and closes.  Accepts NULL.  Errors of the writer thread are logged
- * (room "trace") and also returned by trace_db_flush(). */
+ * WAL and closes.  Accepts NULL.  The same as trace_db_finish(db, NULL). */
 void trace_db_close(struct trace_db *db);
+
+/* trace_db_close() that says whether the database holds everything it was
+ * given: true, or false and errp as trace_db_ok() says it (including the
+ * steps of closing: statistics, indexes, WAL checkpoint).  Accepts NULL
+ * (true).  The owner of a run calls this, not trace_db_close(). */
+bool trace_db_finish(struct trace_db *db, struct fl_error **errp);
 
 /* Commits everything written so far and waits for it.  0, or -errno if the
  * writer thread failed (e.g. -ENOSPC); after a failure every writer returns
  * -EIO. */
 int trace_db_flush(struct trace_db *db);
+
+/* Whether every write so far succeeded: true, or false and errp (code:
+ * the first failure's errno, e.g. ENOSPC) with
+ *   "PATH: writing a batch of 4096 records: database or disk is full;
+ *    N records not written, M failed writes"
+ * where N counts every record the database will not hold (the failed
+ * batches, the batches after them, and the records writers were refused
+ * since: -EIO).  A failure is sticky, logged once (room "trace", error)
+ * and then only counted.  Does not wait: call trace_db_flush() first to
+ * judge everything written so far.  Thread-safe. */
+bool trace_db_ok(struct trace_db *db, struct fl_error **errp);
 
 /* Tuning (tests, benchmarks).  records >= 1, interval_ns >= 1 ms;
  * otherwise -EINVAL. */
@@ -391,7 +407,19 @@ int trace_pcap_write(struct trace_pcap *pcap, int64_t wall_ns, const void *data,
  * loses little).  0 or -errno of the first failed write (sticky: after a
  * failure every trace_pcap_write() returns it too). */
 int trace_pcap_flush(struct trace_pcap *pcap);
-/* Flushes and closes; accepts NULL. */
+/* Whether every packet so far is in the file: true, or false and errp
+ * (code: the first failure's errno) with
+ *   "PATH: writing the pcap: No space left on device; N packets not written, M failed writes"
+ * (N: the packets of the failed buffers, of the buffers after them, and
+ * those trace_pcap_write() refused since).  A failure is sticky, logged
+ * once (room "trace", error) and then only counted.  Does not wait: call
+ * trace_pcap_flush() first to judge everything written so far.  May be
+ * called from any thread. */
+bool trace_pcap_ok(struct trace_pcap *pcap, struct fl_error **errp);
+/* Flushes and closes: true, or false and errp as trace_pcap_ok() says it
+ * (including a failed close(2)).  Accepts NULL (true). */
+bool trace_pcap_finish(struct trace_pcap *pcap, struct fl_error **errp);
+/* trace_pcap_finish(pcap, NULL); accepts NULL. */
 void trace_pcap_destroy(struct trace_pcap *pcap);
 
 /* ------------------------------------------------------------------ */
