@@ -38,6 +38,7 @@ enum rec_type {
     REC_IO,
     REC_CRASH,
     REC_CRASH_WRITE,
+    REC_HOST_ERROR,
     REC_EPOCH,
     REC_TYPE_COUNT
 };
@@ -105,7 +106,7 @@ struct trace_db {
     bool run_begun;
 
     struct intern_table nodes, networks, nics, links, disks;
-    int64_t next_event, next_io, next_crash;
+    int64_t next_event, next_io, next_crash, next_host_error;
 
     struct trace_db_stats stats;
 

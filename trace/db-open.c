@@ -140,6 +140,7 @@ struct trace_db *trace_db_open(const char *path, struct fl_error **errp)
     db->next_event = trace_sql_int(db->conn, "SELECT max(id) FROM events", 0);
     db->next_io = trace_sql_int(db->conn, "SELECT max(id) FROM ios", 0);
     db->next_crash = trace_sql_int(db->conn, "SELECT max(id) FROM crashes", 0);
+    db->next_host_error = trace_sql_int(db->conn, "SELECT max(id) FROM host_errors", 0);
     db->run_begun = trace_sql_int(db->conn, "SELECT scenario_name IS NOT NULL FROM run", 0) != 0;
     int64_t stored_epoch = trace_sql_int(db->conn, "SELECT epoch_mono_ns FROM run", TRACE_NO_TIME);
     db->epoch = stored_epoch != TRACE_NO_TIME ? stored_epoch : fl_clock_mono_ns();

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -423,4 +424,86 @@ int trace_crash_write(struct trace_db *db, int64_t crash_id, int64_t io_id,
     trace_rec_done(db);
     pthread_mutex_unlock(&db->mu);
     return 0;
+}
+
+/* "host error on disk data (/srv/data.img): ENOSPC (No space left on
+ * device): destaging 4096 bytes" */
+static char *host_error_detail(const struct trace_host_error *e, const char *errname)
+{
+    struct fl_buf b = {0};
+    fl_buf_printf(&b, "host error on %s", e->what);
+    if (e->name) {
+        fl_buf_printf(&b, " %s", e->name);
+    }
+    if (e->path) {
+        fl_buf_printf(&b, " (%s)", e->path);
+    }
+    fl_buf_printf(&b, ": %s (%s)", errname, strerror(e->errnum));
+    if (e->message) {
+        fl_buf_printf(&b, ": %s", e->message);
+    }
+    return b.data;
+}
+
+int64_t trace_host_error(struct trace_db *db, const struct trace_host_error *e)
+{
+    if (!db || !e || !valid_name(e->what) || e->errnum <= 0) {
+        return -EINVAL;
+    }
+    if (db->readonly) {
+        return -EBADF;
+    }
+    int64_t t_ns = e->t_ns == TRACE_NO_TIME ? fl_clock_mono_ns() : e->t_ns;
+    const char *known = strerrorname_np(e->errnum);
+    char *errname = known ? fl_xstrdup(known) : fl_xasprintf("errno %d", e->errnum);
+    char *detail = host_error_detail(e, errname);
+    int64_t id = -ENOENT;
+    pthread_mutex_lock(&db->mu);
+    int64_t node_id = e->node_id;
+    if (e->disk_id != 0 && id_ok(&db->disks, e->disk_id) && node_id == 0) {
+        node_id = db->disks.v[e->disk_id - 1].a; /* the disk's node */
+    }
+    if ((e->disk_id != 0 && !id_ok(&db->disks, e->disk_id)) ||
+        (node_id != 0 && !id_ok(&db->nodes, node_id))) {
+        goto out;
+    }
+    /* the event puts it on the timeline (`faultline trace --events`, the
+     * report); the host_errors row keeps its parts for queries */
+    struct rec *r = trace_rec_new(db, REC_EVENT);
+    if (!r) {
+        id = -EIO;
+        goto out;
+    }
+    memset(&r->u.g, 0, sizeof(r->u.g));
+    int64_t event_id = ++db->next_event;
+    r->u.g.i[0] = event_id;
+    r->u.g.i[1] = t_ns;
+    r->u.g.i[2] = node_id;
+    r->u.g.s[0] = trace_rec_str(db, "error");
+    r->u.g.s[1] = trace_rec_str(db, detail);
+    trace_rec_done(db);
+    r = trace_rec_new(db, REC_HOST_ERROR);
+    if (!r) {
+        id = -EIO;
+        goto out;
+    }
+    memset(&r->u.g, 0, sizeof(r->u.g));
+    id = ++db->next_host_error;
+    r->u.g.i[0] = id;
+    r->u.g.i[1] = t_ns;
+    r->u.g.i[2] = event_id;
+    r->u.g.i[3] = node_id;
+    r->u.g.i[4] = e->disk_id;
+    r->u.g.i[5] = e->errnum;
+    r->u.g.s[0] = trace_rec_str(db, e->what);
+    r->u.g.s[1] = trace_rec_str(db, e->name);
+    r->u.g.s[2] = trace_rec_str(db, e->path);
+    r->u.g.s[3] = trace_rec_str(db, errname);
+    r->u.g.s[4] = trace_rec_str(db, e->message);
+    trace_rec_done(db);
+out:
+    pthread_mutex_unlock(&db->mu);
+    free(detail);
+    free(errname);
+    return id;
 }

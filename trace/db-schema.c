@@ -51,6 +51,10 @@ const char trace_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS crash_writes(crash_id INTEGER NOT NULL REFERENCES crashes(id),\n"
     "  io_id INTEGER NOT NULL REFERENCES ios(id), outcome TEXT NOT NULL,\n"
     "  kept_bytes INTEGER NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS host_errors(id INTEGER PRIMARY KEY, t_ns INTEGER,\n"
+    "  event_id INTEGER REFERENCES events(id), node_id INTEGER REFERENCES nodes(id),\n"
+    "  disk_id INTEGER REFERENCES disks(id), what TEXT NOT NULL, name TEXT, path TEXT,\n"
+    "  errnum INTEGER NOT NULL, errname TEXT NOT NULL, message TEXT);\n"
     "CREATE VIEW IF NOT EXISTS frames_named AS SELECT f.*, sn.name AS src_node,\n"
     "  dn.name AS dst_node, nw.name AS network,\n"
     "  f.delivered_ns - f.sent_ns AS delay_ns\n"
@@ -93,6 +97,9 @@ const char *const trace_insert_sql[REC_TYPE_COUNT] = {
     [REC_CRASH] = "INSERT INTO crashes(id, disk_id, t_ns, policy) VALUES (?1,?2,?3,?4)",
     [REC_CRASH_WRITE] = "INSERT INTO crash_writes(crash_id, io_id, outcome, kept_bytes)"
                         " VALUES (?1,?2,?3,?4)",
+    [REC_HOST_ERROR] =
+        "INSERT INTO host_errors(id, t_ns, event_id, node_id, disk_id, what, name,"
+        " path, errnum, errname, message) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     [REC_EPOCH] = NULL,
 };
 
@@ -104,4 +111,5 @@ const char trace_epoch_shift_sql[] =
     "UPDATE link_params SET t_ns = t_ns + ?1;"
     "UPDATE checks SET start_ns = start_ns + ?1, end_ns = end_ns + ?1;"
     "UPDATE crashes SET t_ns = t_ns + ?1;"
+    "UPDATE host_errors SET t_ns = t_ns + ?1;"
     "UPDATE run SET ended_ns = ended_ns + ?1;";

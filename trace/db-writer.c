@@ -176,6 +176,19 @@ static int write_rec(struct trace_db *db, const struct batch *b, const struct re
         bind_str(st, 3, trace_crash_outcome_name((enum trace_crash_outcome)i[2]));
         sqlite3_bind_int64(st, 4, i[3]);
         break;
+    case REC_HOST_ERROR:
+        sqlite3_bind_int64(st, 1, i[0]);
+        bind_time(st, 2, i[1], ep);
+        bind_id(st, 3, i[2]);
+        bind_id(st, 4, i[3]);
+        bind_id(st, 5, i[4]);
+        bind_str(st, 6, trace_batch_str(b, s[0]));  /* what */
+        bind_str(st, 7, trace_batch_str(b, s[1]));  /* name */
+        bind_str(st, 8, trace_batch_str(b, s[2]));  /* path */
+        sqlite3_bind_int64(st, 9, i[5]);            /* errnum */
+        bind_str(st, 10, trace_batch_str(b, s[3])); /* errname */
+        bind_str(st, 11, trace_batch_str(b, s[4])); /* message */
+        break;
     case REC_EPOCH:
     case REC_FRAME: /* trace_db_write_frames() */
     case REC_TYPE_COUNT:

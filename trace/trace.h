@@ -382,6 +382,34 @@ const char *trace_io_fault_name(enum trace_io_fault fault);
 const char *trace_crash_outcome_name(enum trace_crash_outcome outcome);
 
 /* ------------------------------------------------------------------ */
+/* Host errors                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A failure of the host, not of the guest or of an injected fault: the
+ * file system under a disk's backing file returned ENOSPC or EIO, say.
+ * Each is one row of host_errors (its parts, for queries) and one event
+ * of kind "error" on the node's timeline whose detail reads
+ *   host error on disk data (/srv/data.img): ENOSPC (No space left on device): MESSAGE
+ * so `faultline trace --events` and the report show it.  The caller
+ * records each distinct failure (e.g. the first per file and errno, and
+ * its count when the disk closes), not every failed request.
+ */
+struct trace_host_error {
+    int64_t t_ns;        /* CLOCK_MONOTONIC; TRACE_NO_TIME: now */
+    const char *what;    /* required: what failed, "disk" for a disk's backing file */
+    int64_t node_id;     /* the node concerned; 0: the disk's node, or the whole run */
+    int64_t disk_id;     /* trace_disk_id() when a disk's file failed; 0: none */
+    const char *name;    /* its name as the scenario says it ("data"); may be NULL */
+    const char *path;    /* the host file; may be NULL */
+    int errnum;          /* required: the positive errno (ENOSPC, EIO, ...) */
+    const char *message; /* one line: what was being done; may be NULL */
+};
+/* Returns the host error's id (> 0), -EINVAL (what empty, errnum <= 0),
+ * -ENOENT (unknown node or disk id) or -EIO (db failed). */
+int64_t trace_host_error(struct trace_db *db, const struct trace_host_error *error);
+
+/* ------------------------------------------------------------------ */
 /* pcap helpers                                                        */
 /* ------------------------------------------------------------------ */
 
