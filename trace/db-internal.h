@@ -2,7 +2,7 @@
  * The run database writer's own structures, shared by the db-*.c files
  * only (the rest of trace/ sees struct trace_db as opaque):
  *
- *   db-records.c  the public record writers (trace_node_id() ... trace_crash_write()):
+ *   db-records.c  the public record writers (trace_node_id() ... trace_host_error()):
  *                 check arguments, fill a record in the staging batch
  *   db-staging.c  staging batches, the queue to the writer thread, interning tables
  *   db-writer.c   the writer thread: binds records, one transaction per batch

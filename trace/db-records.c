@@ -1,5 +1,5 @@
 /*
- * The record writers of trace.h (trace_node_id() ... trace_crash_write()):
+ * The record writers of trace.h (trace_node_id() ... trace_host_error()):
  * each checks its arguments, then copies them into one record of the
  * staging batch (db-staging.c) under the db's mutex.
  */

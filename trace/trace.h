@@ -13,7 +13,7 @@
  *   internal.h       what trace's files share (schema SQL, the frame
  *                    selection, time formatting); db-internal.h: the
  *                    run database writer's own structures (db-*.c only)
- *   db-records.c     the record writers below (trace_node_id() ... trace_crash_write())
+ *   db-records.c     the record writers below (trace_node_id() ... trace_host_error())
  *   db-staging.c     staging batches, the queue to the writer thread, interning
  *   db-writer.c      the writer thread: one transaction per batch
  *   db-vtab.c        trace_frame_batch: the virtual table frames go in through
@@ -21,6 +21,8 @@
  *   db-open.c        open, flush, close;  db-reader.c: read-only opening
  *   enum-names.c     names of the enums below;  frame-hash.c: trace_frame_hash()
  *   pcap-writer.c    trace_pcap_*;  pcap-merge.c: trace_pcap_merge()
+ *   writer-thread.c  the life of the writer threads (run.db, pcaps): start, wait, stop
+ *   writer-failure.c their sticky failure record (first error, counts; logged once)
  *   query.c          `faultline trace`;  time-format.c: its times and durations
  *   report.c         `faultline report` (report.css, report.js inlined)
  * Includes point one way: *.c -> db-internal.h -> internal.h -> trace.h.
@@ -46,7 +48,10 @@
  * batch committed so far (WAL, synchronous=NORMAL).  If the writer thread
  * falls behind by more than TRACE_MAX_QUEUED_BATCHES batches, writers
  * block until it catches up (nothing is dropped; the stall time is counted
- * in the meta table as "stall_ns").
+ * in the meta table as "stall_ns").  A write that fails (a full disk) is
+ * not hidden: the first failure is logged once, nothing is written after
+ * it, and trace_db_ok()/trace_db_finish() tell the owner how many records
+ * the database does not hold (the pcap writers do the same).
  *
  * Every writer is thread-safe.  After trace_db_close() nothing may be
  * called on the db.
