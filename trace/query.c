@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trace/db-internal.h"
-#include "trace/query-internal.h"
+#include "trace/internal.h"
 
 /* Checks that `name` is a row of `table` ("nodes", "disks"); the error
  * lists the valid names. */

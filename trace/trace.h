@@ -7,6 +7,26 @@
  * run-level writers and calls trace_report_write() at the end of a run.
  * The schema is documented in docs/run-database.md.
  *
+ * Layout
+ * ------
+ *   trace.h          this API
+ *   internal.h       what trace's files share (schema SQL, the frame
+ *                    selection, time formatting); db-internal.h: the
+ *                    run database writer's own structures (db-*.c only)
+ *   db-records.c     the record writers below (trace_node_id() ... trace_host_error())
+ *   db-staging.c     staging batches, the queue to the writer thread, interning
+ *   db-writer.c      the writer thread: one transaction per batch
+ *   db-vtab.c        trace_frame_batch: the virtual table frames go in through
+ *   db-schema.c      every SQL text the writer runs (schema, indexes, inserts)
+ *   db-open.c        open, flush, close;  db-reader.c: read-only opening
+ *   enum-names.c     names of the enums below;  frame-hash.c: trace_frame_hash()
+ *   pcap-writer.c    trace_pcap_*;  pcap-merge.c: trace_pcap_merge()
+ *   writer-thread.c  the life of the writer threads (run.db, pcaps): start, wait, stop
+ *   writer-failure.c their sticky failure record (first error, counts; logged once)
+ *   query.c          `faultline trace`;  time-format.c: its times and durations
+ *   report.c         `faultline report` (report.css, report.js inlined)
+ * Includes point one way: *.c -> db-internal.h -> internal.h -> trace.h.
+ *
  * How records flow
  * ----------------
  *
@@ -28,7 +48,10 @@
  * batch committed so far (WAL, synchronous=NORMAL).  If the writer thread
  * falls behind by more than TRACE_MAX_QUEUED_BATCHES batches, writers
  * block until it catches up (nothing is dropped; the stall time is counted
- * in the meta table as "stall_ns").
+ * in the meta table as "stall_ns").  A write that fails (a full disk) is
+ * not hidden: the first failure is logged once, nothing is written after
+ * it, and trace_db_ok()/trace_db_finish() tell the owner how many records
+ * the database does not hold (the pcap writers do the same).
  *
  * Every writer is thread-safe.  After trace_db_close() nothing may be
  * called on the db.
@@ -90,14 +113,30 @@ struct trace_db *trace_db_open(const char *path, struct fl_error **errp);
 
 /* Hands the staging batch to the writer thread, waits until everything
  * written so far is committed, creates the query indexes, checkpoints the
- * WAL and closes.  Accepts NULL.  Errors of the writer thread are logged
- * (room "trace") and also returned by trace_db_flush(). */
+ * WAL and closes.  Accepts NULL.  The same as trace_db_finish(db, NULL). */
 void trace_db_close(struct trace_db *db);
+
+/* trace_db_close() that says whether the database holds everything it was
+ * given: true, or false and errp as trace_db_ok() says it (including the
+ * steps of closing: statistics, indexes, WAL checkpoint).  Accepts NULL
+ * (true).  The owner of a run calls this, not trace_db_close(). */
+bool trace_db_finish(struct trace_db *db, struct fl_error **errp);
 
 /* Commits everything written so far and waits for it.  0, or -errno if the
  * writer thread failed (e.g. -ENOSPC); after a failure every writer returns
  * -EIO. */
 int trace_db_flush(struct trace_db *db);
+
+/* Whether every write so far succeeded: true, or false and errp (code:
+ * the first failure's errno, e.g. ENOSPC) with
+ *   "PATH: writing a batch of 4096 records: database or disk is full;
+ *    N records not written, M failed writes"
+ * where N counts every record the database will not hold (the failed
+ * batches, the batches after them, and the records writers were refused
+ * since: -EIO).  A failure is sticky, logged once (room "trace", error)
+ * and then only counted.  Does not wait: call trace_db_flush() first to
+ * judge everything written so far.  Thread-safe. */
+bool trace_db_ok(struct trace_db *db, struct fl_error **errp);
 
 /* Tuning (tests, benchmarks).  records >= 1, interval_ns >= 1 ms;
  * otherwise -EINVAL. */
@@ -348,6 +387,34 @@ const char *trace_io_fault_name(enum trace_io_fault fault);
 const char *trace_crash_outcome_name(enum trace_crash_outcome outcome);
 
 /* ------------------------------------------------------------------ */
+/* Host errors                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A failure of the host, not of the guest or of an injected fault: the
+ * file system under a disk's backing file returned ENOSPC or EIO, say.
+ * Each is one row of host_errors (its parts, for queries) and one event
+ * of kind "error" on the node's timeline whose detail reads
+ *   host error on disk data (/srv/data.img): ENOSPC (No space left on device): MESSAGE
+ * so `faultline trace --events` and the report show it.  The caller
+ * records each distinct failure (e.g. the first per file and errno, and
+ * its count when the disk closes), not every failed request.
+ */
+struct trace_host_error {
+    int64_t t_ns;        /* CLOCK_MONOTONIC; TRACE_NO_TIME: now */
+    const char *what;    /* required: what failed, "disk" for a disk's backing file */
+    int64_t node_id;     /* the node concerned; 0: the disk's node, or the whole run */
+    int64_t disk_id;     /* trace_disk_id() when a disk's file failed; 0: none */
+    const char *name;    /* its name as the scenario says it ("data"); may be NULL */
+    const char *path;    /* the host file; may be NULL */
+    int errnum;          /* required: the positive errno (ENOSPC, EIO, ...) */
+    const char *message; /* one line: what was being done; may be NULL */
+};
+/* Returns the host error's id (> 0), -EINVAL (what empty, errnum <= 0),
+ * -ENOENT (unknown node or disk id) or -EIO (db failed). */
+int64_t trace_host_error(struct trace_db *db, const struct trace_host_error *error);
+
+/* ------------------------------------------------------------------ */
 /* pcap helpers                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -373,7 +440,19 @@ int trace_pcap_write(struct trace_pcap *pcap, int64_t wall_ns, const void *data,
  * loses little).  0 or -errno of the first failed write (sticky: after a
  * failure every trace_pcap_write() returns it too). */
 int trace_pcap_flush(struct trace_pcap *pcap);
-/* Flushes and closes; accepts NULL. */
+/* Whether every packet so far is in the file: true, or false and errp
+ * (code: the first failure's errno) with
+ *   "PATH: writing the pcap: No space left on device; N packets not written, M failed writes"
+ * (N: the packets of the failed buffers, of the buffers after them, and
+ * those trace_pcap_write() refused since).  A failure is sticky, logged
+ * once (room "trace", error) and then only counted.  Does not wait: call
+ * trace_pcap_flush() first to judge everything written so far.  May be
+ * called from any thread. */
+bool trace_pcap_ok(struct trace_pcap *pcap, struct fl_error **errp);
+/* Flushes and closes: true, or false and errp as trace_pcap_ok() says it
+ * (including a failed close(2)).  Accepts NULL (true). */
+bool trace_pcap_finish(struct trace_pcap *pcap, struct fl_error **errp);
+/* trace_pcap_finish(pcap, NULL); accepts NULL. */
 void trace_pcap_destroy(struct trace_pcap *pcap);
 
 /* ------------------------------------------------------------------ */

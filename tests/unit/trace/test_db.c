@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "core/core.h"
-#include "trace/db-internal.h"
+#include "trace/internal.h"
 #include "trace/trace.h"
 
 struct fixture {
@@ -307,6 +307,82 @@ static void test_run_events_checks(void **state)
     assert_int_equal(sql_int(c, "SELECT start_ns FROM checks"), 10);
     assert_int_equal(sql_int(c, "SELECT end_ns FROM checks"), INT64_MIN);
     sqlite3_close(c);
+}
+
+/* Host I/O errors: a host_errors row with its parts and an "error" event
+ * on the disk's node that `faultline trace --events` lists. */
+static void test_host_errors(void **state)
+{
+    struct fixture *f = *state;
+    struct trace_db *db = open_db(f->path);
+    int64_t n1 = trace_node_id(db, "n1");
+    int64_t disk = trace_disk_id(db, n1, "data", 8 << 20);
+    const int64_t t0 = 500 * FL_NS_PER_SEC;
+    assert_int_equal(trace_db_set_epoch(db, t0), 0);
+    struct trace_host_error he = {.t_ns = t0 + 5 * FL_NS_PER_SEC,
+                                  .what = "disk",
+                                  .disk_id = disk,
+                                  .name = "data",
+                                  .path = "/srv/run/data.img",
+                                  .errnum = ENOSPC,
+                                  .message = "destaging 262144 bytes at 1048576"};
+    assert_int_equal(trace_host_error(db, &he), 1);
+    struct trace_host_error bare = {.t_ns = t0 + 6 * FL_NS_PER_SEC, .what = "disk", .errnum = EIO};
+    assert_int_equal(trace_host_error(db, &bare), 2);
+    struct trace_host_error bad = he;
+    bad.errnum = 0;
+    assert_int_equal(trace_host_error(db, &bad), -EINVAL);
+    bad = he;
+    bad.what = "";
+    assert_int_equal(trace_host_error(db, &bad), -EINVAL);
+    bad = he;
+    bad.disk_id = 9;
+    assert_int_equal(trace_host_error(db, &bad), -ENOENT);
+    bad = he;
+    bad.node_id = 9;
+    assert_int_equal(trace_host_error(db, &bad), -ENOENT);
+    assert_int_equal(trace_host_error(NULL, &he), -EINVAL);
+    struct fl_error *err = NULL;
+    assert_true(trace_db_finish(db, &err));
+
+    sqlite3 *c = sql_open(f->path);
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM host_errors"), 2);
+    assert_int_equal(sql_int(c, "SELECT t_ns FROM host_errors WHERE id = 1"), 5 * FL_NS_PER_SEC);
+    assert_int_equal(sql_int(c, "SELECT node_id FROM host_errors WHERE id = 1"), n1);
+    assert_int_equal(sql_int(c, "SELECT disk_id FROM host_errors WHERE id = 1"), disk);
+    assert_int_equal(sql_int(c, "SELECT errnum FROM host_errors WHERE id = 1"), ENOSPC);
+    char *v = sql_text(c, "SELECT what || '|' || name || '|' || path || '|' || errname || '|' ||"
+                          " message FROM host_errors WHERE id = 1");
+    assert_string_equal(v, "disk|data|/srv/run/data.img|ENOSPC|destaging 262144 bytes at 1048576");
+    free(v);
+    v = sql_text(c, "SELECT e.kind || '|' || e.node_id || '|' || e.t_ns || '|' || e.detail"
+                    " FROM host_errors h JOIN events e ON e.id = h.event_id WHERE h.id = 1");
+    assert_string_equal(v, "error|1|5000000000|host error on disk data (/srv/run/data.img): ENOSPC"
+                           " (No space left on device): destaging 262144 bytes at 1048576");
+    free(v);
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM host_errors WHERE id = 2 AND node_id IS NULL"
+                                " AND disk_id IS NULL AND name IS NULL AND path IS NULL"
+                                " AND message IS NULL AND errname = 'EIO'"),
+                     1);
+    v = sql_text(c, "SELECT detail FROM events WHERE id = (SELECT event_id FROM host_errors"
+                    " WHERE id = 2)");
+    assert_string_equal(v, "host error on disk: EIO (Input/output error)");
+    free(v);
+    sqlite3_close(c);
+
+    /* `faultline trace --events` shows them */
+    db = trace_db_open_readonly(f->path, &err);
+    assert_non_null(db);
+    char *buf = NULL;
+    size_t size = 0, rows = 0;
+    FILE *out = open_memstream(&buf, &size);
+    struct trace_query q = {.kind = TRACE_QUERY_EVENTS, .node = "n1"};
+    assert_true(trace_query_print(db, &q, out, &rows, &err));
+    fclose(out);
+    assert_int_equal(rows, 2);
+    assert_non_null(strstr(buf, "error  host error on disk data (/srv/run/data.img): ENOSPC"));
+    free(buf);
+    trace_db_close(db);
 }
 
 static void test_ios_and_crash(void **state)
@@ -652,6 +728,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frames_and_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_events_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ios_and_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_mismatch_and_bad_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batching_and_readonly, setup, teardown),
