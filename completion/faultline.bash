@@ -16,6 +16,8 @@
 #     other values (N, TIME, ...).
 # Help texts are cached per shell, per binary.
 
+# shellcheck disable=SC2207 # compgen output split on purpose (IFS is a newline
+# around file names, which may hold blanks; words and options have none)
 declare -gA _faultline_help_cache
 
 # _faultline_help PROG [WORDS...]: `PROG WORDS... --help`, cached.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `faultline --version` and `faultline version`: the same line, with the git
 # revision of the source tree it was built from, or "unknown" outside git.
-#   version_test.sh FAULTLINE SOURCE_DIR
+#   version_test.sh FAULTLINE SOURCE_DIR BUILD_DIR
 set -euo pipefail
-faultline=$1 src=$2
+faultline=$1 src=$2 build=$3
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 a=$("$faultline" --version)
@@ -12,10 +12,13 @@ b=$("$faultline" version)
 [[ $a =~ ^faultline\ [0-9]+\.[0-9]+\.[0-9]+\ \(git\ ([0-9a-f]{12}|unknown)\)$ ]] ||
     fail "'$a' is not 'faultline X.Y.Z (git REVISION)'"
 rev=${BASH_REMATCH[1]}
-want=$(cmake -DDIR="$src" -P "$src/tests/unit/install/revision.cmake" 2>&1)
-[ "$rev" = "$want" ] || fail "built from revision '$rev', the source tree is at '$want' (rebuild?)"
+# What the build recorded (a commit since then shows once it is rebuilt).
+want=$(sed -n 's/^#define FL_GIT_REVISION "\(.*\)"$/\1/p' "$build/cli/fl-revision.h")
+[ "$rev" = "$want" ] || fail "the binary says revision '$rev', the build recorded '$want'"
 if git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1; then
-    [ "$rev" = "$(git -C "$src" rev-parse --short=12 HEAD)" ] || fail "revision $rev is not HEAD"
+    git -C "$src" cat-file -e "$rev^{commit}" 2>/dev/null || fail "'$rev' is no commit of $src"
+else
+    [ "$rev" = unknown ] || fail "built outside git, yet revision '$rev'"
 fi
 "$faultline" version extra >/dev/null 2>&1 && fail "'faultline version extra' succeeded"
 
