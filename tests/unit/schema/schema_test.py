@@ -5,6 +5,13 @@
         The schema is a valid draft-07 schema, and every scenarios/*.yaml
         is valid under it (and under `faultline validate`).
 
+    schema_test.py keys FAULTLINE SOURCE_DIR
+        Every key and fixed word topology/*.c accepts (its *_keys[] arrays,
+        the X-macro word lists) is in the schema at the matching place, so
+        a key added to the loader without the schema fails here at once.
+        Keys the schema has and the loader lacks are listed (a key another
+        branch is adding), not failed.
+
     schema_test.py agreement FAULTLINE SOURCE_DIR
         The schema and `faultline validate` agree on the error corpus: the
         cases of tests/unit/topology/test_topology_errors.c and the fuzz
@@ -172,6 +179,89 @@ def c_string_literals(text):
     return cases
 
 
+# topology's key arrays (and word lists) -> where the schema has them.
+# Each entry: schema path (JSON pointer below the root), C arrays whose
+# union it must cover, what to compare ("keys": properties, "enum").
+KEY_MAP = [
+    ("", ["top_keys"], "keys"),
+    ("definitions/run", ["run_keys"], "keys"),
+    ("definitions/image", ["image_keys"], "keys"),
+    ("definitions/image/properties/files/items/anyOf/1", ["file_keys"], "keys"),
+    ("definitions/networks/additionalProperties/anyOf/2", ["network_keys"], "keys"),
+    ("definitions/node", ["node_keys"], "keys"),
+    ("definitions/nic", ["nic_keys"], "keys"),
+    ("definitions/disk/anyOf/2", ["disk_keys"], "keys"),
+    ("definitions/command/anyOf/1", ["command_keys"], "keys"),
+    ("definitions/loss/anyOf/1", ["loss_keys"], "keys"),
+    ("definitions/disk-op", ["op_keys"], "keys"),
+    ("definitions/disk-faults", ["op_keys", "IMPAIR_IO_OPS"], "keys"),
+    ("definitions/link-parameters/anyOf/1", ["tc_link_key_names", "+loss-correlation"], "keys"),
+    ("definitions/nemesis", ["nemesis_keys"], "keys"),
+    ("definitions/event", ["kind_keys", "timing_keys"], "keys"),
+    ("definitions/partition/anyOf/2", ["partition_keys"], "keys"),
+    ("definitions/node-event/anyOf/1", ["node_event_keys"], "keys"),
+    ("definitions/event/properties/clock", ["clock_keys"], "keys"),
+    ("definitions/event/properties/disk", ["disk_event_extra", "op_keys", "IMPAIR_IO_OPS"], "keys"),
+    ("definitions/event/properties/disk-clear/anyOf/1", ["disk_clear_keys"], "keys"),
+    ("definitions/event/properties/exec", ["exec_keys"], "keys"),
+    ("definitions/event/properties/wait", ["wait_keys"], "keys"),
+    ("definitions/check", ["check_keys"], "keys"),
+    ("definitions/loss/anyOf/1/properties/model", ["loss_models"], "enum"),
+    ("definitions/partition/anyOf/0", ["random_shape_names"], "enum"),
+    ("definitions/partition/anyOf/2/properties/shape", ["random_shape_names"], "enum"),
+    ("definitions/nemesis-fault", ["nfault_names"], "enum"),
+    ("definitions/crash-policy", ["TOPO_CRASH_POLICIES"], "enum"),
+    ("definitions/disk/anyOf/2/properties/cache", ["TOPO_DISK_CACHES"], "enum"),
+]
+
+
+def c_word_lists(src):
+    """name -> strings, for `const char *const NAME[...] = {...}` arrays and
+    `#define NAME(X) X(A, "a") ...` word lists in topology/ and impair/."""
+    lists = {}
+    for path in sorted(glob.glob(os.path.join(src, "topology", "*.[ch]")) +
+                       glob.glob(os.path.join(src, "impair", "*.h"))):
+        with open(path) as f:
+            text = f.read()
+        for m in re.finditer(r"const char \*const (\w+)\[[^\]]*\] = \{(.*?)\};", text, re.S):
+            lists.setdefault(m.group(1), re.findall(r'"([^"]*)"', m.group(2)))
+        for m in re.finditer(r"#define (\w+)\(X\)((?:[^\n]*\\\n)*[^\n]*)", text):
+            lists.setdefault(m.group(1), re.findall(r'X\(\w+, "([^"]*)"\)', m.group(2)))
+    return lists
+
+
+def cmd_keys(faultline, src):
+    schema = load_schema(src).schema
+    lists = c_word_lists(src)
+    bad = 0
+    for where, names, what in KEY_MAP:
+        node = schema
+        for part in filter(None, where.split("/")):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        want = set()
+        for n in names:
+            if n.startswith("+"):
+                want.add(n[1:])
+            elif not lists.get(n):
+                print(f"FAIL no word list '{n}' in topology/ or impair/ (renamed? update KEY_MAP)")
+                bad += 1
+            else:
+                want.update(lists[n])
+        have = set(node.get("properties", {})) if what == "keys" else set(node.get("enum", []))
+        missing, extra = sorted(want - have), sorted(have - want)
+        if missing:
+            bad += 1
+            print(f"FAIL schema {where or '(top)'} lacks {what} {missing} that "
+                  f"{' + '.join(names)} accept")
+        if extra:
+            print(f"note schema {where or '(top)'} has {what} {extra} that {' + '.join(names)} "
+                  f"do not (yet) have")
+        if not missing:
+            print(f"ok   {where or '(top)'}: {len(want)} {what}")
+    return 1 if bad else 0
+
+
+
 def cmd_agreement(faultline, src):
     validator = load_schema(src)
     inputs = []
@@ -219,10 +309,10 @@ def cmd_agreement(faultline, src):
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("scenarios", "agreement"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("scenarios", "keys", "agreement"):
         print(__doc__, file=sys.stderr)
         return 2
-    cmd = {"scenarios": cmd_scenarios, "agreement": cmd_agreement}[sys.argv[1]]
+    cmd = {"scenarios": cmd_scenarios, "keys": cmd_keys, "agreement": cmd_agreement}[sys.argv[1]]
     return cmd(sys.argv[2], os.path.abspath(sys.argv[3]))
 
 
