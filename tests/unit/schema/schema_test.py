@@ -48,8 +48,12 @@ import subprocess
 import sys
 import tempfile
 
-import jsonschema
-import yaml
+try:
+    import jsonschema
+    import yaml
+except ImportError as e:
+    raise SystemExit(f"schema_test.py: {e}: needs python3-jsonschema and python3-yaml "
+                     "(deps/install.txt; scripts/install-deps installs them)")
 
 # faultline messages ("FILE:LINE:COL: path: message") whose cause a schema
 # expresses: the schema must reject these inputs too.
