@@ -38,17 +38,26 @@ done
 
 names=()
 for p in "${pages[@]}"; do names+=("${p%%|*}(1)"); done
-all=$(IFS=,; echo "${names[*]}" | sed 's/,/, /g')
+all=$(printf '%s, ' "${names[@]}")
+all=${all%, }
 name=$(printf '%s\n' "$top" | sed -n '1s/^faultline [^ ]* - //p')
 printf '%s\n' "$top" | sed 1d |
     awk -v page=faultline -v summary="$name" -v version="$version" -v seealso="$all" \
         -f "$here/help2roff.awk" >"$tmp/faultline.1"
 for p in "${pages[@]}"; do
     IFS='|' read -r page words summary <<<"$p"
+    # See also: faultline(1), the parent command, the sub-commands.
+    see="faultline(1)"
+    for q in "${pages[@]}"; do
+        other=${q%%|*}
+        if [[ $page == "$other"-* || $other == "$page"-* ]]; then
+            see+=", $other(1)"
+        fi
+    done
     # shellcheck disable=SC2086 # WORDS is "cmd" or "cmd sub"
     "$faultline" $words --help |
         awk -v page="$page" -v summary="$summary" -v version="$version" \
-            -v seealso="faultline(1)" -f "$here/help2roff.awk" >"$tmp/$page.1"
+            -v seealso="$see" -f "$here/help2roff.awk" >"$tmp/$page.1"
 done
 mkdir -p "$out"
 rm -f "$out"/*.1
