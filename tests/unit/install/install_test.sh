@@ -4,9 +4,9 @@
 # page per command renders with `man -l` and carries the --help text, and
 # bash completion completes commands (`faultline r<TAB>`), options, scenario
 # files and run directories.
-#   install_test.sh CMAKE BUILD_DIR SOURCE_DIR
+#   install_test.sh CMAKE BUILD_DIR SOURCE_DIR SANITIZED(ON|OFF)
 set -euo pipefail
-cmake=$1 build=$2 src=$3
+cmake=$1 build=$2 src=$3 sanitized=${4:-OFF}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -24,6 +24,17 @@ grep -q '^usage: faultline <command>' <<<"$help" || fail "faultline --help: $hel
 [ "$("$fl" --version)" = "$("$build/cli/faultline" --version)" ] || fail "--version differs from the build's"
 mapfile -t cmds < <(awk '/^commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' <<<"$help")
 [ ${#cmds[@]} -ge 5 ] || fail "only ${#cmds[@]} commands in --help"
+
+# Nothing at run time comes from the source or build tree (the agent, the
+# init script and the report assets are compiled in): outside its debug
+# information the binary names neither.  (Sanitizer and fuzzer builds name source
+# files in their instrumentation data, and are left out.)
+if [ "$sanitized" != ON ]; then
+    objcopy --strip-debug "$fl" "$tmp/stripped"
+    for tree in "$src" "$build"; do
+        ! grep -qaF -- "$tree" "$tmp/stripped" || fail "the installed binary names $tree"
+    done
+fi
 
 # The scenarios and the schema land where docs/cli.md says.
 n=0
