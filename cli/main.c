@@ -43,8 +43,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("faultline %s\n", FL_VERSION);
-        return CLI_EXIT_OK;
+        return cli_cmd_version.main(1, (char *[]){"version", NULL});
     }
     const struct cli_command *best = NULL;
     size_t best_distance = (size_t)-1;
