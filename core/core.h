@@ -242,5 +242,20 @@ char *fl_read_file(const char *path, size_t *size, struct fl_error **errp);
 bool fl_write_file(const char *path, const void *data, size_t size, struct fl_error **errp);
 int fl_set_nonblock(int fd);
 int fl_set_cloexec(int fd);
+/* lstat-based tests: a link is neither followed nor a directory. */
+bool fl_path_exists(const char *path);
+bool fl_is_dir(const char *path);
+/* mkdir -p of the directory holding `path`, mode 0755. */
+bool fl_mkdir_parent(const char *path, struct fl_error **errp);
+/* Copies a regular file (replacing dst) and gives it `mode`. */
+bool fl_copy_file(const char *src, const char *dst, mode_t mode, struct fl_error **errp);
+/* Copies a file, symlink (kept as a link) or directory (recursively,
+ * modes kept) to dst; a link never replaces an existing directory, a
+ * directory replaces a link; devices and fifos are skipped. */
+bool fl_copy_tree(const char *src, const char *dst, struct fl_error **errp);
+/* Bytes of the regular files under path (links not followed). */
+uint64_t fl_tree_size(const char *path);
+/* Creates path (0644) if missing and sets its times to now. */
+void fl_touch(const char *path);
 
 #endif /* FL_CORE_H */

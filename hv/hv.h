@@ -74,7 +74,10 @@ struct hv_image_spec {
     const struct hv_image_file *files;
     size_t n_files;
     /* NULL: $FAULTLINE_CACHE, else $XDG_CACHE_HOME/faultline, else
-     * ~/.cache/faultline. */
+     * ~/.cache/faultline, else (no HOME) $XDG_RUNTIME_DIR/faultline, else
+     * /tmp/faultline-<uid>.  Created 0700; refused (EPERM, the message
+     * names the path, owner and mode) unless owned by the effective uid
+     * and not group- or world-writable. */
     const char *cache_dir;
     /* NULL: "linux-image-cloud-amd64" (its Depends names the real kernel
      * package). */
@@ -91,7 +94,7 @@ struct hv_image_spec {
 /* A built image in the cache.  Paths are absolute and owned (freed by
  * hv_image_clear). */
 struct hv_image {
-    char *key;            /* hex content hash of every input */
+    char *key;            /* hex SHA-256 of every input (64 characters) */
     char *dir;            /* cache entry directory */
     char *kernel;         /* uncompressed vmlinux with a PVH note */
     char *initrd;         /* newc cpio (uncompressed) */
@@ -106,11 +109,13 @@ void hv_image_clear(struct hv_image *img); /* accepts NULL and cleared images */
 typedef void hv_progress_fn(void *arg, const char *stage, const char *item, uint64_t done,
                             uint64_t total);
 
-/* Builds (or finds) the image for `spec`.  The key hashes: the builder
- * version, the resolved versions of the kernel, busybox-static and every
- * package (apt-cache, works offline), the agent binary, the init script,
- * and the content of every local file.  A key already in the cache is a
- * hit (no download, no unpacking).  Downloaded .deb files are kept in
+/* Builds (or finds) the image for `spec`.  The key is the SHA-256 (hex)
+ * of: the builder version, the resolved versions of the kernel,
+ * busybox-static and every package (apt-cache, works offline), the agent
+ * binary, the init script, and the content of every local file.  A key
+ * already in the cache is a hit (no download, no unpacking) when its
+ * files still have the SHA-256 its manifest records; an entry that does
+ * not is logged, set aside and built again.  Downloaded .deb files are kept in
  * <cache>/debs, so a rebuild with the same versions is offline.
  * Concurrent builds of the same key (several processes) are safe: each
  * builds in a private temporary directory and renames it into place.
