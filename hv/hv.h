@@ -15,6 +15,25 @@
  * the loop.  Synchronous helpers (hv_node_wait_state, hv_node_exec_sync)
  * spin the loop for tests and the CLI.
  *
+ * Layout (this header is the room's only public one; hv/internal.h holds
+ * what the files share, hv/image.h and hv/node.h the two halves):
+ *
+ *   images   image.c (pipeline) ─▶ image-resolve.c ─▶ tool.c (apt, dpkg-deb)
+ *            hv/image.h           image-kernel.c (elf.c, lz4.c)
+ *                                 image-userland.c (busybox, packages, libs)
+ *                                 image-pack.c (cpio.c)
+ *                                 image-cache.c (dir trust, SHA-256 key,
+ *                                   manifest, verify, list, prune)
+ *   nodes    node.c (lifecycle) ─▶ node-config.c (check + copy)
+ *            hv/node.h             qemu-cmdline.c (hv_qemu_cmdline: argv)
+ *            node-ops.c ─▶ qmp.c (QMP session; json.c reads it)
+ *                      └─▶ agent-channel.c (frames, requests; proto.h)
+ *   shared   accel.c, script.c (setup script), proto.c (agent wire
+ *            format, also linked into agent/agent.c, the guest side)
+ *
+ * The agent binary and init.sh are embedded by trace/embed.cmake.  No
+ * file of one half includes the other half's header.
+ *
  * Errors: setup paths return bool/pointer and take `struct fl_error **errp`
  * last (core/core.h).
  */
