@@ -28,6 +28,14 @@
 #define FL_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define FL_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
+/* Name tables from X-macro lists whose entries are X(NAME, "string"):
+ *   FL_NAME_TABLE(accel_names, HV_ACCELS);
+ *   return FL_NAME_OF(accel_names, accel);      ("?" when out of range) */
+#define FL_NAME_TABLE_STR_(name, str) str,
+#define FL_NAME_TABLE(table, LIST)    static const char *const table[] = {LIST(FL_NAME_TABLE_STR_)}
+#define FL_NAME_OF(table, value)                                                                   \
+    ((size_t)(value) < FL_ARRAY_LEN(table) ? (table)[(size_t)(value)] : "?")
+
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif

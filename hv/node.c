@@ -32,11 +32,7 @@
 
 #include "hv/node.h"
 
-static const char *const state_names[] = {
-#define HV_STATE_NAME(name, str) str,
-    HV_NODE_STATES(HV_STATE_NAME)
-#undef HV_STATE_NAME
-};
+FL_NAME_TABLE(state_names, HV_NODE_STATES);
 
 static void node_free(struct hv_node *n);
 static void on_ready_timer(struct fl_loop *loop, struct fl_timer *t, void *arg);
@@ -44,7 +40,7 @@ static void on_kill_timer(struct fl_loop *loop, struct fl_timer *t, void *arg);
 
 const char *hv_node_state_name(enum hv_node_state state)
 {
-    return (size_t)state < FL_ARRAY_LEN(state_names) ? state_names[state] : "?";
+    return FL_NAME_OF(state_names, state);
 }
 
 void hv_node_ref(struct hv_node *n)
