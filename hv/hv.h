@@ -155,7 +155,9 @@ struct hv_image_info {
     int64_t last_used_ns; /* CLOCK_REALTIME of the last build/hit */
 };
 /* Lists cached images, most recently used first.  An empty or missing
- * cache is an empty list, not an error. */
+ * cache is an empty list, not an error; a cache that fails the ownership
+ * check of hv_image_spec.cache_dir is (EPERM), for listing and pruning
+ * alike. */
 bool hv_image_list(const char *cache_dir, struct hv_image_info **out, size_t *n,
                    struct fl_error **errp);
 void hv_image_info_free(struct hv_image_info *infos, size_t n);
