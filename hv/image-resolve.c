@@ -221,12 +221,12 @@ static void add_closure_dep(struct hv_build *b, const char *dep)
     }
 }
 
-static char *kernel_dep;
-
+/* The first linux-image-* dependency of the kernel metapackage is the
+ * real kernel package. */
 static void add_kernel_dep(struct hv_build *b, const char *dep)
 {
-    if (!kernel_dep && !strncmp(dep, "linux-image-", 12)) {
-        kernel_dep = fl_xstrdup(dep);
+    if (!b->kernel.name && !strncmp(dep, "linux-image-", 12)) {
+        b->kernel.name = fl_xstrdup(dep);
     }
 }
 
@@ -264,13 +264,12 @@ bool hv_image_resolve(struct hv_build *b, struct fl_error **errp)
     }
     /* A metapackage names the real kernel package in its Depends. */
     char *meta = (char *)kmeta;
-    free(kernel_dep);
-    kernel_dep = NULL;
     if (!deps_of(b, &meta, 1, add_kernel_dep, errp)) {
         return false;
     }
-    b->kernel.name = kernel_dep ? kernel_dep : fl_xstrdup(kmeta);
-    kernel_dep = NULL;
+    if (!b->kernel.name) {
+        b->kernel.name = fl_xstrdup(kmeta); /* not a metapackage */
+    }
     b->busybox.name = fl_xstrdup("busybox-static");
     /* Breadth-first closure over Depends, one apt-cache call per level. */
     size_t level_start = 0;
