@@ -23,7 +23,9 @@ static void usage(FILE *out)
             "\n"
             "Guest images (kernel + initramfs) are built from Debian packages into a\n"
             "content-addressed cache: $FAULTLINE_CACHE, else $XDG_CACHE_HOME/faultline,\n"
-            "else ~/.cache/faultline.  A second build with the same inputs is a cache hit;\n"
+            "else ~/.cache/faultline (without HOME: $XDG_RUNTIME_DIR/faultline, else\n"
+            "/tmp/faultline-UID).  The cache must be yours and not writable by others.\n"
+            "A second build with the same inputs is a cache hit (its files checked);\n"
             "after the first build everything works offline.  See docs/images.md.\n"
             "\n"
             "build   prints the image key, the kernel and the initrd paths\n"
@@ -195,7 +197,7 @@ static int cmd_ls(int argc, char **argv)
         return CLI_EXIT_INFRA;
     }
     if (!json) {
-        printf("%-32s  %-22s  %8s  %-16s  %s\n", "KEY", "KERNEL", "SIZE", "LAST USED", "PACKAGES");
+        printf("%-64s  %-22s  %8s  %-16s  %s\n", "KEY", "KERNEL", "SIZE", "LAST USED", "PACKAGES");
     }
     for (size_t i = 0; i < n; i++) {
         time_t t = (time_t)(infos[i].last_used_ns / FL_NS_PER_SEC);
@@ -218,7 +220,7 @@ static int cmd_ls(int argc, char **argv)
             puts(b.data);
             fl_buf_free(&b);
         } else {
-            printf("%-32s  %-22s  %6.1fMB  %-16s  %s\n", infos[i].key, infos[i].kernel_release,
+            printf("%-64s  %-22s  %6.1fMB  %-16s  %s\n", infos[i].key, infos[i].kernel_release,
                    (double)infos[i].size_bytes / 1e6, when,
                    infos[i].packages[0] ? infos[i].packages : "-");
         }

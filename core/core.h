@@ -28,6 +28,14 @@
 #define FL_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define FL_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
+/* Name tables from X-macro lists whose entries are X(NAME, "string"):
+ *   FL_NAME_TABLE(accel_names, HV_ACCELS);
+ *   return FL_NAME_OF(accel_names, accel);      ("?" when out of range) */
+#define FL_NAME_TABLE_STR_(name, str) str,
+#define FL_NAME_TABLE(table, LIST)    static const char *const table[] = {LIST(FL_NAME_TABLE_STR_)}
+#define FL_NAME_OF(table, value)                                                                   \
+    ((size_t)(value) < FL_ARRAY_LEN(table) ? (table)[(size_t)(value)] : "?")
+
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
@@ -242,5 +250,20 @@ char *fl_read_file(const char *path, size_t *size, struct fl_error **errp);
 bool fl_write_file(const char *path, const void *data, size_t size, struct fl_error **errp);
 int fl_set_nonblock(int fd);
 int fl_set_cloexec(int fd);
+/* lstat-based tests: a link is neither followed nor a directory. */
+bool fl_path_exists(const char *path);
+bool fl_is_dir(const char *path);
+/* mkdir -p of the directory holding `path`, mode 0755. */
+bool fl_mkdir_parent(const char *path, struct fl_error **errp);
+/* Copies a regular file (replacing dst) and gives it `mode`. */
+bool fl_copy_file(const char *src, const char *dst, mode_t mode, struct fl_error **errp);
+/* Copies a file, symlink (kept as a link) or directory (recursively,
+ * modes kept) to dst; a link never replaces an existing directory, a
+ * directory replaces a link; devices and fifos are skipped. */
+bool fl_copy_tree(const char *src, const char *dst, struct fl_error **errp);
+/* Bytes of the regular files under path (links not followed). */
+uint64_t fl_tree_size(const char *path);
+/* Creates path (0644) if missing and sets its times to now. */
+void fl_touch(const char *path);
 
 #endif /* FL_CORE_H */

@@ -12,15 +12,11 @@
 
 #include "hv/internal.h"
 
-static const char *const accel_names[] = {
-#define HV_ACCEL_NAME(name, str) str,
-    HV_ACCELS(HV_ACCEL_NAME)
-#undef HV_ACCEL_NAME
-};
+FL_NAME_TABLE(accel_names, HV_ACCELS);
 
 const char *hv_accel_name(enum hv_accel accel)
 {
-    return (size_t)accel < FL_ARRAY_LEN(accel_names) ? accel_names[accel] : "?";
+    return FL_NAME_OF(accel_names, accel);
 }
 
 bool hv_accel_parse(const char *s, enum hv_accel *out, struct fl_error **errp)

@@ -15,6 +15,25 @@
  * the loop.  Synchronous helpers (hv_node_wait_state, hv_node_exec_sync)
  * spin the loop for tests and the CLI.
  *
+ * Layout (this header is the room's only public one; hv/internal.h holds
+ * what the files share, hv/image.h and hv/node.h the two halves):
+ *
+ *   images   image.c (pipeline) ─▶ image-resolve.c ─▶ tool.c (apt, dpkg-deb)
+ *            hv/image.h           image-kernel.c (elf.c, lz4.c)
+ *                                 image-userland.c (busybox, packages, libs)
+ *                                 image-pack.c (cpio.c)
+ *                                 image-cache.c (dir trust, SHA-256 key,
+ *                                   manifest, verify, list, prune)
+ *   nodes    node.c (lifecycle) ─▶ node-config.c (check + copy)
+ *            hv/node.h             qemu-cmdline.c (hv_qemu_cmdline: argv)
+ *            node-ops.c ─▶ qmp.c (QMP session; json.c reads it)
+ *                      └─▶ agent-channel.c (frames, requests; proto.h)
+ *   shared   accel.c, script.c (setup script), proto.c (agent wire
+ *            format, also linked into agent/agent.c, the guest side)
+ *
+ * The agent binary and init.sh are embedded by trace/embed.cmake.  No
+ * file of one half includes the other half's header.
+ *
  * Errors: setup paths return bool/pointer and take `struct fl_error **errp`
  * last (core/core.h).
  */
@@ -74,7 +93,10 @@ struct hv_image_spec {
     const struct hv_image_file *files;
     size_t n_files;
     /* NULL: $FAULTLINE_CACHE, else $XDG_CACHE_HOME/faultline, else
-     * ~/.cache/faultline. */
+     * ~/.cache/faultline, else (no HOME) $XDG_RUNTIME_DIR/faultline, else
+     * /tmp/faultline-<uid>.  Created 0700; refused (EPERM, the message
+     * names the path, owner and mode) unless owned by the effective uid
+     * and not group- or world-writable. */
     const char *cache_dir;
     /* NULL: "linux-image-cloud-amd64" (its Depends names the real kernel
      * package). */
@@ -91,7 +113,7 @@ struct hv_image_spec {
 /* A built image in the cache.  Paths are absolute and owned (freed by
  * hv_image_clear). */
 struct hv_image {
-    char *key;            /* hex content hash of every input */
+    char *key;            /* hex SHA-256 of every input (64 characters) */
     char *dir;            /* cache entry directory */
     char *kernel;         /* uncompressed vmlinux with a PVH note */
     char *initrd;         /* newc cpio (uncompressed) */
@@ -106,11 +128,13 @@ void hv_image_clear(struct hv_image *img); /* accepts NULL and cleared images */
 typedef void hv_progress_fn(void *arg, const char *stage, const char *item, uint64_t done,
                             uint64_t total);
 
-/* Builds (or finds) the image for `spec`.  The key hashes: the builder
- * version, the resolved versions of the kernel, busybox-static and every
- * package (apt-cache, works offline), the agent binary, the init script,
- * and the content of every local file.  A key already in the cache is a
- * hit (no download, no unpacking).  Downloaded .deb files are kept in
+/* Builds (or finds) the image for `spec`.  The key is the SHA-256 (hex)
+ * of: the builder version, the resolved versions of the kernel,
+ * busybox-static and every package (apt-cache, works offline), the agent
+ * binary, the init script, and the content of every local file.  A key
+ * already in the cache is a hit (no download, no unpacking) when its
+ * files still have the SHA-256 its manifest records; an entry that does
+ * not is logged, set aside and built again.  Downloaded .deb files are kept in
  * <cache>/debs, so a rebuild with the same versions is offline.
  * Concurrent builds of the same key (several processes) are safe: each
  * builds in a private temporary directory and renames it into place.
@@ -131,7 +155,9 @@ struct hv_image_info {
     int64_t last_used_ns; /* CLOCK_REALTIME of the last build/hit */
 };
 /* Lists cached images, most recently used first.  An empty or missing
- * cache is an empty list, not an error. */
+ * cache is an empty list, not an error; a cache that fails the ownership
+ * check of hv_image_spec.cache_dir is (EPERM), for listing and pruning
+ * alike. */
 bool hv_image_list(const char *cache_dir, struct hv_image_info **out, size_t *n,
                    struct fl_error **errp);
 void hv_image_info_free(struct hv_image_info *infos, size_t n);

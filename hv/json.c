@@ -1,7 +1,18 @@
 /*
- * A small JSON reader for QMP messages (RFC 8259 values; depth and size
- * bounded).  QEMU is our child, but its output is still parsed strictly:
- * anything malformed is an error, never a guess.
+ * A small JSON reader for QMP messages: RFC 8259, strictly.  QEMU is our
+ * child, but its output is still parsed strictly: anything malformed is
+ * an error, never a guess.
+ *
+ *   numbers   -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?  ("01", "1.",
+ *             ".5", "+1", "0x1" are errors)
+ *   strings   valid UTF-8 only (no overlong forms, no encoded surrogates,
+ *             nothing above U+10FFFF); \u escapes of surrogates only as a
+ *             high-low pair; no raw control characters
+ *   literals  true, false, null (no NaN, Infinity)
+ *
+ * Deliberate limits beyond the RFC (it allows them): nesting deeper than
+ * 64 and \u0000 (strings are C strings here) are errors.
+ * tests/hostile/hv checks this against python3's json as an oracle.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -91,6 +102,41 @@ static void put_utf8(struct fl_buf *b, unsigned cp)
     fl_buf_append(b, o, n);
 }
 
+/* Length of the well-formed UTF-8 sequence at p (Unicode 15, table 3-7),
+ * 0 when there is none. */
+static size_t utf8_len(const char *p, const char *end)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t left = (size_t)(end - p);
+    unsigned char c = u[0];
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n;
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlong forms */
+        hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80; /* no overlong forms */
+        hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (left < n || u[1] < lo || u[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if (u[i] < 0x80 || u[i] > 0xbf) {
+            return 0;
+        }
+    }
+    return n;
+}
+
 static char *jstring(struct jp *j)
 {
     if (j->p >= j->end || *j->p != '"') {
@@ -106,6 +152,18 @@ static char *jstring(struct jp *j)
             jfail(j, "control character in string");
             fl_buf_free(&b);
             return NULL;
+        }
+        if (c >= 0x80) {
+            size_t n = utf8_len(j->p - 1, j->end);
+            if (!n) {
+                j->p--;
+                jfail(j, "invalid UTF-8 in string");
+                fl_buf_free(&b);
+                return NULL;
+            }
+            fl_buf_append(&b, j->p - 1, n);
+            j->p += n - 1;
+            continue;
         }
         if (c != '\\') {
             fl_buf_append(&b, &c, 1);
@@ -126,8 +184,17 @@ static char *jstring(struct jp *j)
                 fl_buf_free(&b);
                 return NULL;
             }
-            if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
-                j->p[1] == 'u') {
+            if (cp >= 0xdc00 && cp <= 0xdfff) {
+                jfail(j, "lone low surrogate in \\u escape");
+                fl_buf_free(&b);
+                return NULL;
+            }
+            if (cp >= 0xd800 && cp < 0xdc00) {
+                if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u') {
+                    jfail(j, "lone high surrogate in \\u escape");
+                    fl_buf_free(&b);
+                    return NULL;
+                }
                 j->p += 2;
                 if (!hex4(j, &lo) || lo < 0xdc00 || lo > 0xdfff) {
                     jfail(j, "bad surrogate pair");
@@ -219,6 +286,58 @@ static struct hv_json *jcontainer(struct jp *j, int depth, bool obj)
     return NULL;
 }
 
+static bool digits(struct jp *j)
+{
+    const char *s = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+        j->p++;
+    }
+    return j->p > s;
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static struct hv_json *jnumber(struct jp *j)
+{
+    const char *s = j->p;
+    if (*j->p == '-') {
+        j->p++;
+    }
+    if (j->p < j->end && *j->p == '0') {
+        j->p++;
+        if (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+            jfail(j, "leading zero in number");
+            return NULL;
+        }
+    } else if (!digits(j)) {
+        jfail(j, "digit expected in number");
+        return NULL;
+    }
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (!digits(j)) {
+            jfail(j, "digit expected after '.' in number");
+            return NULL;
+        }
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) {
+            j->p++;
+        }
+        if (!digits(j)) {
+            jfail(j, "digit expected in exponent");
+            return NULL;
+        }
+    }
+    /* The text is a valid number: strtod reads exactly it (the C locale
+     * is never changed in faultline). */
+    char *tmp = fl_xstrndup(s, (size_t)(j->p - s));
+    struct hv_json *v = jnew(HV_JSON_NUM);
+    v->num = strtod(tmp, NULL);
+    free(tmp);
+    return v;
+}
+
 static struct hv_json *jvalue(struct jp *j, int depth)
 {
     if (depth > JSON_MAX_DEPTH) {
@@ -260,27 +379,7 @@ static struct hv_json *jvalue(struct jp *j, int depth)
         }
     }
     if (c == '-' || (c >= '0' && c <= '9')) {
-        const char *s = j->p;
-        while (j->p < j->end && strchr("+-0123456789.eE", *j->p)) {
-            j->p++;
-        }
-        char tmp[64];
-        size_t n = (size_t)(j->p - s);
-        if (n >= sizeof tmp) {
-            jfail(j, "number too long");
-            return NULL;
-        }
-        memcpy(tmp, s, n);
-        tmp[n] = '\0';
-        char *end;
-        double d = strtod(tmp, &end);
-        if (*end) {
-            jfail(j, "bad number");
-            return NULL;
-        }
-        struct hv_json *v = jnew(HV_JSON_NUM);
-        v->num = d;
-        return v;
+        return jnumber(j);
     }
     jfail(j, "unexpected character");
     return NULL;

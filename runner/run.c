@@ -12,15 +12,11 @@
 
 #include "runner/internal.h"
 
-static const char *const result_names[] = {
-#define RUNNER_RESULT_NAME(name, str) str,
-    RUNNER_RESULTS(RUNNER_RESULT_NAME)
-#undef RUNNER_RESULT_NAME
-};
+FL_NAME_TABLE(result_names, RUNNER_RESULTS);
 
 const char *runner_result_name(enum runner_result result)
 {
-    return (size_t)result < FL_ARRAY_LEN(result_names) ? result_names[result] : "?";
+    return FL_NAME_OF(result_names, result);
 }
 
 void runner_outcome_clear(struct runner_outcome *out)

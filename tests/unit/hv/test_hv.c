@@ -455,15 +455,33 @@ static void test_json(void **state)
     assert_null(hv_json_get_str(j, "missing"));
     hv_json_free(j);
 
-    const char *bad[] = {"",           "{",         "{\"a\" 1}",      "[1,]",  "\"\\x\"",
-                         "{\"a\":1}x", "tru",       "\"unterminated", "[1 2]", "\"\\u12\"",
-                         "{1:2}",      "\"a\x01\"", "\"\\u0000\""};
+    const char *bad[] = {"", "{", "{\"a\" 1}", "[1,]", "\"\\x\"", "{\"a\":1}x", "tru",
+                         "\"unterminated", "[1 2]", "\"\\u12\"", "{1:2}", "\"a\x01\"",
+                         "\"\\u0000\"",
+                         /* RFC 8259 strictness (issue 14, item 9) */
+                         "01", "-01", "1.", ".5", "+1", "1e", "1e+", "0x1", "NaN", "Infinity",
+                         "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\xed\xa0\x80\"",
+                         "\"\xc0\xaf\"", "\"\xf4\x90\x80\x80\"", "\"\x80\"", "\"\xc3\""};
     for (size_t i = 0; i < FL_ARRAY_LEN(bad); i++) {
         err = NULL;
         assert_null(hv_json_parse(bad[i], strlen(bad[i]), &err));
         assert_non_null(err);
         assert_non_null(strstr(err->msg, "JSON"));
         fl_error_free(err);
+    }
+    /* the same edges, valid */
+    const char *good[] = {"0",
+                          "-0",
+                          "1.5e-3",
+                          "1E+2",
+                          "\"\\ud83d\\ude00\"",
+                          "\"\xf4\x8f\xbf\xbf\"",
+                          "123456789012345678901234567890123456789012345678901234567890123456789"};
+    for (size_t i = 0; i < FL_ARRAY_LEN(good); i++) {
+        err = NULL;
+        j = hv_json_parse(good[i], strlen(good[i]), &err);
+        assert_non_null(j);
+        hv_json_free(j);
     }
     /* nesting is bounded */
     char deep[200];
