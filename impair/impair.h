@@ -382,12 +382,28 @@ void impair_link_params_format(const struct impair_link_params *params, struct f
 /* 5. Links and decisions                                              */
 /* ================================================================== */
 
+/*
+ * Why a frame copy was not delivered: the one list for impair (its link
+ * decisions), netback (its per-link counters, NB_DROP_*) and trace
+ * (run.db's frames.reason, TRACE_DROP_*).  It lives here because impair is
+ * the room all three may include.  The strings are stored in run.db: never
+ * change one; add new reasons at the end.
+ */
 #define IMPAIR_DROP_REASONS(X)                                                                     \
-    X(NONE, "none")                                                                                \
-    X(PARTITION, "partition")                                                                      \
-    X(MTU, "mtu")                                                                                  \
-    X(LOSS, "loss")                                                                                \
-    X(QUEUE, "queue")
+    X(NONE, "none")                       /* delivered */                                          \
+    X(PARTITION, "partition")             /* the directed link is cut */                           \
+    X(LOSS, "loss")                       /* the link's loss model */                              \
+    X(QUEUE, "queue")                     /* the link's queue limit (frames/bytes), tail drop */   \
+    X(MTU, "mtu")                         /* larger than the link's MTU */                         \
+    X(PORT_DOWN, "port-down")             /* netback: no guest at the destination when due */      \
+    X(PORT_QUEUE_FULL, "port-queue-full") /* netback: the destination's output queue full */       \
+    X(SHUTDOWN, "shutdown")               /* netback: still queued when the run ended */           \
+    X(SPOOFED, "spoofed")                 /* netback: source MAC not the sending port's */         \
+    X(INTERNAL, "internal")               /* netback: impair refused to decide (a bug; logged) */
+
+/* The reasons impair_link_decide() itself gives, in the order of its
+ * stages (what `faultline link simulate` reports). */
+#define IMPAIR_LINK_DROP_REASONS(X) X(PARTITION) X(MTU) X(LOSS) X(QUEUE)
 
 enum impair_drop_reason {
 #define IMPAIR_DROP_ENUM(name, str) IMPAIR_DROP_##name,
