@@ -7,9 +7,12 @@
  * rand(): the same run seed, stream names, parameters and input sequence
  * (times and sizes) give byte-identical decisions on every machine.
  *
- *   frame ─▶ partition ─▶ mtu ─▶ loss ─▶ duplicate ─▶ queue limit ─▶ per copy:
- *            (drop)       (drop) (drop)  (1 or 2      (tail drop)   corrupt ─▶ reorder? ─▶ delay ─▶
- * rate copies)                   (bit flip)  (now)      (+jitter) (serialize)
+ *   frame ─▶ partition ─▶ mtu ─▶ loss ─▶ duplicate ─▶ queue limit ─┐
+ *            (drop)       (drop) (drop)  (1 or 2      (tail drop)  │
+ *                                         copies)                  │
+ *   ┌──────────────────────────────────────────────────────────────┘
+ *   └─▶ per copy: corrupt ───▶ reorder? ─▶ delay ─────▶ rate
+ *                 (bit flip)   (now)       (+jitter)    (serialize)
  *
  * Contents of this header:
  *   1. PRNG (xoshiro256** seeded by splitmix64) and stream ids
@@ -18,7 +21,7 @@
  *   4. link parameters: validate, parse (tc-netem words), format
  *   5. the link object and its decisions
  *   6. disk parameters, the disk object and its decisions
- *   7. the timer queue (heap with netem's append-at-tail fast path)
+ *   7. the timer queue (core's heap behind netem's append-at-tail fast path)
  *
  * Conventions: times are int64_t ns; probabilities are impair_prob
  * (uint32_t, 0..UINT32_MAX = 0%..100%, UINT32_MAX meaning "always");
