@@ -22,6 +22,7 @@
  *   5. the link object and its decisions
  *   6. disk parameters, the disk object and its decisions
  *   7. the timer queue (core's heap behind netem's append-at-tail fast path)
+ *   8. link selectors: the one grammar for "n1 -> n2", "n1 <-> * @ wan", "lan", "*"
  *
  * Conventions: times are int64_t ns; probabilities are impair_prob
  * (uint32_t, 0..UINT32_MAX = 0%..100%, UINT32_MAX meaning "always");
@@ -604,5 +605,52 @@ int64_t impair_tq_next_time(const struct impair_tq *tq);
  * lengths); for tests, O(n).  False with a message naming the broken
  * invariant. */
 bool impair_tq_check(const struct impair_tq *tq, struct fl_error **errp);
+
+/* ================================================================== */
+/* 8. Link selectors                                                   */
+/* ================================================================== */
+
+/*
+ * The one grammar for naming a set of directed links, used by scenario
+ * `links:` and link events (topology), `net ctl` and `net serve --link`
+ * (cli):
+ *
+ *   selector := "*"                     every link
+ *             | NETWORK                 every link of one network
+ *             | END "->" END  ["@" NETWORK]   one direction
+ *             | END "<->" END ["@" NETWORK]  both directions
+ *   END      := NODE | "*"              "*": any node
+ *
+ * White space around every part is ignored.  The parser
+ * checks only the shape; whether the names exist (and rules such as a
+ * scenario's "not '*' on both sides") is for the caller, who knows them.
+ */
+#define IMPAIR_SELECTOR_HELP                                                                       \
+    "(valid selectors: '*', a network name, 'A -> B', 'A <-> B', with '*' for any node and an "    \
+    "optional '@ NETWORK')"
+
+enum impair_selector_kind {
+    IMPAIR_SEL_ALL,      /* "*" */
+    IMPAIR_SEL_NETWORK,  /* "lan" */
+    IMPAIR_SEL_ONE_WAY,  /* "a -> b" */
+    IMPAIR_SEL_BOTH_WAYS /* "a <-> b" */
+};
+
+struct impair_selector {
+    enum impair_selector_kind kind;
+    char *a, *b;   /* ONE_WAY/BOTH_WAYS: the node names, NULL for "*" */
+    char *network; /* NETWORK: its name; pairs: the "@ NETWORK" or NULL */
+};
+
+/* Parses text[0..len) (it need not be NUL-terminated).  On error returns
+ * false with a message that completes a sentence about the quoted value,
+ * e.g. "is missing a node name on one side of the arrow (valid selectors:
+ * ...)": callers write "<where>: '<value>' <message>".  On success *out
+ * owns its strings (impair_selector_clear). */
+bool impair_selector_parse(const char *text, size_t len, struct impair_selector *out,
+                           struct fl_error **errp);
+void impair_selector_clear(struct impair_selector *sel);
+/* Appends the canonical spelling: "*", "lan", "n1 -> n2", "* <-> n2 @ wan". */
+void impair_selector_format(const struct impair_selector *sel, struct fl_buf *out);
 
 #endif /* FL_IMPAIR_H */
