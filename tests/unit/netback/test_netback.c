@@ -408,6 +408,19 @@ static void test_group_source_dropped(void **state)
     fx_free(f);
 }
 
+/* Connects a synthetic guest to each socket and lets netback accept them. */
+static void connect_all(struct fl_loop *loop, const char **paths, int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", paths[i]);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+    }
+    while (fl_loop_run_once(loop, 0) > 0) {
+    }
+}
+
 /* ---- port security ---- */
 
 /* A frame sent by client `from` with node `as`'s source MAC. */
@@ -497,14 +510,7 @@ static void test_given_mac_is_enforced_from_the_start(void **state)
     assert_non_null(nb_port_add(nb, "lan", "n2", "eth0", m2, p2, NULL));
     int fds[2];
     const char *paths[2] = {p1, p2};
-    for (int i = 0; i < 2; i++) {
-        fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", paths[i]);
-        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
-    }
-    while (fl_loop_run_once(loop, 0) > 0) {
-    }
+    connect_all(loop, paths, fds, 2);
     /* n1's very first frame comes from n2's MAC: dropped. */
     uint8_t frame[4 + 60] = {0, 0, 0, 60};
     build(frame + 4, 1, BCAST, 1, 60);
@@ -622,14 +628,7 @@ static void test_static_mac_prelearned(void **state)
     assert_non_null(nb_port_add(nb, "lan", "n3", "eth0", NULL, p3, NULL));
     int fds[3];
     const char *paths[3] = {p1, p2, p3};
-    for (int i = 0; i < 3; i++) {
-        fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", paths[i]);
-        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
-    }
-    while (fl_loop_run_once(loop, 0) > 0) {
-    }
+    connect_all(loop, paths, fds, 3);
     uint8_t frame[4 + 60] = {0, 0, 0, 60};
     build(frame + 4, 0, m2, 1, 60);
     assert_int_equal(write(fds[0], frame, sizeof frame), (ssize_t)sizeof frame);
