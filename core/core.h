@@ -276,7 +276,7 @@ static inline const struct fl_heap_entry *fl_heap_top(const struct fl_heap *h)
 {
     return h->len ? &h->v[0] : NULL;
 }
-void fl_heap_pop(struct fl_heap *h);                   /* h must not be empty */
+void fl_heap_pop(struct fl_heap *h);                  /* h must not be empty */
 void fl_heap_remove(struct fl_heap *h, size_t index); /* index < h->len */
 /* Checks the heap property and the length; for tests, O(n).  False with
  * a message naming the broken invariant. */
