@@ -38,6 +38,13 @@
  *
  * Error conventions: setup functions return bool/pointer and take
  * `struct fl_error **errp` last; data-path style queries return 0/-errno.
+ *
+ * Inside (netback/internal.h has the details): port.c is the guest-socket
+ * port kind behind the ops table of port-provider.h; switch.c switches and
+ * asks impair; delivery.c holds delayed copies and times them; capture.c
+ * writes pcaps and fate records; control.c is the link/partition/counter
+ * API; netback.c sets it all up.  Each frame copy carries one struct
+ * nb_copy from the switch to its end.
  */
 #ifndef FL_NETBACK_H
 #define FL_NETBACK_H
