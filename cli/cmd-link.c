@@ -151,6 +151,13 @@ static void print_jsonl(uint64_t i, int64_t send, uint32_t size, const struct im
     printf("]}\n");
 }
 
+/* What a link decides, in the order of its stages. */
+static const enum impair_drop_reason link_reasons[] = {
+#define LINK_REASON(name) IMPAIR_DROP_##name,
+    IMPAIR_LINK_DROP_REASONS(LINK_REASON)
+#undef LINK_REASON
+};
+
 struct summary {
     uint64_t frames, copies, bytes, bursts, burst_frames;
     uint64_t offered_bytes; /* all frames but the last (a rate over the send span) */
@@ -220,8 +227,8 @@ static void print_summary(const struct sim_options *o, const char *words, struct
         sum += (double)s->delays[i];
     }
     uint64_t dropped = 0;
-    for (int r = 1; r < IMPAIR_DROP__COUNT; r++) {
-        dropped += s->dropped[r];
+    for (size_t k = 0; k < FL_ARRAY_LEN(link_reasons); k++) {
+        dropped += s->dropped[link_reasons[k]];
     }
     double loss_pct = s->frames ? 100.0 * (double)dropped / (double)s->frames : 0;
     double mean_ms = s->n_delays ? sum / (double)s->n_delays / 1e6 : 0;
@@ -240,9 +247,9 @@ static void print_summary(const struct sim_options *o, const char *words, struct
                       ",\"frames\":%" PRIu64 ",\"delivered_copies\":%" PRIu64
                       ",\"dropped\":%" PRIu64 ",\"loss_pct\":%.6f",
                       s->frames, s->copies, dropped, loss_pct);
-        for (int r = 1; r < IMPAIR_DROP__COUNT; r++) {
-            fl_buf_printf(&b, ",\"dropped_%s\":%" PRIu64, impair_drop_reason_name(r),
-                          s->dropped[r]);
+        for (size_t k = 0; k < FL_ARRAY_LEN(link_reasons); k++) {
+            fl_buf_printf(&b, ",\"dropped_%s\":%" PRIu64, impair_drop_reason_name(link_reasons[k]),
+                          s->dropped[link_reasons[k]]);
         }
         fl_buf_printf(&b,
                       ",\"duplicated\":%" PRIu64 ",\"corrupted\":%" PRIu64 ",\"reordered\":%" PRIu64
@@ -263,7 +270,8 @@ static void print_summary(const struct sim_options *o, const char *words, struct
            p, s->frames, s->copies, dropped, loss_pct);
     if (dropped) {
         printf("%sdropped by reason:", p);
-        for (int r = 1; r < IMPAIR_DROP__COUNT; r++) {
+        for (size_t k = 0; k < FL_ARRAY_LEN(link_reasons); k++) {
+            enum impair_drop_reason r = link_reasons[k];
             if (s->dropped[r]) {
                 printf(" %s %" PRIu64, impair_drop_reason_name(r), s->dropped[r]);
             }

@@ -3,6 +3,7 @@
  * their own QEMU command lines into an impaired fabric without a scenario.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: faultline net serve --dir DIR --port NAME [--port NAME ...]\n"
                  "                           [--link 'SRC->DST: WORDS' ...] [--seed N]\n"
-                 "                           [--pcap-dir DIR]\n"
+                 "                           [--pcap-dir DIR] [--learning]\n"
                  "\n"
                  "Runs faultline's network backend alone: one L2 learning switch with one\n"
                  "port per --port NAME, listening on DIR/NAME.sock for a QEMU NIC.  Every\n"
@@ -47,8 +48,9 @@ static void usage(FILE *out)
                  "  --dir DIR         directory for the sockets (created 0700 if missing)\n"
                  "  --port NAME       a guest NIC (node NAME, socket DIR/NAME.sock); 1..63\n"
                  "                    characters of A-Z a-z 0-9 _ . -; repeat for each guest\n"
-                 "  --link SPEC       impair a link: 'SRC->DST: WORDS' (one direction),\n"
-                 "                    'SRC<->DST: WORDS' (both), '*' for any node; WORDS as\n"
+                 "  --link SPEC       impair links: 'SRC->DST: WORDS' (one direction),\n"
+                 "                    'SRC<->DST: WORDS' (both), '*' for any node, '*: WORDS'\n"
+                 "                    every link (the selectors of scenario links:); WORDS as\n"
                  "                    tc-netem: delay TIME [JITTER [CORR]] [distribution D],\n"
                  "                    loss P [CORR] | loss gemodel P R [1-H [1-K]] |\n"
                  "                    loss state P13 ..., duplicate P, corrupt P,\n"
@@ -59,6 +61,11 @@ static void usage(FILE *out)
                  "                    clock, printed at start so a run can be repeated)\n"
                  "  --pcap-dir DIR    write DIR/NAME-eth0.pcap per port: frames as the guest\n"
                  "                    sent them and as they were delivered to it\n"
+                 "  --learning        let MACs move between ports (port security off): for\n"
+                 "                    VRRP virtual MACs or bridges inside guests.  Without it\n"
+                 "                    a port owns the first source MAC its guest sends after\n"
+                 "                    connecting (unless another port owns it) and frames\n"
+                 "                    from any other source MAC are dropped ('spoofed')\n"
                  "  -h, --help        this text\n"
                  "\n"
                  "example:\n"
@@ -67,62 +74,40 @@ static void usage(FILE *out)
 }
 
 struct link_spec {
-    char *src, *dst; /* NULL: any */
-    bool both;
+    struct impair_selector sel; /* impair's one link-selector grammar */
     struct impair_link_params params;
     const char *text;
 };
 
-/* "SRC->DST" / "SRC<->DST" ('*': any node) in text[0..len); `what`
- * and `whole` name the value in messages. */
-static bool parse_ends(const char *what, const char *whole, const char *text, size_t len,
-                       char **src, char **dst, bool *both, struct fl_error **errp)
+/* The selector in text[0..len) ('*', a network, 'A->B', 'A<->B', with
+ * '*' for any node and an optional '@ NETWORK'); `what` and `whole` name
+ * the value in messages. */
+static bool parse_selector(const char *what, const char *whole, const char *text, size_t len,
+                           struct impair_selector *sel, struct fl_error **errp)
 {
-    char *ends = fl_xstrndup(text, len);
-    char *arrow = strstr(ends, "<->");
-    size_t alen = 3;
-    *both = arrow != NULL;
-    if (!arrow) {
-        arrow = strstr(ends, "->");
-        alen = 2;
-    }
-    if (!arrow) {
-        fl_error_setf(errp, EINVAL, "%s '%s': '%s' has no '->' or '<->' between two nodes", what,
-                      whole, ends);
-        free(ends);
+    struct fl_error *err = NULL;
+    if (!impair_selector_parse(text, len, sel, &err)) {
+        fl_error_setf(errp, EINVAL, "%s '%s': '%.*s' %s", what, whole, (int)len, text, err->msg);
+        fl_error_free(err);
         return false;
     }
-    *arrow = '\0';
-    char *names[2] = {ends, arrow + alen};
-    char *clean[2];
-    for (int i = 0; i < 2; i++) {
-        char *b = names[i];
-        while (*b == ' ' || *b == '\t') {
-            b++;
-        }
-        char *e = b + strlen(b);
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) {
-            *--e = '\0';
-        }
-        if (!*b) {
-            fl_error_setf(errp, EINVAL, "%s '%s': the %s node is missing", what, whole,
-                          i == 0 ? "source" : "destination");
-            if (i == 1) {
-                free(clean[0]);
-            }
-            free(ends);
-            return false;
-        }
-        clean[i] = strcmp(b, "*") ? fl_xstrdup(b) : NULL;
-    }
-    free(ends);
-    *src = clean[0];
-    *dst = clean[1];
     return true;
 }
 
-/* "SRC->DST: words" / "SRC<->DST: words"; `what` names it in messages
- * ("--link", or "link" from the control socket). */
+/* A bare word that names a node, not a network: say how to write it. */
+static bool not_a_node(struct netback *nb, const struct impair_selector *s, struct fl_error **errp)
+{
+    if (s->kind == IMPAIR_SEL_NETWORK && nb_port_find(nb, s->network, "eth0")) {
+        fl_error_setf(errp, EINVAL,
+                      "'%s' is a node, not a network; for a node's links write '%s <-> *' %s",
+                      s->network, s->network, IMPAIR_SELECTOR_HELP);
+        return false;
+    }
+    return true;
+}
+
+/* "SEL: words"; `what` names it in messages ("--link", or "link" from
+ * the control socket). */
 static bool parse_link(const char *what, const char *text, struct link_spec *out,
                        struct fl_error **errp)
 {
@@ -136,14 +121,12 @@ static bool parse_link(const char *what, const char *text, struct link_spec *out
                       what, text);
         return false;
     }
-    if (!parse_ends(what, text, text, (size_t)(colon - text), &out->src, &out->dst, &out->both,
-                    errp)) {
+    if (!parse_selector(what, text, text, (size_t)(colon - text), &out->sel, errp)) {
         return false;
     }
     if (!impair_link_params_parse_string(colon + 1, NULL, &out->params, errp)) {
         fl_error_prepend(errp, "%s '%s': ", what, text);
-        free(out->src);
-        free(out->dst);
+        impair_selector_clear(&out->sel);
         return false;
     }
     return true;
@@ -151,22 +134,36 @@ static bool parse_link(const char *what, const char *text, struct link_spec *out
 
 static void link_spec_clear(struct link_spec *l)
 {
-    free(l->src);
-    free(l->dst);
+    impair_selector_clear(&l->sel);
     impair_link_params_clear(&l->params);
+}
+
+/* The network a selector names, NET_NAME when it names none. */
+static const char *sel_network(const struct impair_selector *sel)
+{
+    return sel->network ? sel->network : NET_NAME;
 }
 
 /* Applies a parsed link to both directions if asked. */
 static bool link_spec_apply(struct netback *nb, const struct link_spec *l, struct fl_error **errp)
 {
-    return nb_link_set(nb, NET_NAME, l->src, l->dst, &l->params, errp) &&
-           (!l->both || nb_link_set(nb, NET_NAME, l->dst, l->src, &l->params, errp));
+    const struct impair_selector *s = &l->sel;
+    if (!not_a_node(nb, s, errp)) {
+        return false;
+    }
+    if (s->kind == IMPAIR_SEL_ALL || s->kind == IMPAIR_SEL_NETWORK) {
+        return nb_link_set(nb, sel_network(s), NULL, NULL, &l->params, errp);
+    }
+    return nb_link_set(nb, sel_network(s), s->a, s->b, &l->params, errp) &&
+           (s->kind != IMPAIR_SEL_BOTH_WAYS ||
+            nb_link_set(nb, sel_network(s), s->b, s->a, &l->params, errp));
 }
 
 static void format_link(const struct link_spec *l, struct fl_buf *out)
 {
-    fl_buf_printf(out, "link %s %s %s: ", l->src ? l->src : "*", l->both ? "<->" : "->",
-                  l->dst ? l->dst : "*");
+    fl_buf_puts(out, "link ");
+    impair_selector_format(&l->sel, out);
+    fl_buf_puts(out, ": ");
     size_t at = out->size;
     impair_link_params_format(&l->params, out);
     if (out->size == at) {
@@ -174,12 +171,36 @@ static void format_link(const struct link_spec *l, struct fl_buf *out)
     }
 }
 
+/* Cuts or heals what a selector names.  net serve has one network: a
+ * selector naming another is an error, as nb_link_set says it. */
+static bool partition_apply(struct netback *nb, const struct impair_selector *s, bool cut,
+                            struct fl_error **errp)
+{
+    if (!not_a_node(nb, s, errp)) {
+        return false;
+    }
+    if (strcmp(sel_network(s), NET_NAME)) {
+        fl_error_setf(errp, ENOENT, "unknown network '%s' (known: '%s')", sel_network(s), NET_NAME);
+        return false;
+    }
+    if (s->kind == IMPAIR_SEL_ALL || s->kind == IMPAIR_SEL_NETWORK) {
+        return nb_partition(nb, NULL, NULL, cut, errp);
+    }
+    return nb_partition(nb, s->a, s->b, cut, errp) &&
+           (s->kind != IMPAIR_SEL_BOTH_WAYS || nb_partition(nb, s->b, s->a, cut, errp));
+}
+
 #define CTL_MAX_LINE    4096
 #define CTL_MAX_CLIENTS 16
+/* A control connection that has not sent its whole request after this
+ * long is answered with an error and closed. */
+#define CTL_IDLE_NS (5 * FL_NS_PER_SEC)
 
 struct ctl_client {
     struct serve *sv;
     int fd;
+    struct fl_timer *idle; /* CTL_IDLE_NS after accept */
+    int64_t since;         /* accepted at */
     size_t len;
     char buf[CTL_MAX_LINE + 1];
 };
@@ -191,7 +212,46 @@ struct serve {
     int ctl_fd; /* DIR/control.sock, listening */
     char *ctl_path;
     struct ctl_client *clients[CTL_MAX_CLIENTS];
+    /* What anyone who can connect can make net serve print is
+     * rate-limited: guest (dis)connections, control requests. */
+    struct fl_ratelimit rl_conn, rl_ctl;
 };
+
+static struct serve *the_serve; /* for netback's event callbacks */
+
+/* Prints one stderr line through rl, with the count of lines it held back. */
+static void FL_PRINTF(2, 3) say_rl(struct fl_ratelimit *rl, const char *fmt, ...)
+{
+    uint64_t suppressed;
+    if (!fl_ratelimit_allow(rl, fl_clock_mono_ns(), &suppressed)) {
+        return;
+    }
+    if (suppressed) {
+        fprintf(stderr, "net serve: (%llu similar lines suppressed)\n",
+                (unsigned long long)suppressed);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+/* Appends s with every byte outside printable ASCII, and the backslash,
+ * written as \xNN (\\), so a request cannot move the cursor, retitle
+ * the terminal or reorder text on the operator's screen. */
+static void escape_into(struct fl_buf *b, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\\') {
+            fl_buf_puts(b, "\\\\");
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            fl_buf_printf(b, "\\x%02x", ch);
+        } else {
+            fl_buf_append(b, &s[i], 1);
+        }
+    }
+}
 
 static void on_signal(struct fl_loop *loop, int signo, void *arg)
 {
@@ -202,7 +262,7 @@ static void on_signal(struct fl_loop *loop, int signo, void *arg)
 
 static void ev_connected(void *arg, const char *network, const char *node, const char *nic)
 {
-    fprintf(stderr, "net serve: %s connected\n", node);
+    say_rl(&the_serve->rl_conn, "net serve: %s connected\n", node);
 }
 
 static void ev_disconnected(void *arg, const char *network, const char *node, const char *nic,
@@ -211,8 +271,8 @@ static void ev_disconnected(void *arg, const char *network, const char *node, co
     if (reason == NB_DISCONNECT_MALFORMED) {
         return; /* netback logs these itself, rate-limited (a guest can repeat them) */
     }
-    fprintf(stderr, "net serve: %s disconnected (%s): %s\n", node,
-            nb_disconnect_reason_name(reason), detail);
+    say_rl(&the_serve->rl_conn, "net serve: %s disconnected (%s): %s\n", node,
+           nb_disconnect_reason_name(reason), detail);
 }
 
 static const struct nb_events serve_events = {ev_connected, ev_disconnected};
@@ -224,12 +284,16 @@ static void print_port(void *arg, const char *network, const char *node, const c
         arg,
         "  port %-8s rx %llu frames %llu bytes, tx %llu frames %llu bytes, "
         "queue drops %llu, down drops %llu, malformed %llu, held %llu times, stalled %llu "
-        "times\n",
+        "times",
         node, (unsigned long long)st->rx_frames, (unsigned long long)st->rx_bytes,
         (unsigned long long)st->tx_frames, (unsigned long long)st->tx_bytes,
         (unsigned long long)st->tx_queue_drops, (unsigned long long)st->tx_down_drops,
         (unsigned long long)st->malformed_disconnects, (unsigned long long)st->rx_holds,
         (unsigned long long)st->tx_stalls);
+    if (st->rx_spoofed) {
+        fl_buf_printf(arg, ", spoofed %llu", (unsigned long long)st->rx_spoofed);
+    }
+    fl_buf_puts(arg, "\n");
 }
 
 static void print_link(void *arg, const char *network, const char *src, const char *dst,
@@ -273,9 +337,12 @@ static void print_counters(struct netback *nb, struct fl_buf *out)
  * A client that sends nothing costs a slot (16), not the loop. */
 
 static const char ctl_help[] =
-    "  link 'SRC->DST: WORDS'   set a link's impairment (as --link; no WORDS: none)\n"
-    "  cut SRC->DST|SRC<->DST   partition one or both directions ('*': any node)\n"
-    "  heal SRC->DST|SRC<->DST  heal them; 'heal all' heals every link\n"
+    "  link 'SEL: WORDS'        set the impairment of the links SEL names (as --link;\n"
+    "                           no WORDS: none)\n"
+    "  cut SEL                  partition them; SEL: SRC->DST (one direction),\n"
+    "                           SRC<->DST (both), '*' for any node, optionally\n"
+    "                           '@ lan'; 'lan' or '*' alone: every link\n"
+    "  heal SEL                 heal them; 'heal all' heals every link\n"
     "  isolate NODE             cut NODE from every other node, both ways\n"
     "  stats                    port and link counters\n"
     "  help                     this list\n";
@@ -323,19 +390,17 @@ static bool ctl_exec(struct serve *sv, char *line, struct fl_buf *out, struct fl
             fl_buf_puts(out, "healed every link\n");
             return true;
         }
-        char *src, *dst;
-        bool both;
-        if (!parse_ends(cut ? "cut" : "heal", rest, rest, strlen(rest), &src, &dst, &both, errp)) {
+        struct impair_selector sel;
+        if (!parse_selector(cut ? "cut" : "heal", rest, rest, strlen(rest), &sel, errp)) {
             return false;
         }
-        bool ok = nb_partition(sv->nb, src, dst, cut, errp) &&
-                  (!both || nb_partition(sv->nb, dst, src, cut, errp));
+        bool ok = partition_apply(sv->nb, &sel, cut, errp);
         if (ok) {
-            fl_buf_printf(out, "%s %s %s %s\n", cut ? "cut" : "healed", src ? src : "*",
-                          both ? "<->" : "->", dst ? dst : "*");
+            fl_buf_printf(out, "%s ", cut ? "cut" : "healed");
+            impair_selector_format(&sel, out);
+            fl_buf_puts(out, "\n");
         }
-        free(src);
-        free(dst);
+        impair_selector_clear(&sel);
         return ok;
     }
     if (wl == 7 && !strncmp(w, "isolate", 7)) {
@@ -366,6 +431,7 @@ static void ctl_client_free(struct ctl_client *c)
     }
     fl_loop_del_fd(sv->loop, c->fd);
     close(c->fd);
+    fl_timer_destroy(c->idle);
     free(c);
 }
 
@@ -428,10 +494,25 @@ static void on_ctl_client(struct fl_loop *loop, int fd, uint32_t events, void *a
     struct fl_buf out = {0};
     char *line = fl_xstrdup(c->buf);
     bool ok = ctl_exec(c->sv, line, &out, &err);
-    fprintf(stderr, "net serve: control: %s: %s\n", c->buf, ok ? "ok" : err->msg);
+    struct fl_buf echo = {0};
+    escape_into(&echo, c->buf, strlen(c->buf));
+    fl_buf_puts(&echo, ": ");
+    escape_into(&echo, ok ? "ok" : err->msg, strlen(ok ? "ok" : err->msg));
+    say_rl(&c->sv->rl_ctl, "net serve: control: %s\n", echo.data);
+    fl_buf_free(&echo);
     ctl_answer(c, out.data, ok ? NULL : err);
     free(line);
     fl_buf_free(&out);
+    fl_error_free(err);
+}
+
+static void on_ctl_idle(struct fl_loop *loop, struct fl_timer *timer, void *arg)
+{
+    struct ctl_client *c = arg;
+    struct fl_error *err = NULL;
+    fl_error_setf(&err, ETIMEDOUT, "no complete request within %lld s",
+                  (long long)(CTL_IDLE_NS / FL_NS_PER_SEC));
+    ctl_answer(c, NULL, err); /* frees c and its timer (safe inside its callback) */
     fl_error_free(err);
 }
 
@@ -449,20 +530,30 @@ static void on_ctl_listen(struct fl_loop *loop, int lfd, uint32_t events, void *
         }
     }
     if (slot == CTL_MAX_CLIENTS) {
-        static const char busy[] = "error: too many control connections at once\n";
-        ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n;
-        close(fd);
-        return;
+        /* Every slot taken: the connection waiting longest (connections
+         * that send nothing must not lock `net ctl` out) makes room. */
+        slot = 0;
+        for (size_t i = 1; i < CTL_MAX_CLIENTS; i++) {
+            if (sv->clients[i]->since < sv->clients[slot]->since) {
+                slot = i;
+            }
+        }
+        struct fl_error *err = NULL;
+        fl_error_setf(&err, EBUSY, "too many control connections at once; closing the oldest");
+        ctl_answer(sv->clients[slot], NULL, err);
+        fl_error_free(err);
     }
     struct ctl_client *c = fl_xcalloc(1, sizeof *c);
     c->sv = sv;
     c->fd = fd;
+    c->since = fl_loop_now(loop);
     if (fl_loop_add_fd(loop, fd, EPOLLIN, on_ctl_client, c) < 0) {
         close(fd);
         free(c);
         return;
     }
+    c->idle = fl_timer_create(loop, on_ctl_idle, c);
+    fl_timer_arm_in(c->idle, CTL_IDLE_NS);
     sv->clients[slot] = c;
 }
 
@@ -517,13 +608,10 @@ static void ctl_close(struct serve *sv)
 static int serve_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"port", required_argument, NULL, 'p'},
-        {"link", required_argument, NULL, 'l'},
-        {"seed", required_argument, NULL, 's'},
-        {"pcap-dir", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},      {"port", required_argument, NULL, 'p'},
+        {"link", required_argument, NULL, 'l'},     {"seed", required_argument, NULL, 's'},
+        {"pcap-dir", required_argument, NULL, 'P'}, {"learning", no_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *pcap_dir = NULL;
     char **ports = NULL;
@@ -531,12 +619,17 @@ static int serve_main(int argc, char **argv)
     struct link_spec *links = NULL;
     size_t n_links = 0, links_alloc = 0;
     uint64_t seed = 0;
-    bool have_seed = false;
+    bool have_seed = false, learning = false;
     int rc = CLI_EXIT_USAGE;
     struct fl_error *err = NULL;
     struct fl_loop *loop = NULL;
     struct netback *nb = NULL;
-    struct serve sv = {.ctl_fd = -1};
+    struct serve sv = {
+        .ctl_fd = -1,
+        .rl_conn = FL_RATELIMIT_INIT(5 * FL_NS_PER_SEC, 20),
+        .rl_ctl = FL_RATELIMIT_INIT(5 * FL_NS_PER_SEC, 20),
+    };
+    the_serve = &sv;
 
     optind = 1;
     int c;
@@ -566,6 +659,9 @@ static int serve_main(int argc, char **argv)
         }
         case 'P':
             pcap_dir = optarg;
+            break;
+        case 'L':
+            learning = true;
             break;
         case 'h':
             usage(stdout);
@@ -618,7 +714,8 @@ static int serve_main(int argc, char **argv)
         .events = &serve_events,
     };
     nb = nb_create(loop, &cfg, &err);
-    if (!nb || !nb_network_add(nb, NET_NAME, &err)) {
+    if (!nb || !nb_network_add(nb, NET_NAME, &err) ||
+        !nb_network_set_learning(nb, NET_NAME, learning, &err)) {
         fprintf(stderr, "faultline net serve: %s\n", err->msg);
         goto out;
     }

@@ -266,4 +266,43 @@ uint64_t fl_tree_size(const char *path);
 /* Creates path (0644) if missing and sets its times to now. */
 void fl_touch(const char *path);
 
+/* ------------------------------------------------------------------ */
+/* Binary min-heap of (key, seq, data), ordered by key then seq: the   */
+/* loop's timers and impair's timer queue (core/heap.c).               */
+/* ------------------------------------------------------------------ */
+
+struct fl_heap_entry {
+    int64_t key;  /* e.g. a deadline in ns */
+    uint64_t seq; /* tie-break: the owner numbers its pushes for FIFO ties */
+    void *data;
+};
+/* Called with an entry's data each time it lands at a new index (push,
+ * pop, remove); lets an owner find its entry for fl_heap_remove.  NULL:
+ * not needed. */
+typedef void fl_heap_moved_fn(void *data, size_t index);
+struct fl_heap {
+    struct fl_heap_entry *v; /* v[0] is the minimum */
+    size_t len, alloc;
+    fl_heap_moved_fn *moved;
+};
+
+static inline bool fl_heap_before(const struct fl_heap_entry *a, const struct fl_heap_entry *b)
+{
+    return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+}
+void fl_heap_init(struct fl_heap *h, fl_heap_moved_fn *moved);
+void fl_heap_free(struct fl_heap *h); /* frees the array, not the data */
+/* Aborts on out-of-memory like fl_xmalloc. */
+void fl_heap_push(struct fl_heap *h, int64_t key, uint64_t seq, void *data);
+/* The minimum, NULL when empty. */
+static inline const struct fl_heap_entry *fl_heap_top(const struct fl_heap *h)
+{
+    return h->len ? &h->v[0] : NULL;
+}
+void fl_heap_pop(struct fl_heap *h);                  /* h must not be empty */
+void fl_heap_remove(struct fl_heap *h, size_t index); /* index < h->len */
+/* Checks the heap property and the length; for tests, O(n).  False with
+ * a message naming the broken invariant. */
+bool fl_heap_check(const struct fl_heap *h, struct fl_error **errp);
+
 #endif /* FL_CORE_H */

@@ -9,8 +9,8 @@
  *     2. epoll_wait
  *     3. dispatch fd events (a registration deleted by an earlier callback
  *        in the same batch is skipped: epoll data carries fd + generation)
- *     4. fire every timer due now (timers live in a binary min-heap keyed
- *        by deadline, then arming order)
+ *     4. fire every timer due now (timers live in core's one binary
+ *        min-heap, core/heap.c, keyed by deadline, then arming order)
  *
  * With a manual clock (tests) the timerfd is never armed: due timers fire
  * whenever the caller runs an iteration after advancing the clock.
@@ -38,7 +38,6 @@ struct fl_timer {
     fl_timer_cb *cb;
     void *arg;
     int64_t deadline;
-    uint64_t seq;
     size_t heap_index; /* SIZE_MAX when not in the heap */
 };
 
@@ -58,72 +57,30 @@ struct fl_loop {
     struct fd_reg *fds;
     size_t fds_alloc;
 
-    struct fl_timer **heap;
-    size_t heap_len, heap_alloc;
+    struct fl_heap heap; /* of struct fl_timer, by (deadline, arming order) */
     uint64_t next_seq;
     int64_t tfd_deadline; /* what the timerfd is armed for; INT64_MAX: disarmed */
 
     bool stopped;
 };
 
-/* ---- timer heap ---- */
+/* ---- timer heap (core/heap.c) ---- */
 
-static bool timer_before(const struct fl_timer *a, const struct fl_timer *b)
+static void timer_moved(void *data, size_t index)
 {
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+    ((struct fl_timer *)data)->heap_index = index;
 }
 
-static void heap_set(struct fl_loop *loop, size_t i, struct fl_timer *t)
+static struct fl_timer *heap_first(const struct fl_loop *loop)
 {
-    loop->heap[i] = t;
-    t->heap_index = i;
-}
-
-static void heap_up(struct fl_loop *loop, size_t i)
-{
-    struct fl_timer *t = loop->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!timer_before(t, loop->heap[parent])) {
-            break;
-        }
-        heap_set(loop, i, loop->heap[parent]);
-        i = parent;
-    }
-    heap_set(loop, i, t);
-}
-
-static void heap_down(struct fl_loop *loop, size_t i)
-{
-    struct fl_timer *t = loop->heap[i];
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= loop->heap_len) {
-            break;
-        }
-        if (child + 1 < loop->heap_len && timer_before(loop->heap[child + 1], loop->heap[child])) {
-            child++;
-        }
-        if (!timer_before(loop->heap[child], t)) {
-            break;
-        }
-        heap_set(loop, i, loop->heap[child]);
-        i = child;
-    }
-    heap_set(loop, i, t);
+    const struct fl_heap_entry *e = fl_heap_top(&loop->heap);
+    return e ? e->data : NULL;
 }
 
 static void heap_remove(struct fl_loop *loop, struct fl_timer *t)
 {
-    size_t i = t->heap_index;
+    fl_heap_remove(&loop->heap, t->heap_index);
     t->heap_index = SIZE_MAX;
-    loop->heap_len--;
-    if (i == loop->heap_len) {
-        return;
-    }
-    heap_set(loop, i, loop->heap[loop->heap_len]);
-    heap_down(loop, i);
-    heap_up(loop, loop->heap[i]->heap_index);
 }
 
 /* ---- fds ---- */
@@ -201,10 +158,7 @@ void fl_timer_arm(struct fl_timer *t, int64_t deadline_ns)
         heap_remove(loop, t);
     }
     t->deadline = deadline_ns;
-    t->seq = loop->next_seq++;
-    loop->heap = fl_xgrow(loop->heap, &loop->heap_alloc, loop->heap_len + 1, sizeof *loop->heap);
-    heap_set(loop, loop->heap_len++, t);
-    heap_up(loop, t->heap_index);
+    fl_heap_push(&loop->heap, deadline_ns, loop->next_seq++, t);
 }
 
 void fl_timer_arm_in(struct fl_timer *t, int64_t delay_ns)
@@ -243,7 +197,8 @@ static void sync_timerfd(struct fl_loop *loop)
     if (loop->clock) {
         return;
     }
-    int64_t want = loop->heap_len ? loop->heap[0]->deadline : INT64_MAX;
+    const struct fl_timer *first = heap_first(loop);
+    int64_t want = first ? first->deadline : INT64_MAX;
     if (want == loop->tfd_deadline) {
         return;
     }
@@ -263,10 +218,10 @@ static int fire_timers(struct fl_loop *loop)
     int64_t now = fl_loop_now(loop);
     /* Bound the round so a callback re-arming itself in the past cannot
      * starve the fds. */
-    size_t budget = loop->heap_len + 64;
+    size_t budget = loop->heap.len + 64;
     int fired = 0;
-    while (loop->heap_len && loop->heap[0]->deadline <= now && budget--) {
-        struct fl_timer *t = loop->heap[0];
+    struct fl_timer *t;
+    while ((t = heap_first(loop)) && t->deadline <= now && budget--) {
         heap_remove(loop, t);
         t->deadline = INT64_MAX;
         fired++;
@@ -335,6 +290,7 @@ struct fl_loop *fl_loop_create(struct fl_clock *clock, struct fl_error **errp)
     loop->clock = clock;
     loop->tfd = loop->sfd = -1;
     loop->tfd_deadline = INT64_MAX;
+    fl_heap_init(&loop->heap, timer_moved);
     sigemptyset(&loop->sigmask);
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (loop->epfd < 0) {
@@ -362,8 +318,8 @@ void fl_loop_destroy(struct fl_loop *loop)
     if (!loop) {
         return;
     }
-    for (size_t i = 0; i < loop->heap_len; i++) {
-        loop->heap[i]->heap_index = SIZE_MAX;
+    for (size_t i = 0; i < loop->heap.len; i++) {
+        ((struct fl_timer *)loop->heap.v[i].data)->heap_index = SIZE_MAX;
     }
     if (loop->sfd >= 0) {
         close(loop->sfd);
@@ -375,7 +331,7 @@ void fl_loop_destroy(struct fl_loop *loop)
     if (loop->epfd >= 0) {
         close(loop->epfd);
     }
-    free(loop->heap);
+    fl_heap_free(&loop->heap);
     free(loop->fds);
     free(loop);
 }
@@ -388,7 +344,8 @@ int64_t fl_loop_now(const struct fl_loop *loop)
 int fl_loop_run_once(struct fl_loop *loop, int timeout_ms)
 {
     sync_timerfd(loop);
-    if (loop->clock && loop->heap_len && loop->heap[0]->deadline <= fl_loop_now(loop)) {
+    const struct fl_timer *first = heap_first(loop);
+    if (loop->clock && first && first->deadline <= fl_loop_now(loop)) {
         timeout_ms = 0;
     }
     struct epoll_event events[64];

@@ -7,9 +7,12 @@
  * rand(): the same run seed, stream names, parameters and input sequence
  * (times and sizes) give byte-identical decisions on every machine.
  *
- *   frame ─▶ partition ─▶ mtu ─▶ loss ─▶ duplicate ─▶ queue limit ─▶ per copy:
- *            (drop)       (drop) (drop)  (1 or 2      (tail drop)   corrupt ─▶ reorder? ─▶ delay ─▶
- * rate copies)                   (bit flip)  (now)      (+jitter) (serialize)
+ *   frame ─▶ partition ─▶ mtu ─▶ loss ─▶ duplicate ─▶ queue limit ─┐
+ *            (drop)       (drop) (drop)  (1 or 2      (tail drop)  │
+ *                                         copies)                  │
+ *   ┌──────────────────────────────────────────────────────────────┘
+ *   └─▶ per copy: corrupt ───▶ reorder? ─▶ delay ─────▶ rate
+ *                 (bit flip)   (now)       (+jitter)    (serialize)
  *
  * Contents of this header:
  *   1. PRNG (xoshiro256** seeded by splitmix64) and stream ids
@@ -18,7 +21,8 @@
  *   4. link parameters: validate, parse (tc-netem words), format
  *   5. the link object and its decisions
  *   6. disk parameters, the disk object and its decisions
- *   7. the timer queue (heap with netem's append-at-tail fast path)
+ *   7. the timer queue (core's heap behind netem's append-at-tail fast path)
+ *   8. link selectors: the one grammar for "n1 -> n2", "n1 <-> * @ wan", "lan", "*"
  *
  * Conventions: times are int64_t ns; probabilities are impair_prob
  * (uint32_t, 0..UINT32_MAX = 0%..100%, UINT32_MAX meaning "always");
@@ -382,12 +386,28 @@ void impair_link_params_format(const struct impair_link_params *params, struct f
 /* 5. Links and decisions                                              */
 /* ================================================================== */
 
+/*
+ * Why a frame copy was not delivered: the one list for impair (its link
+ * decisions), netback (its per-link counters, NB_DROP_*) and trace
+ * (run.db's frames.reason, TRACE_DROP_*).  It lives here because impair is
+ * the room all three may include.  The strings are stored in run.db: never
+ * change one; add new reasons at the end.
+ */
 #define IMPAIR_DROP_REASONS(X)                                                                     \
-    X(NONE, "none")                                                                                \
-    X(PARTITION, "partition")                                                                      \
-    X(MTU, "mtu")                                                                                  \
-    X(LOSS, "loss")                                                                                \
-    X(QUEUE, "queue")
+    X(NONE, "none")                       /* delivered */                                          \
+    X(PARTITION, "partition")             /* the directed link is cut */                           \
+    X(LOSS, "loss")                       /* the link's loss model */                              \
+    X(QUEUE, "queue")                     /* the link's queue limit (frames/bytes), tail drop */   \
+    X(MTU, "mtu")                         /* larger than the link's MTU */                         \
+    X(PORT_DOWN, "port-down")             /* netback: no guest at the destination when due */      \
+    X(PORT_QUEUE_FULL, "port-queue-full") /* netback: the destination's output queue full */       \
+    X(SHUTDOWN, "shutdown")               /* netback: still queued when the run ended */           \
+    X(SPOOFED, "spoofed")                 /* netback: source MAC not the sending port's */         \
+    X(INTERNAL, "internal")               /* netback: impair refused to decide (a bug; logged) */
+
+/* The reasons impair_link_decide() itself gives, in the order of its
+ * stages (what `faultline link simulate` reports). */
+#define IMPAIR_LINK_DROP_REASONS(X) X(PARTITION) X(MTU) X(LOSS) X(QUEUE)
 
 enum impair_drop_reason {
 #define IMPAIR_DROP_ENUM(name, str) IMPAIR_DROP_##name,
@@ -585,5 +605,52 @@ int64_t impair_tq_next_time(const struct impair_tq *tq);
  * lengths); for tests, O(n).  False with a message naming the broken
  * invariant. */
 bool impair_tq_check(const struct impair_tq *tq, struct fl_error **errp);
+
+/* ================================================================== */
+/* 8. Link selectors                                                   */
+/* ================================================================== */
+
+/*
+ * The one grammar for naming a set of directed links, used by scenario
+ * `links:` and link events (topology), `net ctl` and `net serve --link`
+ * (cli):
+ *
+ *   selector := "*"                     every link
+ *             | NETWORK                 every link of one network
+ *             | END "->" END  ["@" NETWORK]   one direction
+ *             | END "<->" END ["@" NETWORK]  both directions
+ *   END      := NODE | "*"              "*": any node
+ *
+ * White space around every part is ignored.  The parser
+ * checks only the shape; whether the names exist (and rules such as a
+ * scenario's "not '*' on both sides") is for the caller, who knows them.
+ */
+#define IMPAIR_SELECTOR_HELP                                                                       \
+    "(valid selectors: '*', a network name, 'A -> B', 'A <-> B', with '*' for any node and an "    \
+    "optional '@ NETWORK')"
+
+enum impair_selector_kind {
+    IMPAIR_SEL_ALL,      /* "*" */
+    IMPAIR_SEL_NETWORK,  /* "lan" */
+    IMPAIR_SEL_ONE_WAY,  /* "a -> b" */
+    IMPAIR_SEL_BOTH_WAYS /* "a <-> b" */
+};
+
+struct impair_selector {
+    enum impair_selector_kind kind;
+    char *a, *b;   /* ONE_WAY/BOTH_WAYS: the node names, NULL for "*" */
+    char *network; /* NETWORK: its name; pairs: the "@ NETWORK" or NULL */
+};
+
+/* Parses text[0..len) (it need not be NUL-terminated).  On error returns
+ * false with a message that completes a sentence about the quoted value,
+ * e.g. "is missing a node name on one side of the arrow (valid selectors:
+ * ...)": callers write "<where>: '<value>' <message>".  On success *out
+ * owns its strings (impair_selector_clear). */
+bool impair_selector_parse(const char *text, size_t len, struct impair_selector *out,
+                           struct fl_error **errp);
+void impair_selector_clear(struct impair_selector *sel);
+/* Appends the canonical spelling: "*", "lan", "n1 -> n2", "* <-> n2 @ wan". */
+void impair_selector_format(const struct impair_selector *sel, struct fl_buf *out);
 
 #endif /* FL_IMPAIR_H */

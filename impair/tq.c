@@ -4,7 +4,7 @@
  *        push(t)                                   pop()
  *          │   t >= fifo tail?                       ▲
  *          ├── yes ─▶ fifo: sorted ring, O(1) ───────┤ min(fifo head,
- *          └── no ──▶ heap: binary min-heap, O(log n)┘     heap top)
+ *          └── no ──▶ heap: core's fl_heap, O(log n) ┘     heap top)
  *
  * netem's tfifo makes the same bet (sch_netem.c tfifo_enqueue): with a
  * constant delay or a rate limit, times only grow, so almost every entry
@@ -18,30 +18,23 @@
 
 #include "impair/impair-internal.h"
 
-struct tq_entry {
-    int64_t time_ns;
-    uint64_t seq;
-    void *data;
-};
+/* An entry of either part: key is the time in ns (core/heap.c's entry, so
+ * the fifo head and the heap top compare directly). */
+#define tq_entry fl_heap_entry
 
 struct impair_tq {
     /* fifo: ring of fifo_alloc (a power of two) entries */
     struct tq_entry *fifo;
     size_t fifo_alloc, fifo_head, fifo_len;
-    /* heap: heap[0] is the minimum */
-    struct tq_entry *heap;
-    size_t heap_alloc, heap_len;
+    struct fl_heap heap; /* entries that arrived before the fifo tail */
     uint64_t next_seq;
 };
 
-static bool entry_before(const struct tq_entry *a, const struct tq_entry *b)
-{
-    return a->time_ns < b->time_ns || (a->time_ns == b->time_ns && a->seq < b->seq);
-}
-
 struct impair_tq *impair_tq_create(void)
 {
-    return fl_xcalloc(1, sizeof(struct impair_tq));
+    struct impair_tq *tq = fl_xcalloc(1, sizeof(struct impair_tq));
+    fl_heap_init(&tq->heap, NULL);
+    return tq;
 }
 
 void impair_tq_destroy(struct impair_tq *tq)
@@ -50,13 +43,13 @@ void impair_tq_destroy(struct impair_tq *tq)
         return;
     }
     free(tq->fifo);
-    free(tq->heap);
+    fl_heap_free(&tq->heap);
     free(tq);
 }
 
 size_t impair_tq_len(const struct impair_tq *tq)
 {
-    return tq->fifo_len + tq->heap_len;
+    return tq->fifo_len + tq->heap.len;
 }
 
 static struct tq_entry *fifo_at(const struct impair_tq *tq, size_t i)
@@ -77,67 +70,26 @@ static void fifo_grow(struct impair_tq *tq)
     tq->fifo_head = 0;
 }
 
-static void heap_push(struct impair_tq *tq, struct tq_entry e)
-{
-    tq->heap = fl_xgrow(tq->heap, &tq->heap_alloc, tq->heap_len + 1, sizeof *tq->heap);
-    size_t i = tq->heap_len++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!entry_before(&e, &tq->heap[parent])) {
-            break;
-        }
-        tq->heap[i] = tq->heap[parent];
-        i = parent;
-    }
-    tq->heap[i] = e;
-}
-
-static void heap_pop(struct impair_tq *tq)
-{
-    struct tq_entry last = tq->heap[--tq->heap_len];
-    size_t n = tq->heap_len, i = 0;
-    if (!n) {
-        return;
-    }
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct tq_entry *best = &last;
-        if (l < n && entry_before(&tq->heap[l], best)) {
-            m = l;
-            best = &tq->heap[l];
-        }
-        if (r < n && entry_before(&tq->heap[r], best)) {
-            m = r;
-        }
-        if (m == i) {
-            break;
-        }
-        tq->heap[i] = tq->heap[m];
-        i = m;
-    }
-    tq->heap[i] = last;
-}
-
 void impair_tq_push(struct impair_tq *tq, int64_t time_ns, void *data)
 {
-    struct tq_entry e = {time_ns, tq->next_seq++, data};
-    if (tq->fifo_len == 0 || time_ns >= fifo_at(tq, tq->fifo_len - 1)->time_ns) {
+    uint64_t seq = tq->next_seq++;
+    if (tq->fifo_len == 0 || time_ns >= fifo_at(tq, tq->fifo_len - 1)->key) {
         if (tq->fifo_len == tq->fifo_alloc) {
             fifo_grow(tq);
         }
-        *fifo_at(tq, tq->fifo_len++) = e;
+        *fifo_at(tq, tq->fifo_len++) = (struct tq_entry){time_ns, seq, data};
     } else {
-        heap_push(tq, e);
+        fl_heap_push(&tq->heap, time_ns, seq, data);
     }
 }
 
 /* The queue holding the minimum: 1 = fifo, 2 = heap, 0 = empty. */
 static int min_source(const struct impair_tq *tq)
 {
-    if (tq->fifo_len && tq->heap_len) {
-        return entry_before(fifo_at(tq, 0), &tq->heap[0]) ? 1 : 2;
+    if (tq->fifo_len && tq->heap.len) {
+        return fl_heap_before(fifo_at(tq, 0), fl_heap_top(&tq->heap)) ? 1 : 2;
     }
-    return tq->fifo_len ? 1 : tq->heap_len ? 2 : 0;
+    return tq->fifo_len ? 1 : tq->heap.len ? 2 : 0;
 }
 
 bool impair_tq_peek(const struct impair_tq *tq, int64_t *time_ns, void **data)
@@ -146,9 +98,9 @@ bool impair_tq_peek(const struct impair_tq *tq, int64_t *time_ns, void **data)
     if (!src) {
         return false;
     }
-    const struct tq_entry *e = src == 1 ? fifo_at(tq, 0) : &tq->heap[0];
+    const struct tq_entry *e = src == 1 ? fifo_at(tq, 0) : fl_heap_top(&tq->heap);
     if (time_ns) {
-        *time_ns = e->time_ns;
+        *time_ns = e->key;
     }
     if (data) {
         *data = e->data;
@@ -162,9 +114,9 @@ bool impair_tq_pop(struct impair_tq *tq, int64_t *time_ns, void **data)
     if (!src) {
         return false;
     }
-    const struct tq_entry *e = src == 1 ? fifo_at(tq, 0) : &tq->heap[0];
+    const struct tq_entry *e = src == 1 ? fifo_at(tq, 0) : fl_heap_top(&tq->heap);
     if (time_ns) {
-        *time_ns = e->time_ns;
+        *time_ns = e->key;
     }
     if (data) {
         *data = e->data;
@@ -173,7 +125,7 @@ bool impair_tq_pop(struct impair_tq *tq, int64_t *time_ns, void **data)
         tq->fifo_head = (tq->fifo_head + 1) & (tq->fifo_alloc - 1);
         tq->fifo_len--;
     } else {
-        heap_pop(tq);
+        fl_heap_pop(&tq->heap);
     }
     return true;
 }
@@ -186,9 +138,9 @@ int64_t impair_tq_next_time(const struct impair_tq *tq)
 
 bool impair_tq_check(const struct impair_tq *tq, struct fl_error **errp)
 {
-    if (tq->fifo_len > tq->fifo_alloc || tq->heap_len > tq->heap_alloc) {
+    if (tq->fifo_len > tq->fifo_alloc || tq->heap.len > tq->heap.alloc) {
         fl_error_setf(errp, EINVAL, "tq: length beyond allocation (fifo %zu/%zu, heap %zu/%zu)",
-                      tq->fifo_len, tq->fifo_alloc, tq->heap_len, tq->heap_alloc);
+                      tq->fifo_len, tq->fifo_alloc, tq->heap.len, tq->heap.alloc);
         return false;
     }
     if (tq->fifo_alloc & (tq->fifo_alloc - 1)) {
@@ -204,32 +156,31 @@ bool impair_tq_check(const struct impair_tq *tq, struct fl_error **errp)
         }
         if (i > 0) {
             const struct tq_entry *prev = fifo_at(tq, i - 1);
-            if (e->time_ns < prev->time_ns || e->seq <= prev->seq) {
+            if (e->key < prev->key || e->seq <= prev->seq) {
                 fl_error_setf(errp, EINVAL,
                               "tq: fifo not sorted at %zu: (%lld, %llu) after (%lld, %llu)", i,
-                              (long long)e->time_ns, (unsigned long long)e->seq,
-                              (long long)prev->time_ns, (unsigned long long)prev->seq);
+                              (long long)e->key, (unsigned long long)e->seq, (long long)prev->key,
+                              (unsigned long long)prev->seq);
                 return false;
             }
         }
     }
-    for (size_t i = 0; i < tq->heap_len; i++) {
-        const struct tq_entry *e = &tq->heap[i];
+    if (!fl_heap_check(&tq->heap, errp)) {
+        fl_error_prepend(errp, "tq: ");
+        return false;
+    }
+    for (size_t i = 0; i < tq->heap.len; i++) {
+        const struct tq_entry *e = &tq->heap.v[i];
         if (e->seq >= tq->next_seq) {
             fl_error_setf(errp, EINVAL, "tq: heap[%zu] seq %llu not below next seq %llu", i,
                           (unsigned long long)e->seq, (unsigned long long)tq->next_seq);
             return false;
         }
-        if (i > 0 && entry_before(e, &tq->heap[(i - 1) / 2])) {
-            fl_error_setf(errp, EINVAL, "tq: heap property broken at %zu (parent %zu)", i,
-                          (i - 1) / 2);
-            return false;
-        }
         /* Every heap entry arrived while the fifo tail was later than it,
          * so it is never after the current fifo tail's time. */
-        if (tq->fifo_len && e->time_ns > fifo_at(tq, tq->fifo_len - 1)->time_ns) {
+        if (tq->fifo_len && e->key > fifo_at(tq, tq->fifo_len - 1)->key) {
             fl_error_setf(errp, EINVAL, "tq: heap[%zu] time %lld after the fifo tail %lld", i,
-                          (long long)e->time_ns, (long long)fifo_at(tq, tq->fifo_len - 1)->time_ns);
+                          (long long)e->key, (long long)fifo_at(tq, tq->fifo_len - 1)->key);
             return false;
         }
     }

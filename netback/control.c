@@ -250,8 +250,11 @@ int nb_link_stats(const struct netback *nb, const char *network, const char *src
 void nb_port_stats(const struct nb_port *port, struct nb_port_stats *out)
 {
     *out = port->stats;
-    out->connected = port->fd >= 0;
-    out->queued_bytes = port->outq.used;
+    out->connected = port->cls->connected(port);
+    out->queued_bytes = 0;
+    if (port->cls->stats) {
+        port->cls->stats(port, out);
+    }
 }
 
 void nb_link_foreach(const struct netback *nb, nb_link_visit_fn *fn, void *arg)
@@ -275,7 +278,7 @@ void nb_port_foreach(const struct netback *nb, nb_port_visit_fn *fn, void *arg)
             const struct nb_port *p = net->ports[k];
             struct nb_port_stats st;
             nb_port_stats(p, &st);
-            fn(arg, net->name, p->node_name, p->nic, p->path, &st);
+            fn(arg, net->name, p->node_name, p->nic, p->cls->where(p), &st);
         }
     }
 }

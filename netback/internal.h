@@ -1,6 +1,19 @@
 /*
  * netback/ internals shared by its files (never included outside the
- * room, except by netback's own tests and fuzz target).
+ * room, except by netback's own tests, fuzz target and benchmark).
+ *
+ * The files, along a frame's path:
+ *   port.c      the guest-socket port kind: listening, connections,
+ *               reassembly, output queues, flow control
+ *   switch.c    one learning switch per network: port security, MAC
+ *               learning, unicast/flood, each copy's impair decision
+ *   delivery.c  the delivery queue (core's heap behind impair's tq), the
+ *               pool of delayed copies, the precise timer, handing a copy
+ *               to its destination port
+ *   capture.c   the capture stage: pcap per NIC and the fate record of
+ *               every copy, in one place
+ *   control.c   links, partitions, counters (the control API)
+ *   netback.c   setup: netback, networks, ports, links; names
  */
 #ifndef FL_NETBACK_INTERNAL_H
 #define FL_NETBACK_INTERNAL_H
@@ -13,6 +26,7 @@
 #include "impair/impair.h"
 #include "netback/mactable.h"
 #include "netback/netback.h"
+#include "netback/port-provider.h"
 #include "netback/outq.h"
 #include "netback/reassembly.h"
 #include "trace/trace.h"
@@ -63,20 +77,60 @@ struct nb_link {
     struct nb_link_stats stats;
 };
 
+/*
+ * One copy of a frame on its way from one port to another: everything its
+ * fate depends on and its fate record needs travels in it (netem keeps a
+ * packet's schedule beside it in netem_skb_cb).  Born at the source port
+ * (sent_ns, pcap_index, hash), completed by the switch (link, dst, seq,
+ * copy, corruption), carried through the delivery queue, and ended once,
+ * by nb_deliver() or nb_drop_copy(), which hand it to the capture stage.
+ */
+struct nb_copy {
+    struct nb_link *link;
+    struct nb_port *src, *dst;
+    int64_t sent_ns;         /* read from the source port */
+    int64_t pcap_index;      /* the frame's index in the source's pcap, -1: none */
+    uint64_t seq;            /* link tx_seq, for reorder detection */
+    uint32_t size;           /* Ethernet bytes */
+    uint32_t hash;           /* trace_frame_hash (0 without a run database) */
+    uint32_t corrupt_offset; /* the flipped byte, when corrupt_mask != 0 */
+    uint8_t corrupt_mask;    /* the flipped bit; 0: not corrupted */
+    uint16_t copy;           /* 0 the original, 1.. duplicates */
+};
+
+/* A port: the kind-independent part (see port-provider.h for the kinds). */
 struct nb_port {
+    const struct nb_port_class *cls;
     struct netback *nb;
     struct nb_network *net;
     uint32_t index; /* in net->ports */
     size_t node;    /* node index in the netback */
     size_t local;   /* node index in net->nodes */
-    char *node_name, *nic, *path;
+    char *node_name, *nic;
+    /* Port security: the NIC's MAC (given at nb_port_add, or the first
+     * source MAC after a connection when none was given). */
     uint8_t mac[6];
     bool has_mac;
+    bool mac_given; /* from nb_port_add: kept across connections */
+    bool dirty;     /* on nb->dirty list: output queued since the last flush */
+    struct nb_port *next_dirty;
+    /* As a sender: how many destinations hold it (flow control); its kind
+     * is told through set_held when this leaves or reaches 0. */
+    size_t held_by;
+    struct trace_pcap *pcap;
+    int64_t pcap_packets; /* packets written to pcap so far */
+    bool pcap_dirty;      /* written since the last flush */
+    int64_t trace_nic_id;
+    struct nb_port_stats stats;
+};
+
+/* The guest-socket port kind (port.c): QEMU's -netdev stream. */
+struct nb_sock_port {
+    struct nb_port up;
+    char *path;
     int lfd;        /* listening socket */
     int fd;         /* the connection, -1 when none */
     bool out_armed; /* EPOLLOUT registered */
-    bool dirty;     /* on nb->dirty list: output queued since the last flush */
-    struct nb_port *next_dirty;
     struct nb_reasm reasm;
     struct nb_outq outq;
     /* Flow control.  As a destination: congested (its queue reached the
@@ -88,19 +142,20 @@ struct nb_port {
     int64_t probe_ns;    /* stalled: last time a write was tried before dropping */
     struct nb_port **holding;
     size_t n_holding, holding_alloc;
-    /* As a sender: how many destinations hold it; not read while > 0. */
-    size_t held_by;
     int64_t rx_now; /* time of the read being processed */
-    struct trace_pcap *pcap;
-    int64_t pcap_packets; /* packets written to pcap so far */
-    bool pcap_dirty;      /* written since the last flush */
-    int64_t trace_nic_id;
-    struct nb_port_stats stats;
 };
+
+extern const struct nb_port_class nb_guest_socket_class;
+
+static inline struct nb_sock_port *nb_sock_port(struct nb_port *p)
+{
+    return p->cls == &nb_guest_socket_class ? container_of(p, struct nb_sock_port, up) : NULL;
+}
 
 struct nb_network {
     struct netback *nb;
     char *name;
+    bool learning; /* port security off: source MACs move freely */
     struct nb_port **ports;
     size_t n_ports, ports_alloc;
     size_t *nodes; /* node indexes (netback-wide) of the nodes on this network */
@@ -113,16 +168,7 @@ struct nb_network {
 /* A frame copy waiting in the delivery queue. */
 struct nb_pkt {
     struct nb_pkt *next_free; /* on netback's free list */
-    struct nb_link *link;
-    struct nb_port *src, *dst;
-    int64_t sent_ns;
-    int64_t pcap_index;
-    uint64_t seq; /* link tx_seq */
-    uint32_t size;
-    uint32_t hash;
-    uint32_t corrupt_offset;
-    uint8_t corrupt_mask;
-    uint16_t copy;
+    struct nb_copy c;
     uint8_t data[];
 };
 
@@ -156,10 +202,15 @@ struct netback {
     int64_t spin_tokens;          /* spin budget (ns), see refill_spin() */
     int64_t spin_refill_at;       /* when it was last refilled */
     int64_t wall_offset_ns;       /* CLOCK_REALTIME - CLOCK_MONOTONIC, for pcap stamps */
-    struct fl_ratelimit rl_malformed, rl_info;
+    struct fl_ratelimit rl_malformed, rl_info, rl_spoofed, rl_internal;
     bool in_destroy;
 };
 
+/* ---- port.c: the guest-socket kind ---- */
+
+/* Listens on socket_path for the port's guest; fills the kind's part of
+ * sp (sp->up's common fields are the caller's). */
+bool nb_sock_port_open(struct nb_sock_port *sp, const char *socket_path, struct fl_error **errp);
 /* The port input path, for the fuzz target: feeds `size` bytes as if read
  * from the port's connection at `now_ns`, processing frames as the real
  * read path does (switching, impairment, delivery queue), then flushes.
@@ -168,5 +219,45 @@ int nb_port_input(struct nb_port *port, const uint8_t *data, size_t size, int64_
 /* Makes fd (a connected stream socket, non-blocking) the port's connection,
  * as accept() does; the port owns fd from then on.  0 or -errno. */
 int nb_port_attach(struct nb_port *port, int fd);
+void nb_on_stall_timer(struct fl_loop *loop, struct fl_timer *timer, void *arg);
+
+/* ---- switch.c ---- */
+
+/* One valid frame from port p's guest, read at now. */
+void nb_switch_frame(struct nb_port *p, const uint8_t *frame, size_t size, int64_t now);
+
+/* ---- delivery.c ---- */
+
+/* Hands a copy to its destination port now, or drops it there
+ * (port-down, port-queue-full); either way it ends here. */
+void nb_deliver(struct netback *nb, struct nb_copy *c, const uint8_t *data, int64_t now);
+/* Ends a copy dropped before delivery: counted on its link, captured. */
+void nb_drop_copy(struct netback *nb, const struct nb_copy *c, enum nb_drop_reason why);
+/* Holds a copy of data until time_ns. */
+void nb_schedule(struct netback *nb, const struct nb_copy *c, const uint8_t *data, int64_t time_ns);
+/* True when nothing queued is due by now (so a copy due now may go ahead
+ * of the queue without overtaking anything). */
+bool nb_queue_idle(const struct netback *nb, int64_t now);
+/* After a batch of input: delivers what is due, flushes the ports that
+ * got output, re-arms the delivery timer. */
+void nb_settle(struct netback *nb, int64_t now);
+void nb_mark_dirty(struct nb_port *p);
+void nb_on_timer(struct fl_loop *loop, struct fl_timer *timer, void *arg);
+/* nb_destroy: every copy still queued ends as "shutdown"; frees the pool. */
+void nb_delivery_shutdown(struct netback *nb);
+
+/* ---- capture.c: pcap per NIC + the fate record of every copy ---- */
+
+/* A frame read from p's guest at now: writes it to p's pcap and starts
+ * the copy descriptor shared by all its copies (sent_ns, pcap_index,
+ * hash, src, size). */
+void nb_capture_rx(struct nb_port *p, int64_t now, const uint8_t *frame, size_t size,
+                   struct nb_copy *out);
+/* The end of one copy: delivered (drop == NB_DROP_NONE; written to the
+ * destination's pcap as its guest receives it) or dropped; its fate
+ * record either way. */
+void nb_capture_end(struct netback *nb, const struct nb_copy *c, const uint8_t *data,
+                    enum nb_drop_reason drop, int64_t now, bool reordered);
+void nb_on_flush_timer(struct fl_loop *loop, struct fl_timer *timer, void *arg);
 
 #endif /* FL_NETBACK_INTERNAL_H */

@@ -9,9 +9,18 @@
  * happened (pcap per NIC, a frame fate record per copy in the run
  * database).
  *
- *   guest n1 ── QEMU ──▶ port n1/eth0 ─▶ reassembly ─▶ switch(net) ─┬▶ impair(net:n1->n2) ─▶
- * delivery (unix socket)                            └▶ impair(net:n1->n3) ─▶  queue │ guest n2 ◀──
- * QEMU ◀── port n2/eth0 ◀── bounded output queue (writev) ◀── timer (timerfd) ◀┘
+ *   guest n1 ─ QEMU ─▶ port n1/eth0 ─▶ reassembly ─▶ switch(net) ─┬─▶ impair(net:n1->n2) ─┐
+ *                                                                 └─▶ impair(net:n1->n3) ─┤
+ *                                                                                         ▼
+ *   guest n2 ◀─ QEMU ◀─ port n2/eth0 ◀─ bounded output queue ◀─ timer (timerfd) ◀─ delivery queue
+ *                                        (writev)
+ *   capture: pcap per NIC (as sent, as received) and one fate record per copy in run.db
+ *
+ * Port security: a frame whose source MAC is not its port's NIC MAC is
+ * dropped (every copy counted and recorded as NB_DROP_SPOOFED) and its MAC
+ * not learned, unless the network has learning on
+ * (nb_network_set_learning), where MACs move between ports as on a plain
+ * learning switch (VRRP virtual MACs, bridges inside guests).
  *
  * The stream protocol (QEMU net/stream.c): each frame is a 4-byte
  * big-endian length followed by that many bytes of Ethernet frame (no
@@ -29,6 +38,13 @@
  *
  * Error conventions: setup functions return bool/pointer and take
  * `struct fl_error **errp` last; data-path style queries return 0/-errno.
+ *
+ * Inside (netback/internal.h has the details): port.c is the guest-socket
+ * port kind behind the ops table of port-provider.h; switch.c switches and
+ * asks impair; delivery.c holds delayed copies and times them; capture.c
+ * writes pcaps and fate records; control.c is the link/partition/counter
+ * API; netback.c sets it all up.  Each frame copy carries one struct
+ * nb_copy from the switch to its end.
  */
 #ifndef FL_NETBACK_H
 #define FL_NETBACK_H
@@ -36,6 +52,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "impair/impair.h" /* IMPAIR_DROP_REASONS */
 
 struct fl_error;
 struct fl_loop;
@@ -70,16 +88,11 @@ enum nb_disconnect_reason {
 };
 const char *nb_disconnect_reason_name(enum nb_disconnect_reason reason);
 
-/* Why a frame copy was not delivered (X-macro: name, string).  Every copy
- * the switch forwards ends as exactly one of: delivered, or dropped for
- * one of these reasons. */
-#define NB_DROP_REASONS(X)                                                                         \
-    X(PARTITION, "partition")   /* the directed link is cut */                                     \
-    X(LOSS, "loss")             /* the link's loss model */                                        \
-    X(QUEUE, "queue")           /* the link's queue limit (frames/bytes), tail drop */             \
-    X(MTU, "mtu")               /* larger than the link's MTU */                                   \
-    X(PORT_QUEUE, "port-queue") /* the destination port's output queue was full */                 \
-    X(PORT_DOWN, "port-down")   /* no guest connected at the destination when due */
+/* Why a frame copy was not delivered: impair's one list (impair/impair.h
+ * IMPAIR_DROP_REASONS; NONE is never counted).  Every copy the switch
+ * forwards ends as exactly one of: delivered, or dropped for one of
+ * these reasons. */
+#define NB_DROP_REASONS(X) IMPAIR_DROP_REASONS(X)
 
 enum nb_drop_reason {
 #define NB_DROP_ENUM(name, str) NB_DROP_##name,
@@ -87,6 +100,9 @@ enum nb_drop_reason {
 #undef NB_DROP_ENUM
         NB_DROP__COUNT
 };
+/* The counter label: the reason's name, except "port-queue" for
+ * PORT_QUEUE_FULL (as `net ctl stats` and the live view always showed it;
+ * run.db says "port-queue-full"). */
 const char *nb_drop_reason_name(enum nb_drop_reason reason);
 
 /* Notifications to the owner (runner, `net serve`).  Any member may be
@@ -152,8 +168,17 @@ struct netback *nb_create(struct fl_loop *loop, const struct nb_config *cfg,
 void nb_destroy(struct netback *nb);
 
 /* Adds an L2 segment with its own learning switch.  Names: 1..63 chars of
- * [A-Za-z0-9_.-].  False if the name is invalid or taken. */
+ * [A-Za-z0-9_.-].  False if the name is invalid or taken.  Port security
+ * is on (learning off) until nb_network_set_learning says otherwise. */
 bool nb_network_add(struct netback *nb, const char *name, struct fl_error **errp);
+/* learning = true: port security off on `network`: a port may send from
+ * any source MAC and the switch learns it there (a MAC moves to the port
+ * it was last seen on), as before port security existed; for VRRP virtual
+ * MACs or bridges inside guests.  false (the default): a frame whose
+ * source MAC is not its port's NIC MAC is dropped as NB_DROP_SPOOFED.
+ * Applies from the next frame on.  False if there is no such network. */
+bool nb_network_set_learning(struct netback *nb, const char *network, bool learning,
+                             struct fl_error **errp);
 
 /* Adds a NIC of `node` on `network` and listens for QEMU on the unix
  * socket `socket_path` (created 0600; an existing socket file there is
@@ -164,6 +189,8 @@ bool nb_network_add(struct netback *nb, const char *name, struct fl_error **errp
  * the old one's socket has not been closed yet.  `mac` (6 bytes, may be
  * NULL) is learned on this port at once, as if the guest had sent a frame
  * from it, so the first frames to it are not flooded; it ages normally.
+ * It is also the port's own MAC for port security; without one, the first
+ * unicast source MAC after each connection becomes the port's.
  * Links (net:node->other) are created for every other node already on the
  * network, both directions, without impairment.  A node may have several
  * NICs on one network.  (node, nic) must be unique across the netback. */
@@ -232,6 +259,7 @@ struct nb_port_stats {
     uint64_t tx_queue_drops;        /* frames dropped because the output queue was full */
     uint64_t tx_down_drops;         /* frames due while no guest was connected */
     uint64_t rx_bad_src;            /* frames dropped: group (multicast) source MAC */
+    uint64_t rx_spoofed;            /* frames dropped: source MAC not the port's (port security) */
     uint64_t connects;              /* connections accepted */
     uint64_t malformed_disconnects; /* connections closed for protocol violations */
     uint64_t rx_holds;              /* times reading from it was held (flow control) */

@@ -86,6 +86,7 @@
 #include <stdio.h>
 
 #include "core/core.h"
+#include "impair/impair.h" /* IMPAIR_DROP_REASONS */
 
 /* Version of the schema written by this code: PRAGMA user_version and
  * meta.schema_version.  Bumped on every incompatible change. */
@@ -245,16 +246,10 @@ enum trace_fate {
         TRACE_FATE_COUNT
 };
 
-/* Why a copy was dropped (TRACE_DROP_NONE when delivered). */
-#define TRACE_DROP_REASONS(X)                                                                      \
-    X(NONE, "none")                       /* delivered */                                          \
-    X(PARTITION, "partition")             /* link partitioned */                                   \
-    X(LOSS, "loss")                       /* random or burst loss model */                         \
-    X(QUEUE, "queue")                     /* link queue limit (rate / delay backlog) */            \
-    X(MTU, "mtu")                         /* larger than the network MTU */                        \
-    X(PORT_DOWN, "port-down")             /* destination guest not connected */                    \
-    X(PORT_QUEUE_FULL, "port-queue-full") /* destination socket backlog full */                    \
-    X(SHUTDOWN, "shutdown")               /* still queued when the run ended */
+/* Why a copy was dropped (TRACE_DROP_NONE when delivered): impair's one
+ * list (impair/impair.h IMPAIR_DROP_REASONS), shared with netback; the
+ * strings are what run.db stores. */
+#define TRACE_DROP_REASONS(X) IMPAIR_DROP_REASONS(X)
 
 enum trace_drop_reason {
 #define TRACE_DROP_ENUM(name, str) TRACE_DROP_##name,

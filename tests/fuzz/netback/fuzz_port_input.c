@@ -118,10 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         at += n;
     }
     /* End of stream. */
-    if (nb_reasm_finish(&ports[0]->reasm) < 0) {
+    if (nb_reasm_finish(&nb_sock_port(ports[0])->reasm) < 0) {
         attach(0);
     }
-    nb_reasm_reset(&ports[0]->reasm);
+    nb_reasm_reset(&nb_sock_port(ports[0])->reasm);
     /* Let every delayed copy go out, and the receivers read. */
     for (int i = 0; i < 4; i++) {
         fl_clock_manual_advance(clk, 50 * FL_NS_PER_MS);

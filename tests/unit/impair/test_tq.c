@@ -103,7 +103,7 @@ static void run_random(int mode, uint64_t seed)
         assert_int_equal(impair_tq_len(tq), r.len);
         check(tq);
         if (mode == 0) {
-            assert_int_equal(tq->heap_len, 0); /* the fast path took everything */
+            assert_int_equal(tq->heap.len, 0); /* the fast path took everything */
         }
     }
     int64_t t1, t2;
@@ -168,30 +168,30 @@ static void test_checker_detects_damage(void **state)
     struct fl_error *err = NULL;
 
     /* fifo out of order */
-    fifo_at(tq, 3)->time_ns = 1000;
+    fifo_at(tq, 3)->key = 1000;
     assert_false(impair_tq_check(tq, &err));
     assert_error_contains(err, "fifo not sorted at 4");
-    fifo_at(tq, 3)->time_ns = 103;
+    fifo_at(tq, 3)->key = 103;
 
     /* heap property */
-    int64_t saved = tq->heap[0].time_ns;
-    tq->heap[0].time_ns = 99;
+    int64_t saved = tq->heap.v[0].key;
+    tq->heap.v[0].key = 99;
     assert_false(impair_tq_check(tq, &err));
     assert_error_contains(err, "heap property broken");
-    tq->heap[0].time_ns = saved;
+    tq->heap.v[0].key = saved;
 
     /* heap entry later than the fifo tail */
-    saved = tq->heap[5].time_ns;
-    tq->heap[5].time_ns = 500;
+    saved = tq->heap.v[5].key;
+    tq->heap.v[5].key = 500;
     assert_false(impair_tq_check(tq, &err));
     assert_error_contains(err, "after the fifo tail");
-    tq->heap[5].time_ns = saved;
+    tq->heap.v[5].key = saved;
 
     /* sequence numbers from the future */
-    tq->heap[1].seq = tq->next_seq + 1;
+    tq->heap.v[1].seq = tq->next_seq + 1;
     assert_false(impair_tq_check(tq, &err));
     assert_error_contains(err, "not below next seq");
-    tq->heap[1].seq = 11;
+    tq->heap.v[1].seq = 11;
 
     tq->fifo_len = tq->fifo_alloc + 1;
     assert_false(impair_tq_check(tq, &err));

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pcap/pcap.h>
+#include <sqlite3.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -407,6 +408,187 @@ static void test_group_source_dropped(void **state)
     fx_free(f);
 }
 
+/* Connects a synthetic guest to each socket and lets netback accept them. */
+static void connect_all(struct fl_loop *loop, const char **paths, int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", paths[i]);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+    }
+    while (fl_loop_run_once(loop, 0) > 0) {
+    }
+}
+
+/* ---- port security ---- */
+
+/* A frame sent by client `from` with node `as`'s source MAC. */
+static void send_as(struct fx *f, int from, int as, const uint8_t *dst, uint32_t seq)
+{
+    uint8_t buf[4 + 64];
+    build_stream(buf, from, dst, seq, 64);
+    mac_of(as, buf + 4 + 6);
+    send_raw(f, from, buf, sizeof buf);
+}
+
+static void test_spoofed_source_dropped(void **state)
+{
+    char dir[] = "/tmp/nb-spoof-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *dbpath = fl_xasprintf("%s/run.db", dir);
+    struct fl_error *err = NULL;
+    struct trace_db *db = trace_db_open(dbpath, &err);
+    assert_non_null(db);
+    struct nb_config cfg = {.trace = db};
+    struct fx *f = fx_new(3, &cfg);
+    /* n1 and n2 speak first: their ports take their MACs (no MAC given). */
+    send_to(f, 0, 1, 1);
+    send_to(f, 1, 0, 2);
+    pump(f);
+    read_all(f);
+    clear_rx(f);
+    /* n3 claims n1's MAC, unicast to n2 and broadcast: every copy is
+     * dropped as spoofed, nobody receives anything. */
+    send_as(f, 2, 0, (const uint8_t[6]){0x52, 0x54, 0, 0, 0, 2}, 3);
+    send_as(f, 2, 0, BCAST, 4);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 0);
+    assert_int_equal(f->cl[1].n, 0);
+    struct nb_port_stats ps;
+    nb_port_stats(f->port[2], &ps);
+    assert_int_equal(ps.rx_spoofed, 2);
+    assert_int_equal(ps.rx_frames, 2);
+    assert_true(ps.connected); /* not fatal */
+    assert_int_equal(link_stats(f, "n3", "n2").dropped[NB_DROP_SPOOFED], 2);
+    assert_int_equal(link_stats(f, "n3", "n1").dropped[NB_DROP_SPOOFED], 1);
+    assert_int_equal(link_stats(f, "n3", "n2").delivered, 0);
+    assert_string_equal(impair_drop_reason_name(IMPAIR_DROP_SPOOFED), "spoofed");
+    /* The table did not move: n2 -> n1's MAC still reaches n1 only. */
+    send_to(f, 1, 0, 5);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 1);
+    assert_int_equal(f->cl[2].n, 0);
+    /* n3's own MAC is still fine. */
+    send_to(f, 2, 0, 6);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 2);
+    fx_free(f);
+    assert_int_equal(trace_db_flush(db), 0);
+    trace_db_close(db);
+    /* run.db says so, with the reason string a query would use. */
+    sqlite3 *sq;
+    assert_int_equal(sqlite3_open_v2(dbpath, &sq, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(sq, "SELECT count(*) FROM frames WHERE reason = 'spoofed'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    sqlite3_finalize(st);
+    sqlite3_close(sq);
+    free(dbpath);
+    fl_rm_rf(dir);
+}
+
+static void test_given_mac_is_enforced_from_the_start(void **state)
+{
+    char dir[] = "/tmp/nb-spoof-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fl_loop *loop = fl_loop_create(NULL, NULL);
+    struct nb_config cfg = {.spin_ns = -1};
+    struct netback *nb = nb_create(loop, &cfg, NULL);
+    assert_true(nb_network_add(nb, "lan", NULL));
+    uint8_t m1[6], m2[6];
+    mac_of(0, m1);
+    mac_of(1, m2);
+    char *p1 = fl_xasprintf("%s/a.sock", dir), *p2 = fl_xasprintf("%s/b.sock", dir);
+    struct nb_port *a = nb_port_add(nb, "lan", "n1", "eth0", m1, p1, NULL);
+    assert_non_null(nb_port_add(nb, "lan", "n2", "eth0", m2, p2, NULL));
+    int fds[2];
+    const char *paths[2] = {p1, p2};
+    connect_all(loop, paths, fds, 2);
+    /* n1's very first frame comes from n2's MAC: dropped. */
+    uint8_t frame[4 + 60] = {0, 0, 0, 60};
+    build(frame + 4, 1, BCAST, 1, 60);
+    assert_int_equal(write(fds[0], frame, sizeof frame), (ssize_t)sizeof frame);
+    while (fl_loop_run_once(loop, 0) > 0) {
+    }
+    uint8_t buf[256];
+    assert_int_equal(recv(fds[1], buf, sizeof buf, MSG_DONTWAIT), -1);
+    struct nb_port_stats ps;
+    nb_port_stats(a, &ps);
+    assert_int_equal(ps.rx_spoofed, 1);
+    for (int i = 0; i < 2; i++) {
+        close(fds[i]);
+    }
+    nb_destroy(nb);
+    fl_loop_destroy(loop);
+    free(p1);
+    free(p2);
+    fl_rm_rf(dir);
+}
+
+static void test_learning_network_lets_macs_move(void **state)
+{
+    struct fx *f = fx_new(3, NULL);
+    struct fl_error *err = NULL;
+    assert_false(nb_network_set_learning(f->nb, "wan", true, &err));
+    assert_non_null(strstr(err->msg, "unknown network 'wan' (known: 'lan')"));
+    fl_error_free(err);
+    err = NULL;
+    assert_true(nb_network_set_learning(f->nb, "lan", true, &err));
+    send_to(f, 0, 1, 1);
+    pump(f);
+    read_all(f);
+    clear_rx(f);
+    /* n3 takes over n1's MAC (a VRRP virtual MAC moving): delivered, and
+     * learned on n3's port. */
+    send_as(f, 2, 0, BCAST, 2);
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[0].n, 1);
+    assert_int_equal(f->cl[1].n, 1);
+    send_to(f, 1, 0, 3); /* to "n1's" MAC: now at n3 */
+    pump(f);
+    read_all(f);
+    assert_int_equal(f->cl[2].n, 1);
+    assert_int_equal(f->cl[0].n, 1);
+    struct nb_port_stats ps;
+    nb_port_stats(f->port[2], &ps);
+    assert_int_equal(ps.rx_spoofed, 0);
+    /* Back off: port security again, from the next frame on. */
+    assert_true(nb_network_set_learning(f->nb, "lan", false, NULL));
+    send_as(f, 2, 1, BCAST, 4);
+    pump(f);
+    read_all(f);
+    nb_port_stats(f->port[2], &ps);
+    assert_int_equal(ps.rx_spoofed, 1);
+    fx_free(f);
+}
+
+/* impair_link_decide() < 0 is netback's bug, not the scenario's loss: it
+ * is counted apart ("internal"), never as loss. */
+static void test_decide_error_is_internal_not_loss(void **state)
+{
+    struct fx *f = fx_new(2, NULL);
+    set_link(f, "n1", "n2", "delay 1ms");
+    uint8_t buf[4 + 64];
+    build_stream(buf, 0, BCAST, 1, 64);
+    int64_t now = fl_loop_now(f->loop);
+    assert_int_equal(nb_port_input(f->port[0], buf, sizeof buf, now + FL_NS_PER_MS), 0);
+    /* time runs backwards on the link: impair refuses */
+    assert_int_equal(nb_port_input(f->port[0], buf, sizeof buf, now), 0);
+    struct nb_link_stats st = link_stats(f, "n1", "n2");
+    assert_int_equal(st.sent, 2);
+    assert_int_equal(st.dropped[NB_DROP_INTERNAL], 1);
+    assert_int_equal(st.dropped[NB_DROP_LOSS], 0);
+    fx_free(f);
+}
+
 static void test_mac_aging(void **state)
 {
     struct nb_config cfg = {.mac_aging_ns = 5 * FL_NS_PER_SEC};
@@ -446,14 +628,7 @@ static void test_static_mac_prelearned(void **state)
     assert_non_null(nb_port_add(nb, "lan", "n3", "eth0", NULL, p3, NULL));
     int fds[3];
     const char *paths[3] = {p1, p2, p3};
-    for (int i = 0; i < 3; i++) {
-        fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", paths[i]);
-        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
-    }
-    while (fl_loop_run_once(loop, 0) > 0) {
-    }
+    connect_all(loop, paths, fds, 3);
     uint8_t frame[4 + 60] = {0, 0, 0, 60};
     build(frame + 4, 0, m2, 1, 60);
     assert_int_equal(write(fds[0], frame, sizeof frame), (ssize_t)sizeof frame);
@@ -790,7 +965,7 @@ static void test_stalled_reader_no_flow_control(void **state)
     assert_true(ps.connected);
     assert_int_equal(ps.tx_frames + ps.tx_queue_drops, N);
     struct nb_link_stats st = link_stats(f, "n1", "n2");
-    assert_int_equal(st.dropped[NB_DROP_PORT_QUEUE], ps.tx_queue_drops);
+    assert_int_equal(st.dropped[NB_DROP_PORT_QUEUE_FULL], ps.tx_queue_drops);
     /* When n2 reads again, what was queued arrives intact and in order. */
     read_queued_in_order(f, 1, ps.tx_frames);
     fx_free(f);
@@ -836,7 +1011,7 @@ static void test_stalled_reader_does_not_stall_others(void **state)
     assert_true(ps.connected);
     assert_int_equal(ps.tx_frames + ps.tx_queue_drops, N);
     struct nb_link_stats st = link_stats(f, "n1", "n2");
-    assert_int_equal(st.dropped[NB_DROP_PORT_QUEUE], ps.tx_queue_drops);
+    assert_int_equal(st.dropped[NB_DROP_PORT_QUEUE_FULL], ps.tx_queue_drops);
     assert_int_equal(link_stats(f, "n1", "n3").delivered, N);
     /* n2 reads again: once netback has tried it (at most
      * NB_STALL_PROBE_NS after frames come for it) it is flow controlled
@@ -1296,6 +1471,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learning_and_flooding),
         cmocka_unit_test(test_group_source_dropped),
+        cmocka_unit_test(test_spoofed_source_dropped),
+        cmocka_unit_test(test_given_mac_is_enforced_from_the_start),
+        cmocka_unit_test(test_learning_network_lets_macs_move),
+        cmocka_unit_test(test_decide_error_is_internal_not_loss),
         cmocka_unit_test(test_mac_aging),
         cmocka_unit_test(test_static_mac_prelearned),
         cmocka_unit_test(test_loss_rate),
