@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/internal.h"
+#include "runner/checks.h"
+#include "runner/rundir.h"
+#include "runner/timeline.h"
+#include "runner/view.h"
 
 static const char *const result_names[] = {
 #define RUNNER_RESULT_NAME(name, str) str,
@@ -39,9 +42,19 @@ static char *node_str(struct rn_node *n, char *s)
     return s;
 }
 
-void rn_infra_error(struct run *run, struct fl_error *err)
+/* Every phase change of a run goes through here. */
+static void set_phase(struct run *run, enum rn_phase phase)
 {
-    rn_log(run, "error", "%s", err->msg);
+    run->phase = phase;
+    if (phase == RN_DONE) {
+        fl_loop_stop(run->loop);
+    }
+}
+
+/* Takes err; ends the run. */
+static void infra_error(struct run *run, struct fl_error *err)
+{
+    rn_log(&run->log, "error", "%s", err->msg);
     if (run->db) {
         trace_event(run->db, fl_clock_mono_ns(), "error", 0, err->msg);
     }
@@ -50,16 +63,24 @@ void rn_infra_error(struct run *run, struct fl_error *err)
     } else {
         fl_error_free(err);
     }
-    run->phase = RN_DONE;
-    fl_loop_stop(run->loop);
+    set_phase(run, RN_DONE);
 }
 
-void rn_maybe_finish(struct run *run)
+/* The checks' hook: the run ends when the end checks are done. */
+static void maybe_finish(struct run *run)
 {
     if (run->phase == RN_END_CHECKS && !rn_checks_busy(run)) {
-        run->phase = RN_DONE;
-        fl_loop_stop(run->loop);
+        set_phase(run, RN_DONE);
     }
+}
+
+/* The timeline's hook. */
+static void timeline_over(struct run *run)
+{
+    set_phase(run, RN_END_CHECKS);
+    rn_log(&run->log, "end", "timeline over; running end checks");
+    rn_end_checks(run);
+    maybe_finish(run);
 }
 
 /* ---- hv callbacks ---- */
@@ -74,17 +95,18 @@ static void on_ready(struct hv_node *hv, void *arg)
         trace_event(run->db, fl_loop_now(run->loop), "ready", n->trace_id, NULL);
     }
     if (run->phase == RN_BOOT) {
-        rn_log(run, "ready", "%s (booted in %.1fs)", n->topo->name, secs);
+        rn_log(&run->log, "ready", "%s (booted in %.1fs)", n->topo->name, secs);
         if (++run->nodes_ready == run->scen->n_nodes) {
             fl_timer_destroy(run->boot_timer);
             run->boot_timer = NULL;
-            run->t0 = fl_loop_now(run->loop);
+            run->clock.t0 = fl_loop_now(run->loop);
             if (run->db) {
-                trace_db_set_epoch(run->db, run->t0);
+                trace_db_set_epoch(run->db, run->clock.t0);
             }
-            rn_log(run, "start", "all %zu nodes ready in %.1fs: time zero; timeline of %.1fs",
-                   run->scen->n_nodes, (double)(run->t0 - run->boot_start_ns) / 1e9,
+            rn_log(&run->log, "start", "all %zu nodes ready in %.1fs: time zero; timeline of %.1fs",
+                   run->scen->n_nodes, (double)(run->clock.t0 - run->boot_start_ns) / 1e9,
                    (double)run->scen->duration_ns / 1e9);
+            set_phase(run, RN_TIMELINE);
             rn_timeline_start(run);
         }
         return;
@@ -94,7 +116,7 @@ static void on_ready(struct hv_node *hv, void *arg)
     }
     n->window_event = 0;
     n->restarting = false;
-    rn_log(run, "ready", "%s (up again in %.1fs)", n->topo->name, secs);
+    rn_log(&run->log, "ready", "%s (up again in %.1fs)", n->topo->name, secs);
 }
 
 static void on_exit_cb(struct hv_node *hv, bool unexpected, int status, void *arg)
@@ -112,14 +134,14 @@ static void on_exit_cb(struct hv_node *hv, bool unexpected, int status, void *ar
         struct fl_error *err = NULL;
         fl_error_setf(&err, EIO, "%s", msg);
         free(msg);
-        rn_infra_error(run, err);
+        infra_error(run, err);
         return;
     }
     n->down = true;
     if (run->db) {
         trace_event(run->db, fl_loop_now(run->loop), "exit", n->trace_id, msg);
     }
-    rn_log(run, "exit", "%s", msg);
+    rn_log(&run->log, "exit", "%s", msg);
     free(msg);
 }
 
@@ -131,13 +153,13 @@ static void on_fail(struct hv_node *hv, const struct fl_error *e, void *arg)
         struct fl_error *err = NULL;
         fl_error_setf(&err, e->code ? e->code : EIO, "%s: %s (console log: %s/console/%s.log)",
                       n->topo->name, e->msg, run->dir, n->topo->name);
-        rn_infra_error(run, err);
+        infra_error(run, err);
         return;
     }
     if (run->db) {
         trace_event(run->db, fl_loop_now(run->loop), "error", n->trace_id, e->msg);
     }
-    rn_log(run, "error", "%s: %s", n->topo->name, e->msg);
+    rn_log(&run->log, "error", "%s: %s", n->topo->name, e->msg);
 }
 
 static void on_state(struct hv_node *hv, enum hv_node_state state, void *arg)
@@ -180,7 +202,7 @@ static void on_port_disconnected(void *arg, const char *network, const char *nod
                     idx >= 0 ? run->nodes[idx].trace_id : 0, msg);
     }
     if (reason == NB_DISCONNECT_MALFORMED) {
-        rn_log(run, "disconnect", "%s", msg);
+        rn_log(&run->log, "disconnect", "%s", msg);
     }
     free(msg);
 }
@@ -275,7 +297,7 @@ static bool build_images(struct run *run, struct fl_error **errp)
             }
             specs[k] = want;
             run->n_images++;
-            rn_log(run, "image", "%s %s (%s%s%s)", run->images[k].key,
+            rn_log(&run->log, "image", "%s %s (%s%s%s)", run->images[k].key,
                    run->images[k].cache_hit ? "from the cache" : "built",
                    want->n_packages ? "packages: " : "base image",
                    want->n_packages ? want->packages[0] : "", want->n_packages > 1 ? ", ..." : "");
@@ -309,7 +331,7 @@ static bool setup_trace(struct run *run, struct fl_error **errp)
         .accel = hv_accel_name(accel),
     };
     trace_run_begin(run->db, &info);
-    rn_log(run, "accel", "%s: %s", hv_accel_name(accel), why ? why : "as requested");
+    rn_log(&run->log, "accel", "%s: %s", hv_accel_name(accel), why ? why : "as requested");
     run->network_ids = fl_xcalloc(s->n_networks + 1, sizeof *run->network_ids);
     for (size_t i = 0; i < s->n_networks; i++) {
         run->network_ids[i] = trace_network_id(run->db, s->networks[i].name);
@@ -546,12 +568,12 @@ static void on_boot_timeout(struct fl_loop *loop, struct fl_timer *t, void *arg)
                   "the console logs in %s/console/",
                   (double)run->scen->boot_timeout_ns / 1e9, slow.data ? slow.data : "?", run->dir);
     fl_buf_free(&slow);
-    rn_infra_error(run, err);
+    infra_error(run, err);
 }
 
 static bool boot_all(struct run *run, struct fl_error **errp)
 {
-    run->phase = RN_BOOT;
+    set_phase(run, RN_BOOT);
     run->boot_start_ns = fl_loop_now(run->loop);
     /* hv enforces each node's ready timeout; this one covers the fleet. */
     run->boot_timer = fl_timer_create(run->loop, on_boot_timeout, run);
@@ -565,7 +587,7 @@ static bool boot_all(struct run *run, struct fl_error **errp)
             trace_event(run->db, fl_loop_now(run->loop), "boot", run->nodes[i].trace_id, NULL);
         }
     }
-    rn_log(run, "boot", "%zu node%s booting", run->scen->n_nodes,
+    rn_log(&run->log, "boot", "%zu node%s booting", run->scen->n_nodes,
            run->scen->n_nodes == 1 ? "" : "s");
     return true;
 }
@@ -577,9 +599,8 @@ static void on_signal(struct fl_loop *loop, int signo, void *arg)
         return;
     }
     run->interrupted = true;
-    rn_log(run, "interrupt", "%s: tearing down (partial results are kept)", strsignal(signo));
-    run->phase = RN_DONE;
-    fl_loop_stop(loop);
+    rn_log(&run->log, "interrupt", "%s: tearing down (partial results are kept)", strsignal(signo));
+    set_phase(run, RN_DONE);
 }
 
 /* ---- loading ---- */
@@ -735,8 +756,11 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     memset(out, 0, sizeof *out);
     struct run runv = {0}, *run = &runv;
     run->opts = opts;
-    run->run_start_ns = fl_clock_mono_ns();
-    run->log_at = INT64_MIN;
+    run->clock.run_start_ns = fl_clock_mono_ns();
+    rn_log_init(&run->log, &run->clock);
+    run->guest = &rn_guest_hv;
+    run->check_done = maybe_finish;
+    run->timeline_over = timeline_over;
     run->result = RUNNER_ERROR;
     struct fl_error *err = NULL;
 
@@ -753,6 +777,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
         return false;
     }
     run->loop = fl_loop_create(NULL, &err);
+    run->clock.loop = run->loop;
     if (!run->loop || !rn_dir_create(run, &err)) {
         out->result = RUNNER_ERROR;
         fl_error_propagate(errp, err);
@@ -771,9 +796,9 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     fl_loop_add_signal(run->loop, SIGINT, on_signal, run);
     fl_loop_add_signal(run->loop, SIGTERM, on_signal, run);
     rn_view_start(run);
-    rn_log(run, "scenario", "%s (%s), seed %llu%s", run->scen->name, run->scen->file,
+    rn_log(&run->log, "scenario", "%s (%s), seed %llu%s", run->scen->name, run->scen->file,
            (unsigned long long)run->scen->seed, run->scen->seed_random ? " (drawn)" : "");
-    rn_log(run, "run-dir", "%s", run->dir);
+    rn_log(&run->log, "run-dir", "%s", run->dir);
 
     bool ok = setup_trace(run, &err) && build_images(run, &err) && setup_net(run, &err) &&
               setup_disks(run, &err) && setup_nodes(run, &err) && boot_all(run, &err);
@@ -781,7 +806,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
         fl_error_free(err); /* a setup step stopped by the signal: not an error */
         err = NULL;
     } else if (!ok) {
-        rn_infra_error(run, err);
+        infra_error(run, err);
         err = NULL;
     } else if (!run->interrupted) {
         int r = fl_loop_run(run->loop);
@@ -812,7 +837,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     if (run->result == RUNNER_PASS && failed) {
         run->result = RUNNER_FAIL;
     }
-    rn_log(run, "verdict", "%s", runner_result_name(run->result));
+    rn_log(&run->log, "verdict", "%s", runner_result_name(run->result));
 
     if (run->db) {
         trace_run_end(run->db, runner_result_name(run->result), run->infra ? run->infra->msg : NULL,
@@ -822,7 +847,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     }
     struct fl_error *ferr = NULL;
     if (!rn_write_junit(run, &ferr) || !rn_write_summary(run, &ferr)) {
-        rn_log(run, "error", "%s", ferr->msg);
+        rn_log(&run->log, "error", "%s", ferr->msg);
         fl_error_free(ferr);
         ferr = NULL;
     }
@@ -830,7 +855,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
         if (trace_report_write(run->dir, &ferr)) {
             out->report = fl_xasprintf("%s/report.html", run->dir);
         } else {
-            rn_log(run, "error", "report: %s", ferr ? ferr->msg : "?");
+            rn_log(&run->log, "error", "report: %s", ferr ? ferr->msg : "?");
             fl_error_free(ferr);
         }
     }

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "runner/internal.h"
+#include "runner/rundir.h"
 
 static bool dir_is_empty(const char *path)
 {
@@ -66,6 +66,15 @@ static bool make_sock_dir(struct run *run, struct fl_error **errp)
     run->sock_dir = tmpl;
     run->sock_dir_owned = true;
     return true;
+}
+
+/* The log sink behind events.log. */
+static void events_line(void *arg, const char *line)
+{
+    struct run *run = arg;
+    if (run->events_log) {
+        fprintf(run->events_log, "%s\n", line);
+    }
 }
 
 bool rn_dir_check_out(const char *path, struct fl_error **errp)
@@ -142,35 +151,8 @@ bool rn_dir_create(struct run *run, struct fl_error **errp)
     }
     free(p);
     setvbuf(run->events_log, NULL, _IOLBF, 0);
+    rn_log_add_sink(&run->log, events_line, run);
     return true;
-}
-
-void rn_log(struct run *run, const char *kind, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *text = fl_xvasprintf(fmt, ap);
-    va_end(ap);
-    char stamp[40];
-    if (run->t0) {
-        int64_t t = run->log_at != INT64_MIN ? run->log_at : rn_timeline_now(run);
-        snprintf(stamp, sizeof stamp, "%c%lld.%03llds", t < 0 ? '-' : '+',
-                 (long long)(llabs(t) / FL_NS_PER_SEC),
-                 (long long)(llabs(t) % FL_NS_PER_SEC / FL_NS_PER_MS));
-    } else {
-        int64_t t = fl_clock_mono_ns() - run->run_start_ns;
-        snprintf(stamp, sizeof stamp, "boot+%lld.%03llds", (long long)(t / FL_NS_PER_SEC),
-                 (long long)(t % FL_NS_PER_SEC / FL_NS_PER_MS));
-    }
-    char *line = fl_xasprintf("[%s] %-9s %s", stamp, kind, text);
-    if (run->events_log) {
-        fprintf(run->events_log, "%s\n", line);
-    }
-    if (!run->quiet) {
-        rn_view_print(run, line);
-    }
-    free(line);
-    free(text);
 }
 
 bool rn_write_junit(struct run *run, struct fl_error **errp)
@@ -253,10 +235,10 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
         fl_buf_json_string(&b, run->infra->msg);
     }
     fl_buf_printf(&b, ",\n  \"boot_ns\": %lld",
-                  (long long)(run->t0 ? run->t0 - run->boot_start_ns : -1));
+                  (long long)(run->clock.t0 ? run->clock.t0 - run->boot_start_ns : -1));
     fl_buf_printf(&b, ",\n  \"timeline_ns\": %lld",
-                  (long long)(run->t0 ? rn_timeline_now(run) : 0));
-    fl_buf_printf(&b, ",\n  \"held_ns\": %lld", (long long)run->held_ns);
+                  (long long)(run->clock.t0 ? rn_clock_now(&run->clock) : 0));
+    fl_buf_printf(&b, ",\n  \"held_ns\": %lld", (long long)run->clock.held_ns);
     fl_buf_printf(&b, ",\n  \"events_played\": %zu", run->next_event);
     fl_buf_printf(&b, ",\n  \"events_total\": %zu", run->scen->n_events);
     fl_buf_printf(&b, ",\n  \"checks\": {\"total\": %zu, \"failed\": %zu, \"list\": [",
