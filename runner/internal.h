@@ -7,11 +7,11 @@
  *     ▲
  *   internal.h   this file: the state of a run
  *     ▲
- *   view.h  rundir.h  checks.h     the live view (a log sink); the run
- *     ▲        ▲         ▲         directory and its files; checks, execs
- *     │        │      timeline.h   and waits; the timeline's events
- *     │        │         ▲
- *     └────────┴──── run.c         wiring, phases, verdict, teardown
+ *   view.h  rundir.h  setup.h  checks.h   the live view (a log sink); the
+ *     ▲        ▲         ▲        ▲       run directory and its files;
+ *     │        │         │    timeline.h  wiring the rooms; checks, execs
+ *     │        │         │        ▲       and waits; the timeline's events
+ *     └────────┴─────────┴──── run.c      phases, verdict, teardown
  *
  * Nothing below run.c calls up: what run.c must learn (a check finished,
  * the timeline is over) reaches it through the hooks in struct run.

@@ -18,7 +18,9 @@ declare -A allowed=(
     [rundir.c]="rundir.h"
     [checks.c]="checks.h"
     [timeline.c]="timeline.h checks.h"
-    [run.c]="checks.h rundir.h timeline.h view.h"
+    [setup.h]="internal.h"
+    [setup.c]="setup.h"
+    [run.c]="checks.h rundir.h setup.h timeline.h view.h"
 )
 bad=0
 for f in *.c *.h; do
