@@ -38,9 +38,11 @@ static char *clip(const char *s, size_t size)
         return fl_xstrdup("");
     }
     if (size > OUTPUT_KEEP) {
-        char *c = fl_xmalloc(OUTPUT_KEEP + 32);
-        memcpy(c, s, OUTPUT_KEEP);
-        strcpy(c + OUTPUT_KEEP, "\n[... output truncated]");
+        /* Never inside a character: the writers would see half of one. */
+        size_t keep = fl_utf8_cut(s, size, OUTPUT_KEEP);
+        char *c = fl_xmalloc(keep + 32);
+        memcpy(c, s, keep);
+        strcpy(c + keep, "\n[... output truncated]");
         return c;
     }
     return fl_xstrndup(s, size);
@@ -68,6 +70,21 @@ static void pending_free(struct rn_pending *p)
     }
     fl_timer_destroy(p->retry);
     free(p);
+}
+
+/* The whole captured stdout, NUL bytes included: a NUL ends a line as a
+ * newline does (regexec stops at the first one). */
+static bool output_matches(const regex_t *re, const char *out, size_t size)
+{
+    if (!out || size == 0) {
+        return regexec(re, "", 0, NULL, 0) == 0;
+    }
+    for (size_t at = 0; at < size; at += strnlen(out + at, size - at) + 1) {
+        if (regexec(re, out + at, 0, NULL, 0) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Does the outcome meet the expectation?  *why explains a mismatch. */
@@ -106,10 +123,14 @@ static bool meets(const struct topo_expect *x, const struct hv_exec_result *res,
             *why = fl_xasprintf("output pattern '%s' does not compile", x->output);
             return false;
         }
-        bool match = regexec(&re, res->out ? res->out : "", 0, NULL, 0) == 0;
+        bool match = output_matches(&re, res->out, res->out_size);
         regfree(&re);
         if (!match) {
-            *why = fl_xasprintf("output does not match /%s/", x->output);
+            *why = res->out_truncated
+                       ? fl_xasprintf("output does not match /%s/ (stdout was cut at %zu bytes: "
+                                      "the pattern saw only those)",
+                                      x->output, res->out_size)
+                       : fl_xasprintf("output does not match /%s/", x->output);
             return false;
         }
     }

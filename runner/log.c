@@ -86,7 +86,7 @@ void rn_log(struct rn_log *log, const char *kind, const char *fmt, ...)
     }
     struct fl_buf line = {0};
     fl_buf_printf(&line, "[%s] %-9s ", stamp, kind);
-    fl_buf_puts(&line, text);
+    fl_text_terminal(&line, text, strlen(text));
     for (size_t i = 0; i < log->n_sinks; i++) {
         log->sinks[i].fn(log->sinks[i].arg, line.data);
     }

@@ -375,6 +375,14 @@ static void free_run(struct run *run)
     fl_error_free(run->infra);
 }
 
+/* Messages may carry guest text (an agent's error): shown escaped. */
+static void print_escaped(const char *fmt, const char *s)
+{
+    char *e = fl_text_terminal_dup(s);
+    printf(fmt, e);
+    free(e);
+}
+
 static void print_summary(struct run *run)
 {
     if (run->quiet) {
@@ -392,11 +400,12 @@ static void print_summary(struct run *run)
     printf("\n");
     for (size_t i = 0; i < run->n_results; i++) {
         const struct rn_result *r = &run->results[i];
-        printf("  %s %-28s %s%s%s\n", r->passed ? "PASS" : "FAIL", r->name, r->node,
-               r->passed ? "" : ": ", r->passed ? "" : r->message);
+        printf("  %s %-28s %s%s", r->passed ? "PASS" : "FAIL", r->name, r->node,
+               r->passed ? "" : ": ");
+        print_escaped("%s\n", r->passed ? "" : r->message);
     }
     if (run->infra) {
-        printf("  error: %s\n", run->infra->msg);
+        print_escaped("  error: %s\n", run->infra->msg);
     }
     printf("run directory: %s\n", run->dir);
     printf("report:        %s/report.html\n", run->dir);

@@ -68,6 +68,18 @@ static bool make_sock_dir(struct run *run, struct fl_error **errp)
     return true;
 }
 
+/* Text into junit.xml and summary.json: whatever bytes a guest printed,
+ * the file stays well-formed (core/text.c). */
+static void xml(struct fl_buf *b, const char *s)
+{
+    fl_text_xml(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void json(struct fl_buf *b, const char *s)
+{
+    fl_text_json(b, s, strlen(s), false);
+}
+
 /* The log sink behind events.log. */
 static void events_line(void *arg, const char *line)
 {
@@ -164,7 +176,7 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     struct fl_buf b = {0};
     fl_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     fl_buf_puts(&b, "  <testsuite name=\"");
-    fl_buf_xml_escape(&b, run->scen->name);
+    xml(&b, run->scen->name);
     fl_buf_printf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%d\">\n", run->n_results,
                   failures, run->result == RUNNER_ERROR || run->result == RUNNER_INTERRUPTED);
     fl_buf_printf(&b, "    <properties><property name=\"seed\" value=\"%llu\"/></properties>\n",
@@ -172,30 +184,30 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     for (size_t i = 0; i < run->n_results; i++) {
         const struct rn_result *r = &run->results[i];
         fl_buf_puts(&b, "    <testcase classname=\"");
-        fl_buf_xml_escape(&b, run->scen->name);
+        xml(&b, run->scen->name);
         fl_buf_puts(&b, "\" name=\"");
-        fl_buf_xml_escape(&b, r->name);
+        xml(&b, r->name);
         fl_buf_printf(&b, "\" time=\"%.3f\">\n", (double)r->duration_ns / 1e9);
         if (!r->passed) {
             fl_buf_puts(&b, "      <failure message=\"");
-            fl_buf_xml_escape(&b, r->message);
+            xml(&b, r->message);
             fl_buf_puts(&b, "\">");
             fl_buf_puts(&b, "node: ");
-            fl_buf_xml_escape(&b, r->node);
+            xml(&b, r->node);
             fl_buf_puts(&b, "\ncommand: ");
-            fl_buf_xml_escape(&b, r->command);
+            xml(&b, r->command);
             fl_buf_puts(&b, "\nfrom: ");
-            fl_buf_xml_escape(&b, r->source);
+            xml(&b, r->source);
             fl_buf_printf(&b, "\nexit: %d\n</failure>\n", r->exit_code);
         }
         if (r->out && *r->out) {
             fl_buf_puts(&b, "      <system-out>");
-            fl_buf_xml_escape(&b, r->out);
+            xml(&b, r->out);
             fl_buf_puts(&b, "</system-out>\n");
         }
         if (r->err && *r->err) {
             fl_buf_puts(&b, "      <system-err>");
-            fl_buf_xml_escape(&b, r->err);
+            xml(&b, r->err);
             fl_buf_puts(&b, "</system-err>\n");
         }
         fl_buf_puts(&b, "    </testcase>\n");
@@ -203,9 +215,8 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     if (run->result == RUNNER_ERROR || run->result == RUNNER_INTERRUPTED) {
         fl_buf_puts(&b,
                     "    <testcase classname=\"faultline\" name=\"run\">\n      <error message=\"");
-        fl_buf_xml_escape(&b, run->infra
-                                  ? run->infra->msg
-                                  : (run->interrupted ? "interrupted by a signal" : "error"));
+        xml(&b, run->infra ? run->infra->msg
+                           : (run->interrupted ? "interrupted by a signal" : "error"));
         fl_buf_puts(&b, "\"/>\n    </testcase>\n");
     }
     fl_buf_puts(&b, "  </testsuite>\n</testsuites>\n");
@@ -224,15 +235,15 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
         failed += !run->results[i].passed;
     }
     fl_buf_puts(&b, "{\n  \"scenario\": ");
-    fl_buf_json_string(&b, run->scen->name);
+    json(&b, run->scen->name);
     fl_buf_puts(&b, ",\n  \"scenario_file\": ");
-    fl_buf_json_string(&b, run->scen->file);
+    json(&b, run->scen->file);
     fl_buf_printf(&b, ",\n  \"seed\": %llu", (unsigned long long)run->scen->seed);
     fl_buf_printf(&b, ",\n  \"verdict\": \"%s\"", runner_result_name(run->result));
     fl_buf_printf(&b, ",\n  \"interrupted\": %s", run->interrupted ? "true" : "false");
     if (run->infra) {
         fl_buf_puts(&b, ",\n  \"error\": ");
-        fl_buf_json_string(&b, run->infra->msg);
+        json(&b, run->infra->msg);
     }
     fl_buf_printf(&b, ",\n  \"boot_ns\": %lld",
                   (long long)(run->clock.t0 ? run->clock.t0 - run->boot_start_ns : -1));
@@ -247,13 +258,13 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
         const struct rn_result *r = &run->results[i];
         fl_buf_puts(&b, i ? ",\n    {" : "\n    {");
         fl_buf_puts(&b, "\"name\": ");
-        fl_buf_json_string(&b, r->name);
+        json(&b, r->name);
         fl_buf_puts(&b, ", \"node\": ");
-        fl_buf_json_string(&b, r->node ? r->node : "");
+        json(&b, r->node ? r->node : "");
         fl_buf_printf(&b, ", \"passed\": %s, \"exit\": %d, \"attempts\": %u, \"at_ns\": %lld",
                       r->passed ? "true" : "false", r->exit_code, r->attempts, (long long)r->at_ns);
         fl_buf_puts(&b, ", \"message\": ");
-        fl_buf_json_string(&b, r->message ? r->message : "");
+        json(&b, r->message ? r->message : "");
         fl_buf_puts(&b, "}");
     }
     fl_buf_puts(&b, "]}");
@@ -262,7 +273,7 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
         const struct rn_node *n = &run->nodes[i];
         fl_buf_puts(&b, i ? ", " : "");
         fl_buf_puts(&b, "{\"name\": ");
-        fl_buf_json_string(&b, n->topo->name);
+        json(&b, n->topo->name);
         fl_buf_printf(&b, ", \"boot_ns\": %lld}", (long long)(n->hv ? hv_node_boot_ns(n->hv) : 0));
     }
     fl_buf_puts(&b, "]");
@@ -271,7 +282,7 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
                     "\"console\": \"console/\"}");
     fl_buf_puts(&b, ",\n  \"replay\": ");
     char *replay = fl_xasprintf("faultline run --replay-of %s", run->dir);
-    fl_buf_json_string(&b, replay);
+    json(&b, replay);
     free(replay);
     fl_buf_puts(&b, "\n}\n");
     char *p = fl_xasprintf("%s/summary.json", run->dir);

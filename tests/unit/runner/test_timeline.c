@@ -138,18 +138,26 @@ static struct call *call(struct harness *h, size_t nth, const char *cmd)
     return &h->calls[nth];
 }
 
-static void answer(struct harness *h, size_t nth, int exit_code, const char *out)
+/* Finishes the nth command with this stdout (size bytes, NULs allowed). */
+static void answer_raw(struct harness *h, size_t nth, int exit_code, const char *out, size_t size,
+                       bool truncated)
 {
     struct call *c = &h->calls[nth];
     assert_false(c->answered);
     c->answered = true;
     struct hv_exec_result res = {
         .exit_code = exit_code,
-        .out = (char *)(out ? out : ""),
-        .out_size = out ? strlen(out) : 0,
+        .out = (char *)out,
+        .out_size = size,
+        .out_truncated = truncated,
         .err = (char *)"",
     };
     c->cb(NULL, &res, NULL, c->arg);
+}
+
+static void answer(struct harness *h, size_t nth, int exit_code, const char *out)
+{
+    answer_raw(h, nth, exit_code, out ? out : "", out ? strlen(out) : 0, false);
 }
 
 static const struct rn_result *result(struct harness *h, const char *name)
@@ -337,6 +345,54 @@ static void test_end_checks(void **state)
     finish(h);
 }
 
+/* `output:` sees the whole captured stdout, past a NUL byte; a mismatch on
+ * output the agent cut says so (issue 14, item 6). */
+static void test_output_after_nul_and_cut(void **state)
+{
+    struct harness *h =
+        start("run: {name: t, duration: 20s, seed: 1}\n" NODES "checks:\n"
+              "  - {name: nul, at: 1s, node: n1, command: a, output: '^leader$'}\n"
+              "  - {name: big, at: 1s, node: n1, command: b, output: '^never$'}\n"
+              "  - {name: small, at: 1s, node: n1, command: c, output: '^never$'}\n");
+    advance_to(h, 1 * SEC);
+    static const char nul[] = "junk\0leader\n";
+    answer_raw(h, call(h, 0, "a") - h->calls, 0, nul, sizeof nul - 1, false);
+    assert_true(result(h, "nul")->passed);
+    answer_raw(h, call(h, 1, "b") - h->calls, 0, "xxxx", 4, true);
+    assert_string_equal(result(h, "big")->message,
+                        "output does not match /^never$/ (stdout was cut at 4 bytes: the pattern "
+                        "saw only those)");
+    answer(h, call(h, 2, "c") - h->calls, 0, "xxxx");
+    assert_string_equal(result(h, "small")->message, "output does not match /^never$/");
+    finish(h);
+}
+
+/* Output kept in a result is cut at 4096 bytes, never inside a character;
+ * a failing check's output reaches the log with its controls escaped. */
+static void test_output_cut_and_escaped(void **state)
+{
+    struct harness *h = start("run: {name: t, duration: 20s, seed: 1}\n" NODES "checks:\n"
+                              "  - {name: long, at: 1s, node: n1, command: a}\n"
+                              "  - {name: evil, at: 1s, node: n1, command: b}\n");
+    advance_to(h, 1 * SEC);
+    char big[4200];
+    memset(big, 'x', 4095);
+    for (size_t i = 4095; i + 3 <= sizeof big; i += 3) {
+        memcpy(big + i, "\xe2\x82\xac", 3);
+    }
+    answer_raw(h, call(h, 0, "a") - h->calls, 1, big, sizeof big / 3 * 3, false);
+    const char *out = result(h, "long")->out;
+    assert_int_equal(strspn(out, "x"), 4095);
+    assert_string_equal(out + 4095, "\n[... output truncated]");
+
+    answer(h, call(h, 1, "b") - h->calls, 1, "\x1b]52;c;x\x07\x1b[2Jevil\rPASS \xe2\x80\xaeok\n");
+    assert_true(logged(h, "FAIL evil on n1: expected exit 0, got 1; "
+                          "\\x1b]52;c;x\\x07\\x1b[2Jevil\\rPASS \\u202eok"));
+    assert_null(strchr(h->lines.data, '\x1b'));
+    assert_null(strchr(h->lines.data, '\r'));
+    finish(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +402,8 @@ int main(void)
         cmocka_unit_test(test_check_retries_within),
         cmocka_unit_test(test_check_on_down_node),
         cmocka_unit_test(test_end_checks),
+        cmocka_unit_test(test_output_after_nul_and_cut),
+        cmocka_unit_test(test_output_cut_and_escaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
