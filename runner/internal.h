@@ -83,6 +83,10 @@ struct rn_pending {
     bool done;
 };
 
+/* An event played later than this after its planned time is logged as
+ * late (events.log, run.db, summary.json, the report). */
+#define RN_LATE_WARN_NS (100 * FL_NS_PER_MS)
+
 enum rn_phase { RN_SETUP, RN_BOOT, RN_TIMELINE, RN_END_CHECKS, RN_DONE };
 
 /* How checks reach a guest: hv in a run (rn_guest_hv, checks.c), a fake
@@ -131,6 +135,9 @@ struct run {
     int64_t boot_start_ns;
     size_t next_event;
     size_t nodes_ready;
+    /* Events played after their planned time (timeline.c). */
+    int64_t late_max_ns;
+    size_t late_events; /* late by more than RN_LATE_WARN_NS */
     struct fl_timer *timeline_timer;
     struct fl_timer *boot_timer;
     struct fl_timer *view_timer;

@@ -252,6 +252,8 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
     fl_buf_printf(&b, ",\n  \"held_ns\": %lld", (long long)run->clock.held_ns);
     fl_buf_printf(&b, ",\n  \"events_played\": %zu", run->next_event);
     fl_buf_printf(&b, ",\n  \"events_total\": %zu", run->scen->n_events);
+    fl_buf_printf(&b, ",\n  \"events_late\": %zu", run->late_events);
+    fl_buf_printf(&b, ",\n  \"late_max_ns\": %lld", (long long)run->late_max_ns);
     fl_buf_printf(&b, ",\n  \"checks\": {\"total\": %zu, \"failed\": %zu, \"list\": [",
                   run->n_results, failed);
     for (size_t i = 0; i < run->n_results; i++) {

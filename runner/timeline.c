@@ -322,6 +322,29 @@ static void apply(struct run *run, const struct topo_event *ev)
     }
 }
 
+/* A stopped or starved controller (SIGSTOP, a swapping host) plays an
+ * event after its time: events.log keeps the planned time (two runs with
+ * one seed log the same lines), so the lateness gets a line of its own,
+ * a trace event for the report, and the summary's tally. */
+static void note_lateness(struct run *run, const struct topo_event *ev, int64_t late_ns)
+{
+    run->late_max_ns = FL_MAX(run->late_max_ns, late_ns);
+    if (late_ns <= RN_LATE_WARN_NS) {
+        return;
+    }
+    run->late_events++;
+    char *detail = fl_xasprintf(
+        "%s (%s) planned at +%lld.%03llds, played at +%lld.%03llds: %lld.%03llds late",
+        topo_event_kind_name(ev->kind), ev->source, (long long)(ev->at_ns / FL_NS_PER_SEC),
+        (long long)(ev->at_ns % FL_NS_PER_SEC / FL_NS_PER_MS),
+        (long long)((ev->at_ns + late_ns) / FL_NS_PER_SEC),
+        (long long)((ev->at_ns + late_ns) % FL_NS_PER_SEC / FL_NS_PER_MS),
+        (long long)(late_ns / FL_NS_PER_SEC), (long long)(late_ns % FL_NS_PER_SEC / FL_NS_PER_MS));
+    trace_ev(run, "late", 0, detail);
+    rn_log(&run->log, "late", "%s", detail);
+    free(detail);
+}
+
 static void on_timeline(struct fl_loop *loop, struct fl_timer *t, void *arg)
 {
     struct run *run = arg;
@@ -331,9 +354,11 @@ static void on_timeline(struct fl_loop *loop, struct fl_timer *t, void *arg)
     while (!run->clock.holds && run->next_event < run->scen->n_events &&
            run->scen->events[run->next_event].at_ns <= rn_clock_now(&run->clock)) {
         const struct topo_event *ev = &run->scen->events[run->next_event++];
+        int64_t late = rn_clock_now(&run->clock) - ev->at_ns;
         run->log.at = ev->at_ns;
         apply(run, ev);
         run->log.at = INT64_MIN;
+        note_lateness(run, ev, late);
         if (run->phase != RN_TIMELINE) {
             return; /* an infrastructure error ended the run */
         }

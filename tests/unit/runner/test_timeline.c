@@ -393,6 +393,27 @@ static void test_output_cut_and_escaped(void **state)
     finish(h);
 }
 
+/* A controller stopped past an event's time plays it late: the log keeps
+ * the planned time, and a `late` line says by how much (issue 14, item 14). */
+static void test_late_event(void **state)
+{
+    struct harness *h = start("run: {name: t, duration: 20s, seed: 1}\n" NODES "timeline:\n"
+                              "  - {at: 1s, mark: cut}\n"
+                              "  - {at: 6s, mark: on-time}\n");
+    advance_to(h, 500 * MS);
+    fl_clock_manual_advance(h->clock, 3200 * MS); /* SIGSTOP: nothing ran */
+    advance_to(h, 3700 * MS);
+    assert_true(logged(h, "[+1.000s] mark      cut\n"));
+    assert_true(logged(h, "[+3.700s] late      mark (timeline[0]) planned at +1.000s, played at "
+                          "+3.700s: 2.700s late\n"));
+    assert_int_equal(h->run.late_events, 1);
+    assert_int_equal(h->run.late_max_ns, 2700 * MS);
+    advance_to(h, 6 * SEC);
+    assert_true(logged(h, "[+6.000s] mark      on-time\n"));
+    assert_int_equal(h->run.late_events, 1);
+    finish(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_end_checks),
         cmocka_unit_test(test_output_after_nul_and_cut),
         cmocka_unit_test(test_output_cut_and_escaped),
+        cmocka_unit_test(test_late_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
