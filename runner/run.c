@@ -441,9 +441,12 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     run->loop = fl_loop_create(NULL, &err);
     run->clock.loop = run->loop;
     if (!run->loop || !rn_dir_create(run, &err)) {
-        out->result = RUNNER_ERROR;
+        /* Losing the claim to another run is a usage error (exit 2): the
+         * directory is theirs, and nothing was written into it. */
+        bool lost = err && err->code == EEXIST;
+        out->result = lost ? RUNNER_INVALID : RUNNER_ERROR;
         fl_error_propagate(errp, err);
-        out->run_dir = run->dir ? fl_xstrdup(run->dir) : NULL;
+        out->run_dir = run->dir && !lost ? fl_xstrdup(run->dir) : NULL;
         free_run(run);
         return false;
     }

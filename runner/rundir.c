@@ -100,35 +100,99 @@ bool rn_dir_check_out(const char *path, struct fl_error **errp)
     return true;
 }
 
-bool rn_dir_create(struct run *run, struct fl_error **errp)
+/* The claim: one exclusive mkdir that only one run can win.  A new
+ * directory is claimed by creating it; an existing empty --out by
+ * creating its first subdirectory.  Two runs racing for one path: the
+ * loser gets EEXIST before it has written anything. */
+static bool claim(const char *dir, bool *created, struct fl_error **errp)
 {
-    if (run->opts->out_dir) {
-        if (!rn_dir_check_out(run->opts->out_dir, errp)) {
+    *created = false;
+    if (mkdir(dir, 0700) == 0) {
+        *created = true;
+    } else if (errno == ENOENT) {
+        char *parent = fl_xstrdup(dir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = '\0';
+            if (!fl_mkdir_p(parent, 0700, errp)) {
+                free(parent);
+                return false;
+            }
+        }
+        free(parent);
+        if (mkdir(dir, 0700) == 0) {
+            *created = true;
+        } else if (errno != EEXIST) {
+            fl_error_setf_errno(errp, errno, "cannot create the run directory '%s'", dir);
             return false;
         }
+    } else if (errno != EEXIST) {
+        fl_error_setf_errno(errp, errno, "cannot create the run directory '%s'", dir);
+        return false;
+    }
+    if (!*created && !rn_dir_check_out(dir, errp)) {
+        return false;
+    }
+    char *first = fl_xasprintf("%s/pcap", dir);
+    int r = mkdir(first, 0700);
+    int e = errno;
+    free(first);
+    if (r < 0 && e == EEXIST) {
+        fl_error_setf(errp, EEXIST,
+                      "run directory '%s' was claimed by another run at the same time (choose "
+                      "another --out)",
+                      dir);
+        return false;
+    }
+    if (r < 0) {
+        fl_error_setf_errno(errp, e, "cannot create '%s/pcap'", dir);
+        return false;
+    }
+    return true;
+}
+
+bool rn_dir_create(struct run *run, struct fl_error **errp)
+{
+    bool created = false;
+    if (run->opts->out_dir) {
         run->dir = fl_xstrdup(run->opts->out_dir);
+        if (!claim(run->dir, &created, errp)) {
+            return false;
+        }
     } else {
         char stamp[32];
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        if (!fl_mkdir_p("runs", 0700, errp)) {
+            return false;
+        }
+        /* A name that exists (another run of this scenario in the same
+         * second) gets the next free suffix: mkdir is the test. */
         run->dir = fl_xasprintf("runs/%s-%s", stamp, run->scen->name);
-        for (int i = 2; access(run->dir, F_OK) == 0; i++) {
+        for (int i = 2;; i++) {
+            if (mkdir(run->dir, 0700) == 0) {
+                break;
+            }
+            if (errno != EEXIST || i > 10000) {
+                fl_error_setf_errno(errp, errno, "cannot create the run directory '%s'", run->dir);
+                return false;
+            }
             free(run->dir);
             run->dir = fl_xasprintf("runs/%s-%s-%d", stamp, run->scen->name, i);
+        }
+        if (!claim(run->dir, &created, errp)) {
+            return false;
         }
     }
     /* Sockets and consoles are private to the user running faultline; the
      * chmod covers an existing empty --out directory. */
-    if (!fl_mkdir_p(run->dir, 0700, errp)) {
-        return false;
-    }
     if (chmod(run->dir, 0700) < 0) {
         fl_error_setf_errno(errp, errno, "cannot chmod '%s'", run->dir);
         return false;
     }
-    static const char *const subdirs[] = {"pcap", "console", "disks"};
+    static const char *const subdirs[] = {"console", "disks"}; /* pcap/ is the claim */
     for (size_t i = 0; i < FL_ARRAY_LEN(subdirs); i++) {
         char *p = fl_xasprintf("%s/%s", run->dir, subdirs[i]);
         bool ok = fl_mkdir_p(p, 0700, errp);
