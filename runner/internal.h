@@ -155,6 +155,9 @@ struct run {
 
     /* Outcome. */
     bool interrupted;
+    struct fl_buf unrecorded; /* records that could not be written, "what: why; ..." */
+    int unrecorded_code;      /* errno of the first */
+    bool report_written;
     struct fl_error *infra; /* first infrastructure error */
     enum runner_result result;
 

@@ -308,6 +308,50 @@ static bool load(struct run *run, struct fl_error **errp)
 
 /* ---- teardown ---- */
 
+/* A record the run promised (run.db, pcaps, events.log, junit.xml,
+ * summary.json, report.html) could not be written, typically a full disk:
+ * the run cannot vouch for its verdict, so it ends as an infrastructure
+ * error (exit 3) naming every loss; what can still be written is. */
+static void lost_record(struct run *run, const char *what, int code)
+{
+    fl_buf_printf(&run->unrecorded, "%s%s: %s", run->unrecorded.size ? "; " : "", what,
+                  strerror(code));
+    rn_log(&run->log, "error", "could not write %s: %s", what, strerror(code));
+    if (!run->unrecorded_code) {
+        run->unrecorded_code = code;
+    }
+}
+
+/* The verdict, given what could be recorded. */
+static void settle(struct run *run)
+{
+    if (!run->unrecorded.size || run->result == RUNNER_INTERRUPTED) {
+        return;
+    }
+    run->result = RUNNER_ERROR;
+    if (!run->infra) {
+        fl_error_setf(&run->infra, run->unrecorded_code,
+                      "the run could not record what it promised in %s (%s)", run->dir,
+                      run->unrecorded.data);
+    }
+}
+
+static void write_record(struct run *run, const char *what,
+                         bool (*write)(struct run *, struct fl_error **))
+{
+    struct fl_error *ferr = NULL;
+    if (!write(run, &ferr)) {
+        lost_record(run, what, ferr && ferr->code ? ferr->code : EIO);
+        fl_error_free(ferr);
+    }
+    settle(run); /* the files written next carry the verdict as it is now */
+}
+
+static bool write_report(struct run *run, struct fl_error **errp)
+{
+    return trace_report_write(run->dir, errp);
+}
+
 static void teardown(struct run *run)
 {
     rn_checks_abort(run, run->interrupted ? "interrupted before it finished"
@@ -324,6 +368,12 @@ static void teardown(struct run *run)
     }
     if (run->db && run->partition_event > 0) {
         trace_event_end(run->db, run->partition_event, fl_clock_mono_ns());
+    }
+    if (run->nb) {
+        int r = nb_flush(run->nb); /* the first failed pcap write, sticky */
+        if (r < 0) {
+            lost_record(run, "pcap/", -r);
+        }
     }
     nb_destroy(run->nb);
     run->nb = NULL;
@@ -364,6 +414,7 @@ static void free_run(struct run *run)
     free(run->link_ids);
     free(run->network_ids);
     free(run->partition_label);
+    fl_buf_free(&run->unrecorded);
     if (run->events_log) {
         fclose(run->events_log);
     }
@@ -408,7 +459,9 @@ static void print_summary(struct run *run)
         print_escaped("  error: %s\n", run->infra->msg);
     }
     printf("run directory: %s\n", run->dir);
-    printf("report:        %s/report.html\n", run->dir);
+    if (run->report_written) {
+        printf("report:        %s/report.html\n", run->dir);
+    }
     printf("replay:        faultline run --replay-of %s\n", run->dir);
 }
 
@@ -503,27 +556,42 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     if (run->result == RUNNER_PASS && failed) {
         run->result = RUNNER_FAIL;
     }
-    rn_log(&run->log, "verdict", "%s", runner_result_name(run->result));
-
+    /* What the run promised to record, each part on its own: one that
+     * fails (a full disk) never stops the others. */
+    int db_state = run->db ? trace_db_flush(run->db) : 0;
+    if (db_state < 0) {
+        lost_record(run, "run.db", -db_state);
+    }
+    if (run->events_log && (fflush(run->events_log) != 0 || ferror(run->events_log))) {
+        lost_record(run, "events.log", errno ? errno : EIO);
+    }
+    settle(run);
     if (run->db) {
         trace_run_end(run->db, runner_result_name(run->result), run->infra ? run->infra->msg : NULL,
                       TRACE_NO_TIME);
+        if (db_state == 0 && (db_state = trace_db_flush(run->db)) < 0) {
+            lost_record(run, "run.db", -db_state);
+        }
         trace_db_close(run->db);
         run->db = NULL;
     }
-    struct fl_error *ferr = NULL;
-    if (!rn_write_junit(run, &ferr) || !rn_write_summary(run, &ferr)) {
-        rn_log(&run->log, "error", "%s", ferr->msg);
-        fl_error_free(ferr);
-        ferr = NULL;
-    }
+    settle(run);
+    write_record(run, "junit.xml", rn_write_junit);
     if (!opts->no_report) {
-        if (trace_report_write(run->dir, &ferr)) {
+        size_t before = run->unrecorded.size;
+        write_record(run, "report.html", write_report);
+        if (run->unrecorded.size == before) {
             out->report = fl_xasprintf("%s/report.html", run->dir);
-        } else {
-            rn_log(&run->log, "error", "report: %s", ferr ? ferr->msg : "?");
-            fl_error_free(ferr);
         }
+    }
+    run->report_written = out->report != NULL;
+    write_record(run, "summary.json", rn_write_summary);
+    settle(run);
+    rn_log(&run->log, "verdict", "%s", runner_result_name(run->result));
+    if (run->events_log && (fflush(run->events_log) != 0 || ferror(run->events_log))) {
+        /* Too late to change the files above; stdout and the exit say it. */
+        lost_record(run, "events.log", errno ? errno : EIO);
+        settle(run);
     }
     print_summary(run);
     out->result = run->result;

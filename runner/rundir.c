@@ -343,9 +343,28 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
         fl_buf_printf(&b, ", \"boot_ns\": %lld}", (long long)(n->hv ? hv_node_boot_ns(n->hv) : 0));
     }
     fl_buf_puts(&b, "]");
-    fl_buf_puts(&b, ",\n  \"files\": {\"run_db\": \"run.db\", \"events\": \"events.log\", "
-                    "\"junit\": \"junit.xml\", \"report\": \"report.html\", \"pcap\": \"pcap/\", "
-                    "\"console\": \"console/\"}");
+    /* Only files that are there (a full disk may have kept some out). */
+    static const char *const files[][2] = {
+        {"run_db", "run.db"},      {"events", "events.log"}, {"junit", "junit.xml"},
+        {"report", "report.html"}, {"pcap", "pcap/"},        {"console", "console/"},
+    };
+    fl_buf_puts(&b, ",\n  \"files\": {");
+    const char *sep = "";
+    for (size_t i = 0; i < FL_ARRAY_LEN(files); i++) {
+        char *path = fl_xasprintf("%s/%s", run->dir, files[i][1]);
+        bool there =
+            access(path, F_OK) == 0 && (strcmp(files[i][0], "report") || run->report_written);
+        free(path);
+        if (there) {
+            fl_buf_printf(&b, "%s\"%s\": \"%s\"", sep, files[i][0], files[i][1]);
+            sep = ", ";
+        }
+    }
+    fl_buf_puts(&b, "}");
+    if (run->unrecorded.size) {
+        fl_buf_puts(&b, ",\n  \"unrecorded\": ");
+        json(&b, run->unrecorded.data);
+    }
     fl_buf_puts(&b, ",\n  \"replay\": ");
     char *replay = fl_xasprintf("faultline run --replay-of %s", run->dir);
     json(&b, replay);
