@@ -2,18 +2,9 @@
 # Hostile guest output (guest-output.yaml) reaches no terminal and breaks
 # no artifact: stdout and events.log show controls escaped; junit.xml,
 # summary.json and report.html parse (python3, xmllint).
-set -euo pipefail
-: "${FAULTLINE:?FAULTLINE must name the faultline binary (ctest sets it)}"
 here=$(cd "$(dirname "$0")" && pwd)
-TMP=$(mktemp -d /tmp/fl-hostile-XXXXXX)
-cleanup() {
-    local left
-    left=$(pgrep -f -- "$TMP" || true)
-    [ -n "$left" ] && kill -9 $left 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# TMP, cleanup of every process under it, fail, no_qemu_left.
+. "$here/../../integration/runner/lib.sh"
 command -v xmllint >/dev/null || fail "xmllint is missing (deps/runner.txt: libxml2-utils)"
 
 run=$TMP/run
@@ -22,7 +13,7 @@ set +e
 code=$?
 set -e
 [ "$code" = 1 ] || fail "exit $code, want 1 (checks failed): $(cat "$TMP/stdout" "$TMP/stderr")"
-[ -z "$(pgrep -f -- "qemu-system.*$run" || true)" ] || fail "QEMU left behind"
+no_qemu_left "$run"
 
 python3 - "$run" "$TMP/stdout" "$TMP/stderr" <<'PY'
 import html.parser, json, re, sys

@@ -19,6 +19,19 @@ YAML
 run() { # out-dir log
     "$FAULTLINE" run --plain --cache /dev/null/no-cache ${1:+--out "$1"} "$TMP/s.yaml" >"$2" 2>&1
 }
+# Two runs at once for one out-dir ("": the default name); sets $codes.
+race() {
+    set +e
+    run "$1" "$TMP/a.log" &
+    local a=$!
+    run "$1" "$TMP/b.log" &
+    local b=$!
+    wait $a
+    local ca=$?
+    wait $b
+    codes="$ca $?"
+    set -e
+}
 
 # The same --out, new and pre-created empty, a short and a long path (a
 # long one puts the sockets in a temporary directory: both runs once ran).
@@ -30,17 +43,7 @@ for i in $(seq 1 30); do
     1) out=$TMP/e$i && mkdir "$out" ;;
     2) out=$long/l$i ;;
     esac
-    set +e
-    run "$out" "$TMP/a.log" &
-    a=$!
-    run "$out" "$TMP/b.log" &
-    b=$!
-    wait $a
-    ca=$?
-    wait $b
-    cb=$?
-    set -e
-    codes="$ca $cb"
+    race "$out"
     case "$codes" in
     "3 2") loser=$TMP/b.log ;;
     "2 3") loser=$TMP/a.log ;;
@@ -59,17 +62,8 @@ echo "ok: 30 races for one --out: one claim, one clear exit 2 each time"
 # Without --out: the default name gets a suffix, both runs get a directory.
 mkdir "$TMP/cwd" && cd "$TMP/cwd"
 for i in $(seq 1 5); do
-    set +e
-    run "" "$TMP/a.log" &
-    a=$!
-    run "" "$TMP/b.log" &
-    b=$!
-    wait $a
-    ca=$?
-    wait $b
-    cb=$?
-    set -e
-    [ "$ca $cb" = "3 3" ] || fail "default names: exit codes $ca $cb: $(cat "$TMP/a.log" "$TMP/b.log")"
+    race ""
+    [ "$codes" = "3 3" ] || fail "default names: exit codes $codes: $(cat "$TMP/a.log" "$TMP/b.log")"
 done
 n=$(ls runs | wc -l)
 [ "$n" = 10 ] || fail "10 runs without --out made $n directories: $(ls runs)"
