@@ -54,18 +54,6 @@ void rn_log_add_sink(struct rn_log *log, rn_log_sink *fn, void *arg)
     }
 }
 
-void rn_log_remove_sink(struct rn_log *log, rn_log_sink *fn, void *arg)
-{
-    for (size_t i = 0; i < log->n_sinks; i++) {
-        if (log->sinks[i].fn == fn && log->sinks[i].arg == arg) {
-            memmove(&log->sinks[i], &log->sinks[i + 1],
-                    (log->n_sinks - i - 1) * sizeof *log->sinks);
-            log->n_sinks--;
-            return;
-        }
-    }
-}
-
 void rn_log(struct rn_log *log, const char *kind, const char *fmt, ...)
 {
     va_list ap;

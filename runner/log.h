@@ -56,8 +56,9 @@ struct rn_log {
 };
 
 void rn_log_init(struct rn_log *log, const struct rn_clock *clock);
+/* Sinks live as long as the log (events.log, the view); at most
+ * RN_LOG_MAX_SINKS, more are ignored. */
 void rn_log_add_sink(struct rn_log *log, rn_log_sink *fn, void *arg);
-void rn_log_remove_sink(struct rn_log *log, rn_log_sink *fn, void *arg);
 /* A line to every sink: "[+12.000s] kind      text".  The text is shown
  * as fl_text_terminal() makes it: whatever a guest put into it (a check's
  * output, a message) reaches no terminal and no log as a control. */
