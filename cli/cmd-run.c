@@ -36,8 +36,9 @@ static const char usage_text[] =
     "  -h, --help          this text\n"
     "\n"
     "exit codes: 0 every check passed; 1 a check failed; 2 invalid scenario or\n"
-    "command line; 3 infrastructure failure (QEMU missing, image build failed);\n"
-    "130 interrupted (SIGINT/SIGTERM; partial results kept).\n"
+    "command line, or the run directory claimed by another run; 3 infrastructure\n"
+    "failure (QEMU missing, image build failed, the run directory could not hold\n"
+    "the run's records); 130 interrupted (SIGINT/SIGTERM; partial results kept).\n"
     "\n"
     "example:\n"
     "  faultline run scenarios/quickstart.yaml\n";
@@ -151,7 +152,10 @@ static int run_main(int argc, char **argv)
             err->msg[strlen(file)] == ':') {
             fprintf(stderr, "%s\n", err->msg);
         } else {
-            fprintf(stderr, "faultline run: %s\n", err->msg);
+            /* An infrastructure message may quote a guest: shown escaped. */
+            char *msg = fl_text_terminal_dup(err->msg);
+            fprintf(stderr, "faultline run: %s\n", msg);
+            free(msg);
         }
         if (out.result == RUNNER_ERROR) {
             fprintf(stderr, "faultline run: infrastructure failure%s%s\n",

@@ -305,4 +305,32 @@ void fl_heap_remove(struct fl_heap *h, size_t index); /* index < h->len */
  * a message naming the broken invariant. */
 bool fl_heap_check(const struct fl_heap *h, struct fl_error **errp);
 
+/* ------------------------------------------------------------------ */
+/* Untrusted text (core/text.c): guest output made well-formed and     */
+/* inert for XML, JSON and terminals.                                  */
+/* ------------------------------------------------------------------ */
+
+/* Decodes one UTF-8 character of s[0..size) strictly (RFC 3629: no
+ * overlongs, surrogates or values past U+10FFFF).  Returns the bytes
+ * consumed (1 for an invalid sequence, which yields U+FFFD in *cp; 0 only
+ * when size is 0). */
+size_t fl_utf8_decode(const char *s, size_t size, uint32_t *cp);
+/* The longest prefix of s[0..size) of at most max bytes that does not
+ * split a character. */
+size_t fl_utf8_cut(const char *s, size_t size, size_t max);
+/* Appends s[0..size) escaped for XML text and attribute values: invalid
+ * UTF-8 and the characters XML 1.0 forbids (C0 controls but tab, newline,
+ * carriage return; U+FFFE, U+FFFF) become U+FFFD. */
+void fl_text_xml(struct fl_buf *b, const char *s, size_t size);
+/* Appends s[0..size) as a JSON string literal, quotes included, invalid
+ * UTF-8 as U+FFFD; script_safe also escapes '<', '>' and '&' (HTML
+ * <script>).  U+2028/U+2029 are escaped for JavaScript. */
+void fl_text_json(struct fl_buf *b, const char *s, size_t size, bool script_safe);
+/* Appends s[0..size) for a terminal or a log line: C0 controls and DEL as
+ * \xNN (\r, \n, \t by name), invalid bytes as \xNN, C1 controls and
+ * bidi controls as \uXXXX; everything else unchanged. */
+void fl_text_terminal(struct fl_buf *b, const char *s, size_t size);
+/* fl_text_terminal of a NUL-terminated string (NULL = ""), newly allocated. */
+char *fl_text_terminal_dup(const char *s);
+
 #endif /* FL_CORE_H */

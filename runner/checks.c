@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/internal.h"
+#include "runner/checks.h"
 
 #define OUTPUT_KEEP 4096 /* bytes of output kept in results and the trace */
 
@@ -28,7 +28,7 @@ static size_t result_new(struct run *run, const char *name, uint32_t node, const
     r->source = loc.line ? fl_xasprintf("%s (%s:%u:%u)", source, run->scen->file, loc.line, loc.col)
                          : fl_xstrdup(source);
     r->exit_code = -1;
-    r->at_ns = rn_timeline_now(run);
+    r->at_ns = rn_clock_now(&run->clock);
     return run->n_results++;
 }
 
@@ -38,9 +38,11 @@ static char *clip(const char *s, size_t size)
         return fl_xstrdup("");
     }
     if (size > OUTPUT_KEEP) {
-        char *c = fl_xmalloc(OUTPUT_KEEP + 32);
-        memcpy(c, s, OUTPUT_KEEP);
-        strcpy(c + OUTPUT_KEEP, "\n[... output truncated]");
+        /* Never inside a character: the writers would see half of one. */
+        size_t keep = fl_utf8_cut(s, size, OUTPUT_KEEP);
+        char *c = fl_xmalloc(keep + 32);
+        memcpy(c, s, keep);
+        strcpy(c + keep, "\n[... output truncated]");
         return c;
     }
     return fl_xstrndup(s, size);
@@ -68,6 +70,21 @@ static void pending_free(struct rn_pending *p)
     }
     fl_timer_destroy(p->retry);
     free(p);
+}
+
+/* The whole captured stdout, NUL bytes included: a NUL ends a line as a
+ * newline does (regexec stops at the first one). */
+static bool output_matches(const regex_t *re, const char *out, size_t size)
+{
+    if (!out || size == 0) {
+        return regexec(re, "", 0, NULL, 0) == 0;
+    }
+    for (size_t at = 0; at < size; at += strnlen(out + at, size - at) + 1) {
+        if (regexec(re, out + at, 0, NULL, 0) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Does the outcome meet the expectation?  *why explains a mismatch. */
@@ -106,10 +123,14 @@ static bool meets(const struct topo_expect *x, const struct hv_exec_result *res,
             *why = fl_xasprintf("output pattern '%s' does not compile", x->output);
             return false;
         }
-        bool match = regexec(&re, res->out ? res->out : "", 0, NULL, 0) == 0;
+        bool match = output_matches(&re, res->out, res->out_size);
         regfree(&re);
         if (!match) {
-            *why = fl_xasprintf("output does not match /%s/", x->output);
+            *why = res->out_truncated
+                       ? fl_xasprintf("output does not match /%s/ (stdout was cut at %zu bytes: "
+                                      "the pattern saw only those)",
+                                      x->output, res->out_size)
+                       : fl_xasprintf("output does not match /%s/", x->output);
             return false;
         }
     }
@@ -157,28 +178,30 @@ static void finish(struct rn_pending *p, bool passed, const struct hv_exec_resul
             trace_check(run->db, &tc);
         }
         if (passed) {
-            rn_log(run, "check", "PASS %s on %s (attempt %u)", r->name, r->node, p->attempts);
+            rn_log(&run->log, "check", "PASS %s on %s (attempt %u)", r->name, r->node, p->attempts);
         } else {
             const char *err = r->err && *r->err ? r->err : r->out;
             size_t len = strcspn(err ? err : "", "\n");
-            rn_log(run, "check", "FAIL %s on %s: %s%s%.*s", r->name, r->node, r->message,
+            rn_log(&run->log, "check", "FAIL %s on %s: %s%s%.*s", r->name, r->node, r->message,
                    len ? "; " : "", (int)FL_MIN(len, 200), err ? err : "");
         }
     } else if (res) {
-        rn_log(run, "exited", "%s: `%s` exited %d", rn_node_name(run, p->node), p->command,
+        rn_log(&run->log, "exited", "%s: `%s` exited %d", rn_node_name(run, p->node), p->command,
                res->signal ? 128 + res->signal : res->exit_code);
     } else {
-        rn_log(run, "exited", "%s: `%s` did not run: %s", rn_node_name(run, p->node), p->command,
-               why ? why : "?");
+        rn_log(&run->log, "exited", "%s: `%s` did not run: %s", rn_node_name(run, p->node),
+               p->command, why ? why : "?");
     }
     free(why);
     bool held = p->holds_timeline;
     p->done = true;
     pending_free(p);
     if (held) {
-        rn_timeline_release(run);
+        rn_clock_release(&run->clock);
     }
-    rn_maybe_finish(run);
+    if (run->check_done) {
+        run->check_done(run);
+    }
 }
 
 /* Retry when the check's window allows; true if a retry was scheduled. */
@@ -205,7 +228,7 @@ static void on_exec_done(struct hv_node *node, const struct hv_exec_result *res,
     struct rn_pending *p = arg;
     char *why = NULL;
     if (err) {
-        why = fl_xasprintf("no answer from %s: %s", hv_node_name(node), err->msg);
+        why = fl_xasprintf("no answer from %s: %s", rn_node_name(p->run, p->node), err->msg);
         if (!maybe_retry(p)) {
             finish(p, false, NULL, why);
         } else {
@@ -231,15 +254,14 @@ static void on_exec_done(struct hv_node *node, const struct hv_exec_result *res,
 static void attempt(struct rn_pending *p)
 {
     struct run *run = p->run;
-    struct rn_node *n = &run->nodes[p->node];
     p->attempts++;
     if (!p->first_ns) {
         p->first_ns = fl_loop_now(run->loop);
     }
     struct fl_error *err = NULL;
-    if (!n->hv || hv_node_state(n->hv) != HV_NODE_READY) {
-        char *why = fl_xasprintf("node %s is %s", n->topo->name,
-                                 n->hv ? hv_node_state_name(hv_node_state(n->hv)) : "absent");
+    const char *state = run->guest->not_ready(run, p->node);
+    if (state) {
+        char *why = fl_xasprintf("node %s is %s", rn_node_name(run, p->node), state);
         if (maybe_retry(p)) {
             free(why);
         } else {
@@ -247,7 +269,7 @@ static void attempt(struct rn_pending *p)
         }
         return;
     }
-    if (!hv_node_exec(n->hv, p->command, p->timeout_ns, on_exec_done, p, &err)) {
+    if (!run->guest->exec(run, p->node, p->command, p->timeout_ns, on_exec_done, p, &err)) {
         char *why = fl_xstrdup(err->msg);
         fl_error_free(err);
         if (maybe_retry(p)) {
@@ -291,11 +313,11 @@ void rn_exec_start(struct run *run, const struct topo_event *ev)
         p->result = result_new(run, name, x->node, x->command, ev->source, ev->loc);
         free(name);
     }
-    rn_log(run, "exec", "%s%s: %s", rn_node_name(run, x->node),
+    rn_log(&run->log, "exec", "%s%s: %s", rn_node_name(run, x->node),
            x->background ? " (background)" : "", x->command);
     if (!x->background) {
         p->holds_timeline = true;
-        rn_timeline_hold(run);
+        rn_clock_hold(&run->clock);
     }
     attempt(p);
 }
@@ -315,9 +337,9 @@ void rn_wait_start(struct run *run, const struct topo_event *ev)
     char *name = ev->name ? fl_xstrdup(ev->name) : fl_xasprintf("%s wait", ev->source);
     p->result = result_new(run, name, w->node, w->command, ev->source, ev->loc);
     free(name);
-    rn_log(run, "wait", "%s: until `%s` succeeds (at most %.0fs)", rn_node_name(run, w->node),
+    rn_log(&run->log, "wait", "%s: until `%s` succeeds (at most %.0fs)", rn_node_name(run, w->node),
            w->command, (double)w->timeout_ns / 1e9);
-    rn_timeline_hold(run);
+    rn_clock_hold(&run->clock);
     attempt(p);
 }
 
@@ -354,3 +376,26 @@ void rn_checks_abort(struct run *run, const char *why)
         pending_free(p);
     }
 }
+
+/* ---- guests through hv ---- */
+
+static const char *hv_not_ready(struct run *run, uint32_t node)
+{
+    const struct rn_node *n = &run->nodes[node];
+    if (!n->hv) {
+        return "absent";
+    }
+    enum hv_node_state state = hv_node_state(n->hv);
+    return state == HV_NODE_READY ? NULL : hv_node_state_name(state);
+}
+
+static bool hv_exec(struct run *run, uint32_t node, const char *shell_cmd, int64_t timeout_ns,
+                    hv_exec_cb *cb, void *arg, struct fl_error **errp)
+{
+    return hv_node_exec(run->nodes[node].hv, shell_cmd, timeout_ns, cb, arg, errp);
+}
+
+const struct rn_guest_ops rn_guest_hv = {
+    .not_ready = hv_not_ready,
+    .exec = hv_exec,
+};

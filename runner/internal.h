@@ -1,4 +1,21 @@
-/* runner/ internals: the state of one run, shared by its files. */
+/*
+ * runner/ internals: the state of one run, shared by its files.  Each
+ * file's functions are declared in its own header; the includes go one
+ * way (tests/unit/runner/include-arrows.sh checks it):
+ *
+ *   log.h        the run clock and the event log: a leaf (core/ only)
+ *     ▲
+ *   internal.h   this file: the state of a run
+ *     ▲
+ *   view.h  rundir.h  setup.h  checks.h   the live view (a log sink); the
+ *     ▲        ▲         ▲        ▲       run directory and its files;
+ *     │        │         │    timeline.h  wiring the rooms; checks, execs
+ *     │        │         │        ▲       and waits; the timeline's events
+ *     └────────┴─────────┴──── run.c      phases, verdict, teardown
+ *
+ * Nothing below run.c calls up: what run.c must learn (a check finished,
+ * the timeline is over) reaches it through the hooks in struct run.
+ */
 #ifndef FL_RUNNER_INTERNAL_H
 #define FL_RUNNER_INTERNAL_H
 
@@ -7,6 +24,7 @@
 #include "blkback/blkback.h"
 #include "hv/hv.h"
 #include "netback/netback.h"
+#include "runner/log.h"
 #include "runner/runner.h"
 #include "topology/topology.h"
 #include "trace/trace.h"
@@ -65,7 +83,24 @@ struct rn_pending {
     bool done;
 };
 
+/* An event played later than this after its planned time is logged as
+ * late (events.log, run.db, summary.json, the report). */
+#define RN_LATE_WARN_NS (100 * FL_NS_PER_MS)
+
 enum rn_phase { RN_SETUP, RN_BOOT, RN_TIMELINE, RN_END_CHECKS, RN_DONE };
+
+/* How checks reach a guest: hv in a run (rn_guest_hv, checks.c), a fake
+ * in the unit tests. */
+struct rn_guest_ops {
+    /* NULL when the node can run a command now; else what it is instead
+     * ("off", "paused", "absent"). */
+    const char *(*not_ready)(struct run *run, uint32_t node);
+    /* hv_node_exec's contract: cb is called once, later, unless this
+     * returns false with *errp. */
+    bool (*exec)(struct run *run, uint32_t node, const char *shell_cmd, int64_t timeout_ns,
+                 hv_exec_cb *cb, void *arg, struct fl_error **errp);
+};
+extern const struct rn_guest_ops rn_guest_hv;
 
 struct run {
     const struct runner_options *opts;
@@ -73,7 +108,14 @@ struct run {
     char *scenario_text;
     size_t scenario_size;
     struct fl_loop *loop;
-    enum rn_phase phase;
+    enum rn_phase phase; /* written by run.c only (set_phase) */
+    const struct rn_guest_ops *guest;
+    struct rn_clock clock;
+    struct rn_log log;
+
+    /* Hooks up to run.c (may be NULL). */
+    void (*check_done)(struct run *run);    /* a check, exec or wait finished */
+    void (*timeline_over)(struct run *run); /* the last event played, duration reached */
 
     char *dir;
     char *sock_dir;
@@ -89,19 +131,13 @@ struct run {
     int64_t *link_ids; /* trace ids of scen->links */
     int64_t *network_ids;
 
-    /* Time. */
-    int64_t run_start_ns; /* mono when the run began (before images) */
+    /* Time (the clock itself is run->clock). */
     int64_t boot_start_ns;
-    int64_t t0;         /* mono at time zero; 0 until then */
-    int64_t held_ns;    /* timeline time lost to holds so far */
-    int64_t hold_start; /* mono when the current hold began */
-    unsigned holds;     /* waits / foreground execs holding the timeline */
     size_t next_event;
-    /* While an event is applied: its planned timeline time, which is what
-     * events.log shows (so two runs with one seed log the same lines);
-     * INT64_MIN otherwise (lines show the timeline clock). */
-    int64_t log_at;
     size_t nodes_ready;
+    /* Events played after their planned time (timeline.c). */
+    int64_t late_max_ns;
+    size_t late_events; /* late by more than RN_LATE_WARN_NS */
     struct fl_timer *timeline_timer;
     struct fl_timer *boot_timer;
     struct fl_timer *view_timer;
@@ -119,6 +155,9 @@ struct run {
 
     /* Outcome. */
     bool interrupted;
+    struct fl_buf unrecorded; /* records that could not be written, "what: why; ..." */
+    int unrecorded_code;      /* errno of the first */
+    bool report_written;
     struct fl_error *infra; /* first infrastructure error */
     enum runner_result result;
 
@@ -128,40 +167,9 @@ struct run {
     unsigned view_lines;
 };
 
-/* ---- rundir.c: files of the run directory ---- */
-/* --out must be a new path or an empty directory. */
-bool rn_dir_check_out(const char *path, struct fl_error **errp);
-bool rn_dir_create(struct run *run, struct fl_error **errp);
-/* A line of events.log (and of the view): "[+12.000s] kind  text".
- * Timeline time when the timeline runs, boot-relative before. */
-void rn_log(struct run *run, const char *kind, const char *fmt, ...) FL_PRINTF(3, 4);
-bool rn_write_junit(struct run *run, struct fl_error **errp);
-bool rn_write_summary(struct run *run, struct fl_error **errp);
-
-/* ---- view.c ---- */
-void rn_view_start(struct run *run);
-void rn_view_print(struct run *run, const char *line); /* above the status block */
-void rn_view_stop(struct run *run);
-
-/* ---- timeline.c ---- */
-int64_t rn_timeline_now(const struct run *run);
-void rn_timeline_start(struct run *run);
-void rn_timeline_schedule(struct run *run);
-void rn_timeline_hold(struct run *run);
-void rn_timeline_release(struct run *run);
-void rn_node_crash(struct run *run, uint32_t node, const struct topo_event *ev);
-
-/* ---- checks.c ---- */
-void rn_check_start(struct run *run, const struct topo_check *check, const struct topo_event *ev);
-void rn_exec_start(struct run *run, const struct topo_event *ev);
-void rn_wait_start(struct run *run, const struct topo_event *ev);
-void rn_end_checks(struct run *run);
-bool rn_checks_busy(const struct run *run); /* any result-bearing check still running */
-void rn_checks_abort(struct run *run, const char *why);
-
-/* ---- run.c ---- */
-void rn_infra_error(struct run *run, struct fl_error *err); /* takes err; ends the run */
-void rn_maybe_finish(struct run *run);
-const char *rn_node_name(const struct run *run, uint32_t node);
+static inline const char *rn_node_name(const struct run *run, uint32_t node)
+{
+    return run->scen->nodes[node].name;
+}
 
 #endif /* FL_RUNNER_INTERNAL_H */

@@ -10,7 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/internal.h"
+#include "runner/checks.h"
+#include "runner/rundir.h"
+#include "runner/setup.h"
+#include "runner/timeline.h"
+#include "runner/view.h"
 
 FL_NAME_TABLE(result_names, RUNNER_RESULTS);
 
@@ -28,16 +32,19 @@ void runner_outcome_clear(struct runner_outcome *out)
     }
 }
 
-static char *node_str(struct rn_node *n, char *s)
+/* Every phase change of a run goes through here. */
+static void set_phase(struct run *run, enum rn_phase phase)
 {
-    n->strings = fl_xgrow(n->strings, &n->strings_alloc, n->n_strings + 1, sizeof *n->strings);
-    n->strings[n->n_strings++] = s;
-    return s;
+    run->phase = phase;
+    if (phase == RN_DONE) {
+        fl_loop_stop(run->loop);
+    }
 }
 
-void rn_infra_error(struct run *run, struct fl_error *err)
+/* Takes err; ends the run. */
+static void infra_error(struct run *run, struct fl_error *err)
 {
-    rn_log(run, "error", "%s", err->msg);
+    rn_log(&run->log, "error", "%s", err->msg);
     if (run->db) {
         trace_event(run->db, fl_clock_mono_ns(), "error", 0, err->msg);
     }
@@ -46,16 +53,24 @@ void rn_infra_error(struct run *run, struct fl_error *err)
     } else {
         fl_error_free(err);
     }
-    run->phase = RN_DONE;
-    fl_loop_stop(run->loop);
+    set_phase(run, RN_DONE);
 }
 
-void rn_maybe_finish(struct run *run)
+/* The checks' hook: the run ends when the end checks are done. */
+static void maybe_finish(struct run *run)
 {
     if (run->phase == RN_END_CHECKS && !rn_checks_busy(run)) {
-        run->phase = RN_DONE;
-        fl_loop_stop(run->loop);
+        set_phase(run, RN_DONE);
     }
+}
+
+/* The timeline's hook. */
+static void timeline_over(struct run *run)
+{
+    set_phase(run, RN_END_CHECKS);
+    rn_log(&run->log, "end", "timeline over; running end checks");
+    rn_end_checks(run);
+    maybe_finish(run);
 }
 
 /* ---- hv callbacks ---- */
@@ -70,17 +85,18 @@ static void on_ready(struct hv_node *hv, void *arg)
         trace_event(run->db, fl_loop_now(run->loop), "ready", n->trace_id, NULL);
     }
     if (run->phase == RN_BOOT) {
-        rn_log(run, "ready", "%s (booted in %.1fs)", n->topo->name, secs);
+        rn_log(&run->log, "ready", "%s (booted in %.1fs)", n->topo->name, secs);
         if (++run->nodes_ready == run->scen->n_nodes) {
             fl_timer_destroy(run->boot_timer);
             run->boot_timer = NULL;
-            run->t0 = fl_loop_now(run->loop);
+            run->clock.t0 = fl_loop_now(run->loop);
             if (run->db) {
-                trace_db_set_epoch(run->db, run->t0);
+                trace_db_set_epoch(run->db, run->clock.t0);
             }
-            rn_log(run, "start", "all %zu nodes ready in %.1fs: time zero; timeline of %.1fs",
-                   run->scen->n_nodes, (double)(run->t0 - run->boot_start_ns) / 1e9,
+            rn_log(&run->log, "start", "all %zu nodes ready in %.1fs: time zero; timeline of %.1fs",
+                   run->scen->n_nodes, (double)(run->clock.t0 - run->boot_start_ns) / 1e9,
                    (double)run->scen->duration_ns / 1e9);
+            set_phase(run, RN_TIMELINE);
             rn_timeline_start(run);
         }
         return;
@@ -90,7 +106,7 @@ static void on_ready(struct hv_node *hv, void *arg)
     }
     n->window_event = 0;
     n->restarting = false;
-    rn_log(run, "ready", "%s (up again in %.1fs)", n->topo->name, secs);
+    rn_log(&run->log, "ready", "%s (up again in %.1fs)", n->topo->name, secs);
 }
 
 static void on_exit_cb(struct hv_node *hv, bool unexpected, int status, void *arg)
@@ -108,14 +124,14 @@ static void on_exit_cb(struct hv_node *hv, bool unexpected, int status, void *ar
         struct fl_error *err = NULL;
         fl_error_setf(&err, EIO, "%s", msg);
         free(msg);
-        rn_infra_error(run, err);
+        infra_error(run, err);
         return;
     }
     n->down = true;
     if (run->db) {
         trace_event(run->db, fl_loop_now(run->loop), "exit", n->trace_id, msg);
     }
-    rn_log(run, "exit", "%s", msg);
+    rn_log(&run->log, "exit", "%s", msg);
     free(msg);
 }
 
@@ -127,13 +143,13 @@ static void on_fail(struct hv_node *hv, const struct fl_error *e, void *arg)
         struct fl_error *err = NULL;
         fl_error_setf(&err, e->code ? e->code : EIO, "%s: %s (console log: %s/console/%s.log)",
                       n->topo->name, e->msg, run->dir, n->topo->name);
-        rn_infra_error(run, err);
+        infra_error(run, err);
         return;
     }
     if (run->db) {
         trace_event(run->db, fl_loop_now(run->loop), "error", n->trace_id, e->msg);
     }
-    rn_log(run, "error", "%s: %s", n->topo->name, e->msg);
+    rn_log(&run->log, "error", "%s: %s", n->topo->name, e->msg);
 }
 
 static void on_state(struct hv_node *hv, enum hv_node_state state, void *arg)
@@ -176,7 +192,7 @@ static void on_port_disconnected(void *arg, const char *network, const char *nod
                     idx >= 0 ? run->nodes[idx].trace_id : 0, msg);
     }
     if (reason == NB_DISCONNECT_MALFORMED) {
-        rn_log(run, "disconnect", "%s", msg);
+        rn_log(&run->log, "disconnect", "%s", msg);
     }
     free(msg);
 }
@@ -185,347 +201,6 @@ static const struct nb_events nb_events = {
     .port_connected = on_port_connected,
     .port_disconnected = on_port_disconnected,
 };
-
-/* ---- setup ---- */
-
-static void progress(void *arg, const char *stage, const char *item, uint64_t done, uint64_t total)
-{
-    struct run *run = arg;
-    if (!run->live) {
-        return;
-    }
-    printf("\r\033[K  image: %s %s", stage, item ? item : "");
-    if (total) {
-        printf(" (%llu/%llu)", (unsigned long long)done, (unsigned long long)total);
-    }
-    fflush(stdout);
-}
-
-/* An image build takes up to a minute before the loop runs: SIGINT and
- * SIGTERM stop it. */
-static bool build_cancelled(void *arg)
-{
-    struct run *run = arg;
-    fl_loop_poll_signals(run->loop);
-    return run->interrupted;
-}
-
-static bool same_image(const struct topo_image *a, const struct topo_image *b)
-{
-    if (a->n_packages != b->n_packages || a->n_files != b->n_files) {
-        return false;
-    }
-    for (size_t i = 0; i < a->n_packages; i++) {
-        if (strcmp(a->packages[i], b->packages[i])) {
-            return false;
-        }
-    }
-    for (size_t i = 0; i < a->n_files; i++) {
-        if (strcmp(a->files[i].src, b->files[i].src) || strcmp(a->files[i].dst, b->files[i].dst)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool build_images(struct run *run, struct fl_error **errp)
-{
-    const struct topo_scenario *s = run->scen;
-    run->images = fl_xcalloc(s->n_nodes, sizeof *run->images);
-    const struct topo_image **specs = fl_xcalloc(s->n_nodes, sizeof *specs);
-    bool ok = true;
-    for (size_t i = 0; i < s->n_nodes && ok; i++) {
-        const struct topo_image *want = &s->nodes[i].image;
-        size_t k;
-        for (k = 0; k < run->n_images; k++) {
-            if (same_image(specs[k], want)) {
-                break;
-            }
-        }
-        if (k == run->n_images) {
-            struct hv_image_file *files = fl_xcalloc(want->n_files + 1, sizeof *files);
-            for (size_t f = 0; f < want->n_files; f++) {
-                files[f].src = want->files[f].src;
-                files[f].dst = want->files[f].dst;
-            }
-            struct hv_image_spec spec = {
-                .packages = (const char *const *)want->packages,
-                .n_packages = want->n_packages,
-                .files = files,
-                .n_files = want->n_files,
-                .cache_dir = run->opts->cache_dir,
-                .cancelled = build_cancelled,
-                .cancel_arg = run,
-            };
-            ok = hv_image_build(&spec, &run->images[k], progress, run, errp);
-            free(files);
-            if (run->live) {
-                printf("\r\033[K");
-            }
-            if (!ok) {
-                /* A Ctrl-C also reaches apt-get directly, which then fails
-                 * on its own: the signal decides what this was. */
-                build_cancelled(run);
-                fl_error_prepend(errp, "building the guest image: ");
-                break;
-            }
-            specs[k] = want;
-            run->n_images++;
-            rn_log(run, "image", "%s %s (%s%s%s)", run->images[k].key,
-                   run->images[k].cache_hit ? "from the cache" : "built",
-                   want->n_packages ? "packages: " : "base image",
-                   want->n_packages ? want->packages[0] : "", want->n_packages > 1 ? ", ..." : "");
-        }
-        run->nodes[i].image = &run->images[k];
-    }
-    free(specs);
-    return ok;
-}
-
-static bool setup_trace(struct run *run, struct fl_error **errp)
-{
-    const struct topo_scenario *s = run->scen;
-    char *path = fl_xasprintf("%s/run.db", run->dir);
-    run->db = trace_db_open(path, errp);
-    free(path);
-    if (!run->db) {
-        return false;
-    }
-    const char *why = NULL;
-    enum hv_accel accel = HV_ACCEL_AUTO;
-    if (run->opts->accel) {
-        hv_accel_parse(run->opts->accel, &accel, NULL);
-    }
-    accel = hv_accel_resolve(accel, &why);
-    struct trace_run_info info = {
-        .scenario_name = s->name,
-        .scenario_path = s->file,
-        .scenario_text = run->scenario_text,
-        .seed = s->seed,
-        .accel = hv_accel_name(accel),
-    };
-    trace_run_begin(run->db, &info);
-    rn_log(run, "accel", "%s: %s", hv_accel_name(accel), why ? why : "as requested");
-    run->network_ids = fl_xcalloc(s->n_networks + 1, sizeof *run->network_ids);
-    for (size_t i = 0; i < s->n_networks; i++) {
-        run->network_ids[i] = trace_network_id(run->db, s->networks[i].name);
-    }
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        const struct topo_node *n = &s->nodes[i];
-        run->nodes[i].trace_id = trace_node_id(run->db, n->name);
-        for (size_t k = 0; k < n->n_nics; k++) {
-            char mac[18];
-            topo_format_mac(n->nics[k].mac, mac);
-            trace_nic_id(run->db, run->nodes[i].trace_id, run->network_ids[n->nics[k].network],
-                         n->nics[k].ifname, mac);
-        }
-        for (size_t d = 0; d < n->n_disks; d++) {
-            trace_disk_id(run->db, run->nodes[i].trace_id, n->disks[d].name,
-                          n->disks[d].size_bytes);
-        }
-    }
-    run->link_ids = fl_xcalloc(s->n_links + 1, sizeof *run->link_ids);
-    struct fl_buf words = {0};
-    for (size_t i = 0; i < s->n_links; i++) {
-        const struct topo_link *l = &s->links[i];
-        run->link_ids[i] = trace_link_id(run->db, run->network_ids[l->network],
-                                         run->nodes[l->src].trace_id, run->nodes[l->dst].trace_id);
-        fl_buf_reset(&words);
-        impair_link_params_format(&l->params, &words);
-        trace_link_params(run->db, run->link_ids[i], fl_clock_mono_ns(),
-                          words.size ? words.data : "none");
-    }
-    fl_buf_free(&words);
-    return true;
-}
-
-static bool setup_net(struct run *run, struct fl_error **errp)
-{
-    const struct topo_scenario *s = run->scen;
-    char *pcap_dir = run->opts->no_pcap ? NULL : fl_xasprintf("%s/pcap", run->dir);
-    struct nb_config cfg = {
-        .seed = s->seed,
-        .pcap_dir = pcap_dir,
-        .trace = run->opts->no_frames ? NULL : run->db,
-        .events = &nb_events,
-        .events_arg = run,
-    };
-    run->nb = nb_create(run->loop, &cfg, errp);
-    free(pcap_dir);
-    if (!run->nb) {
-        return false;
-    }
-    for (size_t i = 0; i < s->n_networks; i++) {
-        if (!nb_network_add(run->nb, s->networks[i].name, errp)) {
-            return false;
-        }
-    }
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        const struct topo_node *n = &s->nodes[i];
-        for (size_t k = 0; k < n->n_nics; k++) {
-            char *sock = fl_xasprintf("%s/%s-%s.sock", run->sock_dir, n->name, n->nics[k].ifname);
-            struct nb_port *port =
-                nb_port_add(run->nb, s->networks[n->nics[k].network].name, n->name,
-                            n->nics[k].ifname, n->nics[k].mac, sock, errp);
-            free(sock);
-            if (!port) {
-                return false;
-            }
-        }
-    }
-    for (size_t i = 0; i < s->n_links; i++) {
-        const struct topo_link *l = &s->links[i];
-        struct impair_link_params none;
-        memset(&none, 0, sizeof none);
-        if (impair_link_params_equal(&l->params, &none)) {
-            continue;
-        }
-        if (!nb_link_set(run->nb, s->networks[l->network].name, s->nodes[l->src].name,
-                         s->nodes[l->dst].name, &l->params, errp)) {
-            fl_error_prepend(errp, "link %s: ", l->name);
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool setup_disks(struct run *run, struct fl_error **errp)
-{
-    const struct topo_scenario *s = run->scen;
-    struct bb_config cfg = {.seed = s->seed, .trace = run->db};
-    run->bb = bb_create(run->loop, &cfg, errp);
-    if (!run->bb) {
-        return false;
-    }
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        const struct topo_node *n = &s->nodes[i];
-        for (size_t d = 0; d < n->n_disks; d++) {
-            const struct topo_disk *td = &n->disks[d];
-            char *path = fl_xasprintf("%s/disks/%s-%s.img", run->dir, n->name, td->name);
-            char *sock = fl_xasprintf("%s/%s-%s.nbd", run->sock_dir, n->name, td->name);
-            enum bb_crash_policy policy = BB_CRASH_KEEP;
-            bb_crash_policy_parse(topo_crash_policy_name(td->crash_policy), &policy, NULL);
-            struct bb_disk_config dc = {
-                .node = n->name,
-                .name = td->name,
-                .path = path,
-                .base = td->base_image,
-                .size = td->size_bytes,
-                .socket_path = sock,
-                .export_name = td->name,
-                .crash_policy = policy,
-                .faults = &td->faults,
-                .capacity = td->capacity_bytes,
-                .cache_limit = td->cache_limit_bytes,
-            };
-            struct bb_disk *disk = bb_disk_add(run->bb, &dc, errp);
-            free(path);
-            free(sock);
-            if (!disk) {
-                fl_error_prepend(errp, "disk %s:%s: ", n->name, td->name);
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
-static bool setup_nodes(struct run *run, struct fl_error **errp)
-{
-    const struct topo_scenario *s = run->scen;
-    enum hv_accel accel = HV_ACCEL_AUTO;
-    if (run->opts->accel && !hv_accel_parse(run->opts->accel, &accel, errp)) {
-        return false;
-    }
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        const struct topo_node *tn = &s->nodes[i];
-        struct rn_node *n = &run->nodes[i];
-        struct hv_nic_config *nics = fl_xcalloc(tn->n_nics + 1, sizeof *nics);
-        for (size_t k = 0; k < tn->n_nics; k++) {
-            char mac[18], ip[16];
-            topo_format_mac(tn->nics[k].mac, mac);
-            topo_format_ip(tn->nics[k].ip, ip);
-            nics[k].socket_path = node_str(
-                n, fl_xasprintf("%s/%s-%s.sock", run->sock_dir, tn->name, tn->nics[k].ifname));
-            nics[k].mac = node_str(n, fl_xstrdup(mac));
-            nics[k].ip_cidr = node_str(n, fl_xasprintf("%s/%u", ip, tn->nics[k].prefix_len));
-        }
-        struct hv_disk_config *disks = fl_xcalloc(tn->n_disks + 1, sizeof *disks);
-        for (size_t d = 0; d < tn->n_disks; d++) {
-            disks[d].kind = HV_DISK_NBD;
-            disks[d].path = node_str(
-                n, fl_xasprintf("%s/%s-%s.nbd", run->sock_dir, tn->name, tn->disks[d].name));
-            disks[d].export_name = tn->disks[d].name;
-            disks[d].mount_point = tn->disks[d].mount;
-            disks[d].format_if_blank = tn->disks[d].format;
-        }
-        struct hv_host_entry *hosts = fl_xcalloc(s->n_nodes + 1, sizeof *hosts);
-        size_t n_hosts = 0;
-        for (size_t j = 0; j < s->n_nodes; j++) {
-            uint32_t addr = topo_host_address(s, (uint32_t)i, (uint32_t)j);
-            if (!addr) {
-                continue;
-            }
-            char ip[16], mac[18];
-            topo_format_ip(addr, ip);
-            hosts[n_hosts].name = s->nodes[j].name;
-            hosts[n_hosts].ip = node_str(n, fl_xstrdup(ip));
-            /* With the MAC, the guest gets a permanent neighbor entry, so
-             * ARP never decides a partition's outcome (a one-way cut must
-             * not also cut the ARP replies the other way). */
-            for (size_t k = 0; k < s->nodes[j].n_nics; k++) {
-                if (s->nodes[j].nics[k].ip == addr) {
-                    topo_format_mac(s->nodes[j].nics[k].mac, mac);
-                    hosts[n_hosts].mac = node_str(n, fl_xstrdup(mac));
-                }
-            }
-            n_hosts++;
-        }
-        struct hv_command *cmds = fl_xcalloc(tn->n_commands + 1, sizeof *cmds);
-        for (size_t c = 0; c < tn->n_commands; c++) {
-            cmds[c].cmd = tn->commands[c].command;
-            cmds[c].restart = tn->commands[c].restart;
-        }
-        const char **env = fl_xcalloc(tn->n_env + 1, sizeof *env);
-        for (size_t e = 0; e < tn->n_env; e++) {
-            env[e] = node_str(n, fl_xasprintf("%s=%s", tn->env[e].name, tn->env[e].value));
-        }
-        char *console = fl_xasprintf("%s/console/%s.log", run->dir, tn->name);
-        struct hv_node_config cfg = {
-            .name = tn->name,
-            .vcpus = tn->vcpus,
-            .memory_mib = (unsigned)(tn->memory_bytes >> 20),
-            .kernel = n->image->kernel,
-            .initrd = n->image->initrd,
-            .run_dir = run->dir,
-            .accel = accel,
-            .nics = nics,
-            .n_nics = tn->n_nics,
-            .disks = disks,
-            .n_disks = tn->n_disks,
-            .hosts = hosts,
-            .n_hosts = n_hosts,
-            .commands = cmds,
-            .n_commands = tn->n_commands,
-            .env = env,
-            .n_env = tn->n_env,
-            .console_log = console,
-            .ready_timeout_ns = s->boot_timeout_ns,
-        };
-        n->hv = hv_node_create(run->loop, &cfg, &node_callbacks, n, errp);
-        free(console);
-        free(nics);
-        free(disks);
-        free(hosts);
-        free(cmds);
-        free(env);
-        if (!n->hv) {
-            fl_error_prepend(errp, "node %s: ", tn->name);
-            return false;
-        }
-    }
-    return true;
-}
 
 static void on_boot_timeout(struct fl_loop *loop, struct fl_timer *t, void *arg)
 {
@@ -542,12 +217,12 @@ static void on_boot_timeout(struct fl_loop *loop, struct fl_timer *t, void *arg)
                   "the console logs in %s/console/",
                   (double)run->scen->boot_timeout_ns / 1e9, slow.data ? slow.data : "?", run->dir);
     fl_buf_free(&slow);
-    rn_infra_error(run, err);
+    infra_error(run, err);
 }
 
 static bool boot_all(struct run *run, struct fl_error **errp)
 {
-    run->phase = RN_BOOT;
+    set_phase(run, RN_BOOT);
     run->boot_start_ns = fl_loop_now(run->loop);
     /* hv enforces each node's ready timeout; this one covers the fleet. */
     run->boot_timer = fl_timer_create(run->loop, on_boot_timeout, run);
@@ -561,7 +236,7 @@ static bool boot_all(struct run *run, struct fl_error **errp)
             trace_event(run->db, fl_loop_now(run->loop), "boot", run->nodes[i].trace_id, NULL);
         }
     }
-    rn_log(run, "boot", "%zu node%s booting", run->scen->n_nodes,
+    rn_log(&run->log, "boot", "%zu node%s booting", run->scen->n_nodes,
            run->scen->n_nodes == 1 ? "" : "s");
     return true;
 }
@@ -573,9 +248,8 @@ static void on_signal(struct fl_loop *loop, int signo, void *arg)
         return;
     }
     run->interrupted = true;
-    rn_log(run, "interrupt", "%s: tearing down (partial results are kept)", strsignal(signo));
-    run->phase = RN_DONE;
-    fl_loop_stop(loop);
+    rn_log(&run->log, "interrupt", "%s: tearing down (partial results are kept)", strsignal(signo));
+    set_phase(run, RN_DONE);
 }
 
 /* ---- loading ---- */
@@ -630,6 +304,50 @@ static bool load(struct run *run, struct fl_error **errp)
 
 /* ---- teardown ---- */
 
+/* A record the run promised (run.db, pcaps, events.log, junit.xml,
+ * summary.json, report.html) could not be written, typically a full disk:
+ * the run cannot vouch for its verdict, so it ends as an infrastructure
+ * error (exit 3) naming every loss; what can still be written is. */
+static void lost_record(struct run *run, const char *what, int code)
+{
+    fl_buf_printf(&run->unrecorded, "%s%s: %s", run->unrecorded.size ? "; " : "", what,
+                  strerror(code));
+    rn_log(&run->log, "error", "could not write %s: %s", what, strerror(code));
+    if (!run->unrecorded_code) {
+        run->unrecorded_code = code;
+    }
+}
+
+/* The verdict, given what could be recorded. */
+static void settle(struct run *run)
+{
+    if (!run->unrecorded.size || run->result == RUNNER_INTERRUPTED) {
+        return;
+    }
+    run->result = RUNNER_ERROR;
+    if (!run->infra) {
+        fl_error_setf(&run->infra, run->unrecorded_code,
+                      "the run could not record what it promised in %s (%s)", run->dir,
+                      run->unrecorded.data);
+    }
+}
+
+static void write_record(struct run *run, const char *what,
+                         bool (*write)(struct run *, struct fl_error **))
+{
+    struct fl_error *ferr = NULL;
+    if (!write(run, &ferr)) {
+        lost_record(run, what, ferr && ferr->code ? ferr->code : EIO);
+        fl_error_free(ferr);
+    }
+    settle(run); /* the files written next carry the verdict as it is now */
+}
+
+static bool write_report(struct run *run, struct fl_error **errp)
+{
+    return trace_report_write(run->dir, errp);
+}
+
 static void teardown(struct run *run)
 {
     rn_checks_abort(run, run->interrupted ? "interrupted before it finished"
@@ -646,6 +364,12 @@ static void teardown(struct run *run)
     }
     if (run->db && run->partition_event > 0) {
         trace_event_end(run->db, run->partition_event, fl_clock_mono_ns());
+    }
+    if (run->nb) {
+        int r = nb_flush(run->nb); /* the first failed pcap write, sticky */
+        if (r < 0) {
+            lost_record(run, "pcap/", -r);
+        }
     }
     nb_destroy(run->nb);
     run->nb = NULL;
@@ -686,6 +410,7 @@ static void free_run(struct run *run)
     free(run->link_ids);
     free(run->network_ids);
     free(run->partition_label);
+    fl_buf_free(&run->unrecorded);
     if (run->events_log) {
         fclose(run->events_log);
     }
@@ -695,6 +420,14 @@ static void free_run(struct run *run)
     free(run->dir);
     free(run->sock_dir);
     fl_error_free(run->infra);
+}
+
+/* Messages may carry guest text (an agent's error): shown escaped. */
+static void print_escaped(const char *fmt, const char *s)
+{
+    char *e = fl_text_terminal_dup(s);
+    printf(fmt, e);
+    free(e);
 }
 
 static void print_summary(struct run *run)
@@ -714,14 +447,17 @@ static void print_summary(struct run *run)
     printf("\n");
     for (size_t i = 0; i < run->n_results; i++) {
         const struct rn_result *r = &run->results[i];
-        printf("  %s %-28s %s%s%s\n", r->passed ? "PASS" : "FAIL", r->name, r->node,
-               r->passed ? "" : ": ", r->passed ? "" : r->message);
+        printf("  %s %-28s %s%s", r->passed ? "PASS" : "FAIL", r->name, r->node,
+               r->passed ? "" : ": ");
+        print_escaped("%s\n", r->passed ? "" : r->message);
     }
     if (run->infra) {
-        printf("  error: %s\n", run->infra->msg);
+        print_escaped("  error: %s\n", run->infra->msg);
     }
     printf("run directory: %s\n", run->dir);
-    printf("report:        %s/report.html\n", run->dir);
+    if (run->report_written) {
+        printf("report:        %s/report.html\n", run->dir);
+    }
     printf("replay:        faultline run --replay-of %s\n", run->dir);
 }
 
@@ -731,8 +467,11 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     memset(out, 0, sizeof *out);
     struct run runv = {0}, *run = &runv;
     run->opts = opts;
-    run->run_start_ns = fl_clock_mono_ns();
-    run->log_at = INT64_MIN;
+    run->clock.run_start_ns = fl_clock_mono_ns();
+    rn_log_init(&run->log, &run->clock);
+    run->guest = &rn_guest_hv;
+    run->check_done = maybe_finish;
+    run->timeline_over = timeline_over;
     run->result = RUNNER_ERROR;
     struct fl_error *err = NULL;
 
@@ -749,10 +488,14 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
         return false;
     }
     run->loop = fl_loop_create(NULL, &err);
+    run->clock.loop = run->loop;
     if (!run->loop || !rn_dir_create(run, &err)) {
-        out->result = RUNNER_ERROR;
+        /* Losing the claim to another run is a usage error (exit 2): the
+         * directory is theirs, and nothing was written into it. */
+        bool lost = err && err->code == EEXIST;
+        out->result = lost ? RUNNER_INVALID : RUNNER_ERROR;
         fl_error_propagate(errp, err);
-        out->run_dir = run->dir ? fl_xstrdup(run->dir) : NULL;
+        out->run_dir = run->dir && !lost ? fl_xstrdup(run->dir) : NULL;
         free_run(run);
         return false;
     }
@@ -767,17 +510,18 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     fl_loop_add_signal(run->loop, SIGINT, on_signal, run);
     fl_loop_add_signal(run->loop, SIGTERM, on_signal, run);
     rn_view_start(run);
-    rn_log(run, "scenario", "%s (%s), seed %llu%s", run->scen->name, run->scen->file,
+    rn_log(&run->log, "scenario", "%s (%s), seed %llu%s", run->scen->name, run->scen->file,
            (unsigned long long)run->scen->seed, run->scen->seed_random ? " (drawn)" : "");
-    rn_log(run, "run-dir", "%s", run->dir);
+    rn_log(&run->log, "run-dir", "%s", run->dir);
 
-    bool ok = setup_trace(run, &err) && build_images(run, &err) && setup_net(run, &err) &&
-              setup_disks(run, &err) && setup_nodes(run, &err) && boot_all(run, &err);
+    bool ok = rn_setup_trace(run, &err) && rn_build_images(run, &err) &&
+              rn_setup_net(run, &nb_events, &err) && rn_setup_disks(run, &err) &&
+              rn_setup_nodes(run, &node_callbacks, &err) && boot_all(run, &err);
     if (!ok && run->interrupted) {
         fl_error_free(err); /* a setup step stopped by the signal: not an error */
         err = NULL;
     } else if (!ok) {
-        rn_infra_error(run, err);
+        infra_error(run, err);
         err = NULL;
     } else if (!run->interrupted) {
         int r = fl_loop_run(run->loop);
@@ -808,27 +552,42 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     if (run->result == RUNNER_PASS && failed) {
         run->result = RUNNER_FAIL;
     }
-    rn_log(run, "verdict", "%s", runner_result_name(run->result));
-
+    /* What the run promised to record, each part on its own: one that
+     * fails (a full disk) never stops the others. */
+    int db_state = run->db ? trace_db_flush(run->db) : 0;
+    if (db_state < 0) {
+        lost_record(run, "run.db", -db_state);
+    }
+    if (run->events_log && (fflush(run->events_log) != 0 || ferror(run->events_log))) {
+        lost_record(run, "events.log", errno ? errno : EIO);
+    }
+    settle(run);
     if (run->db) {
         trace_run_end(run->db, runner_result_name(run->result), run->infra ? run->infra->msg : NULL,
                       TRACE_NO_TIME);
+        if (db_state == 0 && (db_state = trace_db_flush(run->db)) < 0) {
+            lost_record(run, "run.db", -db_state);
+        }
         trace_db_close(run->db);
         run->db = NULL;
     }
-    struct fl_error *ferr = NULL;
-    if (!rn_write_junit(run, &ferr) || !rn_write_summary(run, &ferr)) {
-        rn_log(run, "error", "%s", ferr->msg);
-        fl_error_free(ferr);
-        ferr = NULL;
-    }
+    settle(run);
+    write_record(run, "junit.xml", rn_write_junit);
     if (!opts->no_report) {
-        if (trace_report_write(run->dir, &ferr)) {
+        size_t before = run->unrecorded.size;
+        write_record(run, "report.html", write_report);
+        if (run->unrecorded.size == before) {
             out->report = fl_xasprintf("%s/report.html", run->dir);
-        } else {
-            rn_log(run, "error", "report: %s", ferr ? ferr->msg : "?");
-            fl_error_free(ferr);
         }
+    }
+    run->report_written = out->report != NULL;
+    write_record(run, "summary.json", rn_write_summary);
+    settle(run);
+    rn_log(&run->log, "verdict", "%s", runner_result_name(run->result));
+    if (run->events_log && (fflush(run->events_log) != 0 || ferror(run->events_log))) {
+        /* Too late to change the files above; stdout and the exit say it. */
+        lost_record(run, "events.log", errno ? errno : EIO);
+        settle(run);
     }
     print_summary(run);
     out->result = run->result;

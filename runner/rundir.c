@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "runner/internal.h"
+#include "runner/rundir.h"
 
 static bool dir_is_empty(const char *path)
 {
@@ -68,6 +68,27 @@ static bool make_sock_dir(struct run *run, struct fl_error **errp)
     return true;
 }
 
+/* Text into junit.xml and summary.json: whatever bytes a guest printed,
+ * the file stays well-formed (core/text.c). */
+static void xml(struct fl_buf *b, const char *s)
+{
+    fl_text_xml(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void json(struct fl_buf *b, const char *s)
+{
+    fl_text_json(b, s, strlen(s), false);
+}
+
+/* The log sink behind events.log. */
+static void events_line(void *arg, const char *line)
+{
+    struct run *run = arg;
+    if (run->events_log) {
+        fprintf(run->events_log, "%s\n", line);
+    }
+}
+
 bool rn_dir_check_out(const char *path, struct fl_error **errp)
 {
     struct stat st;
@@ -79,35 +100,99 @@ bool rn_dir_check_out(const char *path, struct fl_error **errp)
     return true;
 }
 
-bool rn_dir_create(struct run *run, struct fl_error **errp)
+/* The claim: one exclusive mkdir that only one run can win.  A new
+ * directory is claimed by creating it; an existing empty --out by
+ * creating its first subdirectory.  Two runs racing for one path: the
+ * loser gets EEXIST before it has written anything. */
+static bool claim(const char *dir, bool *created, struct fl_error **errp)
 {
-    if (run->opts->out_dir) {
-        if (!rn_dir_check_out(run->opts->out_dir, errp)) {
+    *created = false;
+    if (mkdir(dir, 0700) == 0) {
+        *created = true;
+    } else if (errno == ENOENT) {
+        char *parent = fl_xstrdup(dir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = '\0';
+            if (!fl_mkdir_p(parent, 0700, errp)) {
+                free(parent);
+                return false;
+            }
+        }
+        free(parent);
+        if (mkdir(dir, 0700) == 0) {
+            *created = true;
+        } else if (errno != EEXIST) {
+            fl_error_setf_errno(errp, errno, "cannot create the run directory '%s'", dir);
             return false;
         }
+    } else if (errno != EEXIST) {
+        fl_error_setf_errno(errp, errno, "cannot create the run directory '%s'", dir);
+        return false;
+    }
+    if (!*created && !rn_dir_check_out(dir, errp)) {
+        return false;
+    }
+    char *first = fl_xasprintf("%s/pcap", dir);
+    int r = mkdir(first, 0700);
+    int e = errno;
+    free(first);
+    if (r < 0 && e == EEXIST) {
+        fl_error_setf(errp, EEXIST,
+                      "run directory '%s' was claimed by another run at the same time (choose "
+                      "another --out)",
+                      dir);
+        return false;
+    }
+    if (r < 0) {
+        fl_error_setf_errno(errp, e, "cannot create '%s/pcap'", dir);
+        return false;
+    }
+    return true;
+}
+
+bool rn_dir_create(struct run *run, struct fl_error **errp)
+{
+    bool created = false;
+    if (run->opts->out_dir) {
         run->dir = fl_xstrdup(run->opts->out_dir);
+        if (!claim(run->dir, &created, errp)) {
+            return false;
+        }
     } else {
         char stamp[32];
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        if (!fl_mkdir_p("runs", 0700, errp)) {
+            return false;
+        }
+        /* A name that exists (another run of this scenario in the same
+         * second) gets the next free suffix: mkdir is the test. */
         run->dir = fl_xasprintf("runs/%s-%s", stamp, run->scen->name);
-        for (int i = 2; access(run->dir, F_OK) == 0; i++) {
+        for (int i = 2;; i++) {
+            if (mkdir(run->dir, 0700) == 0) {
+                break;
+            }
+            if (errno != EEXIST || i > 10000) {
+                fl_error_setf_errno(errp, errno, "cannot create the run directory '%s'", run->dir);
+                return false;
+            }
             free(run->dir);
             run->dir = fl_xasprintf("runs/%s-%s-%d", stamp, run->scen->name, i);
+        }
+        if (!claim(run->dir, &created, errp)) {
+            return false;
         }
     }
     /* Sockets and consoles are private to the user running faultline; the
      * chmod covers an existing empty --out directory. */
-    if (!fl_mkdir_p(run->dir, 0700, errp)) {
-        return false;
-    }
     if (chmod(run->dir, 0700) < 0) {
         fl_error_setf_errno(errp, errno, "cannot chmod '%s'", run->dir);
         return false;
     }
-    static const char *const subdirs[] = {"pcap", "console", "disks"};
+    static const char *const subdirs[] = {"console", "disks"}; /* pcap/ is the claim */
     for (size_t i = 0; i < FL_ARRAY_LEN(subdirs); i++) {
         char *p = fl_xasprintf("%s/%s", run->dir, subdirs[i]);
         bool ok = fl_mkdir_p(p, 0700, errp);
@@ -142,35 +227,8 @@ bool rn_dir_create(struct run *run, struct fl_error **errp)
     }
     free(p);
     setvbuf(run->events_log, NULL, _IOLBF, 0);
+    rn_log_add_sink(&run->log, events_line, run);
     return true;
-}
-
-void rn_log(struct run *run, const char *kind, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *text = fl_xvasprintf(fmt, ap);
-    va_end(ap);
-    char stamp[40];
-    if (run->t0) {
-        int64_t t = run->log_at != INT64_MIN ? run->log_at : rn_timeline_now(run);
-        snprintf(stamp, sizeof stamp, "%c%lld.%03llds", t < 0 ? '-' : '+',
-                 (long long)(llabs(t) / FL_NS_PER_SEC),
-                 (long long)(llabs(t) % FL_NS_PER_SEC / FL_NS_PER_MS));
-    } else {
-        int64_t t = fl_clock_mono_ns() - run->run_start_ns;
-        snprintf(stamp, sizeof stamp, "boot+%lld.%03llds", (long long)(t / FL_NS_PER_SEC),
-                 (long long)(t % FL_NS_PER_SEC / FL_NS_PER_MS));
-    }
-    char *line = fl_xasprintf("[%s] %-9s %s", stamp, kind, text);
-    if (run->events_log) {
-        fprintf(run->events_log, "%s\n", line);
-    }
-    if (!run->quiet) {
-        rn_view_print(run, line);
-    }
-    free(line);
-    free(text);
 }
 
 bool rn_write_junit(struct run *run, struct fl_error **errp)
@@ -182,7 +240,7 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     struct fl_buf b = {0};
     fl_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     fl_buf_puts(&b, "  <testsuite name=\"");
-    fl_buf_xml_escape(&b, run->scen->name);
+    xml(&b, run->scen->name);
     fl_buf_printf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%d\">\n", run->n_results,
                   failures, run->result == RUNNER_ERROR || run->result == RUNNER_INTERRUPTED);
     fl_buf_printf(&b, "    <properties><property name=\"seed\" value=\"%llu\"/></properties>\n",
@@ -190,30 +248,30 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     for (size_t i = 0; i < run->n_results; i++) {
         const struct rn_result *r = &run->results[i];
         fl_buf_puts(&b, "    <testcase classname=\"");
-        fl_buf_xml_escape(&b, run->scen->name);
+        xml(&b, run->scen->name);
         fl_buf_puts(&b, "\" name=\"");
-        fl_buf_xml_escape(&b, r->name);
+        xml(&b, r->name);
         fl_buf_printf(&b, "\" time=\"%.3f\">\n", (double)r->duration_ns / 1e9);
         if (!r->passed) {
             fl_buf_puts(&b, "      <failure message=\"");
-            fl_buf_xml_escape(&b, r->message);
+            xml(&b, r->message);
             fl_buf_puts(&b, "\">");
             fl_buf_puts(&b, "node: ");
-            fl_buf_xml_escape(&b, r->node);
+            xml(&b, r->node);
             fl_buf_puts(&b, "\ncommand: ");
-            fl_buf_xml_escape(&b, r->command);
+            xml(&b, r->command);
             fl_buf_puts(&b, "\nfrom: ");
-            fl_buf_xml_escape(&b, r->source);
+            xml(&b, r->source);
             fl_buf_printf(&b, "\nexit: %d\n</failure>\n", r->exit_code);
         }
         if (r->out && *r->out) {
             fl_buf_puts(&b, "      <system-out>");
-            fl_buf_xml_escape(&b, r->out);
+            xml(&b, r->out);
             fl_buf_puts(&b, "</system-out>\n");
         }
         if (r->err && *r->err) {
             fl_buf_puts(&b, "      <system-err>");
-            fl_buf_xml_escape(&b, r->err);
+            xml(&b, r->err);
             fl_buf_puts(&b, "</system-err>\n");
         }
         fl_buf_puts(&b, "    </testcase>\n");
@@ -221,9 +279,8 @@ bool rn_write_junit(struct run *run, struct fl_error **errp)
     if (run->result == RUNNER_ERROR || run->result == RUNNER_INTERRUPTED) {
         fl_buf_puts(&b,
                     "    <testcase classname=\"faultline\" name=\"run\">\n      <error message=\"");
-        fl_buf_xml_escape(&b, run->infra
-                                  ? run->infra->msg
-                                  : (run->interrupted ? "interrupted by a signal" : "error"));
+        xml(&b, run->infra ? run->infra->msg
+                           : (run->interrupted ? "interrupted by a signal" : "error"));
         fl_buf_puts(&b, "\"/>\n    </testcase>\n");
     }
     fl_buf_puts(&b, "  </testsuite>\n</testsuites>\n");
@@ -242,36 +299,38 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
         failed += !run->results[i].passed;
     }
     fl_buf_puts(&b, "{\n  \"scenario\": ");
-    fl_buf_json_string(&b, run->scen->name);
+    json(&b, run->scen->name);
     fl_buf_puts(&b, ",\n  \"scenario_file\": ");
-    fl_buf_json_string(&b, run->scen->file);
+    json(&b, run->scen->file);
     fl_buf_printf(&b, ",\n  \"seed\": %llu", (unsigned long long)run->scen->seed);
     fl_buf_printf(&b, ",\n  \"verdict\": \"%s\"", runner_result_name(run->result));
     fl_buf_printf(&b, ",\n  \"interrupted\": %s", run->interrupted ? "true" : "false");
     if (run->infra) {
         fl_buf_puts(&b, ",\n  \"error\": ");
-        fl_buf_json_string(&b, run->infra->msg);
+        json(&b, run->infra->msg);
     }
     fl_buf_printf(&b, ",\n  \"boot_ns\": %lld",
-                  (long long)(run->t0 ? run->t0 - run->boot_start_ns : -1));
+                  (long long)(run->clock.t0 ? run->clock.t0 - run->boot_start_ns : -1));
     fl_buf_printf(&b, ",\n  \"timeline_ns\": %lld",
-                  (long long)(run->t0 ? rn_timeline_now(run) : 0));
-    fl_buf_printf(&b, ",\n  \"held_ns\": %lld", (long long)run->held_ns);
+                  (long long)(run->clock.t0 ? rn_clock_now(&run->clock) : 0));
+    fl_buf_printf(&b, ",\n  \"held_ns\": %lld", (long long)run->clock.held_ns);
     fl_buf_printf(&b, ",\n  \"events_played\": %zu", run->next_event);
     fl_buf_printf(&b, ",\n  \"events_total\": %zu", run->scen->n_events);
+    fl_buf_printf(&b, ",\n  \"events_late\": %zu", run->late_events);
+    fl_buf_printf(&b, ",\n  \"late_max_ns\": %lld", (long long)run->late_max_ns);
     fl_buf_printf(&b, ",\n  \"checks\": {\"total\": %zu, \"failed\": %zu, \"list\": [",
                   run->n_results, failed);
     for (size_t i = 0; i < run->n_results; i++) {
         const struct rn_result *r = &run->results[i];
         fl_buf_puts(&b, i ? ",\n    {" : "\n    {");
         fl_buf_puts(&b, "\"name\": ");
-        fl_buf_json_string(&b, r->name);
+        json(&b, r->name);
         fl_buf_puts(&b, ", \"node\": ");
-        fl_buf_json_string(&b, r->node ? r->node : "");
+        json(&b, r->node ? r->node : "");
         fl_buf_printf(&b, ", \"passed\": %s, \"exit\": %d, \"attempts\": %u, \"at_ns\": %lld",
                       r->passed ? "true" : "false", r->exit_code, r->attempts, (long long)r->at_ns);
         fl_buf_puts(&b, ", \"message\": ");
-        fl_buf_json_string(&b, r->message ? r->message : "");
+        json(&b, r->message ? r->message : "");
         fl_buf_puts(&b, "}");
     }
     fl_buf_puts(&b, "]}");
@@ -280,16 +339,35 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
         const struct rn_node *n = &run->nodes[i];
         fl_buf_puts(&b, i ? ", " : "");
         fl_buf_puts(&b, "{\"name\": ");
-        fl_buf_json_string(&b, n->topo->name);
+        json(&b, n->topo->name);
         fl_buf_printf(&b, ", \"boot_ns\": %lld}", (long long)(n->hv ? hv_node_boot_ns(n->hv) : 0));
     }
     fl_buf_puts(&b, "]");
-    fl_buf_puts(&b, ",\n  \"files\": {\"run_db\": \"run.db\", \"events\": \"events.log\", "
-                    "\"junit\": \"junit.xml\", \"report\": \"report.html\", \"pcap\": \"pcap/\", "
-                    "\"console\": \"console/\"}");
+    /* Only files that are there (a full disk may have kept some out). */
+    static const char *const files[][2] = {
+        {"run_db", "run.db"},      {"events", "events.log"}, {"junit", "junit.xml"},
+        {"report", "report.html"}, {"pcap", "pcap/"},        {"console", "console/"},
+    };
+    fl_buf_puts(&b, ",\n  \"files\": {");
+    const char *sep = "";
+    for (size_t i = 0; i < FL_ARRAY_LEN(files); i++) {
+        char *path = fl_xasprintf("%s/%s", run->dir, files[i][1]);
+        bool there =
+            access(path, F_OK) == 0 && (strcmp(files[i][0], "report") || run->report_written);
+        free(path);
+        if (there) {
+            fl_buf_printf(&b, "%s\"%s\": \"%s\"", sep, files[i][0], files[i][1]);
+            sep = ", ";
+        }
+    }
+    fl_buf_puts(&b, "}");
+    if (run->unrecorded.size) {
+        fl_buf_puts(&b, ",\n  \"unrecorded\": ");
+        json(&b, run->unrecorded.data);
+    }
     fl_buf_puts(&b, ",\n  \"replay\": ");
     char *replay = fl_xasprintf("faultline run --replay-of %s", run->dir);
-    fl_buf_json_string(&b, replay);
+    json(&b, replay);
     free(replay);
     fl_buf_puts(&b, "\n}\n");
     char *p = fl_xasprintf("%s/summary.json", run->dir);

@@ -12,6 +12,18 @@
  * separately.  The timeline clock stops while a `wait` or a foreground
  * `exec` runs (topology/topology.h).
  *
+ * The files, each calling only those below it (runner/internal.h draws
+ * the arrows; tests/unit/runner/include-arrows.sh holds them):
+ *   log.c       the run clock (time zero, holds) and the event log, with a
+ *               table of sinks (events.log, the live view); calls no one
+ *   view.c      the live view: a log sink and a status block
+ *   rundir.c    the run directory, events.log, junit.xml, summary.json
+ *   setup.c     wiring the scenario into trace, hv, netback, blkback
+ *   checks.c    checks, execs and waits in guests (through rn_guest_ops)
+ *   timeline.c  playing the events; hands the end of the timeline up
+ *   run.c       callbacks, phases (set_phase is the one place they
+ *               change), the verdict, teardown
+ *
  * The run directory (docs/cli.md):
  *   scenario.yaml   the exact scenario file      seed        the seed, decimal
  *   run.db          the run database (trace/)    events.log  the timeline as played

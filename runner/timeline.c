@@ -12,50 +12,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/internal.h"
+#include "runner/checks.h"
+#include "runner/timeline.h"
 
-int64_t rn_timeline_now(const struct run *run)
+static void schedule(struct run *run)
 {
-    if (!run->t0) {
-        return 0;
-    }
-    int64_t now = fl_loop_now(run->loop);
-    int64_t held = run->held_ns + (run->holds ? now - run->hold_start : 0);
-    return now - run->t0 - held;
-}
-
-const char *rn_node_name(const struct run *run, uint32_t node)
-{
-    return run->scen->nodes[node].name;
-}
-
-void rn_timeline_hold(struct run *run)
-{
-    if (run->holds++ == 0) {
-        run->hold_start = fl_loop_now(run->loop);
-    }
-    fl_timer_disarm(run->timeline_timer);
-}
-
-void rn_timeline_release(struct run *run)
-{
-    if (run->holds == 0) {
-        return;
-    }
-    if (--run->holds == 0) {
-        run->held_ns += fl_loop_now(run->loop) - run->hold_start;
-        rn_timeline_schedule(run);
-    }
-}
-
-void rn_timeline_schedule(struct run *run)
-{
-    if (run->phase != RN_TIMELINE || run->holds) {
+    if (run->phase != RN_TIMELINE || run->clock.holds) {
         return;
     }
     int64_t next = run->next_event < run->scen->n_events ? run->scen->events[run->next_event].at_ns
                                                          : run->scen->duration_ns;
-    fl_timer_arm(run->timeline_timer, run->t0 + run->held_ns + next);
+    fl_timer_arm(run->timeline_timer, run->clock.t0 + run->clock.held_ns + next);
+}
+
+/* The clock's hook: a hold stops the timer; the end of the last one
+ * schedules the next event. */
+static void on_clock_changed(void *arg)
+{
+    struct run *run = arg;
+    if (run->clock.holds) {
+        fl_timer_disarm(run->timeline_timer);
+    } else {
+        schedule(run);
+    }
 }
 
 /* ---- events ---- */
@@ -83,7 +62,7 @@ static void apply_partition(struct run *run, const struct topo_event *ev)
     }
     struct fl_error *err = NULL;
     if (!nb_partition_apply(run->nb, cuts, p->n_state, &err)) {
-        rn_log(run, "error", "%s: %s", p->label, err->msg);
+        rn_log(&run->log, "error", "%s: %s", p->label, err->msg);
         fl_error_free(err);
         free(cuts);
         return;
@@ -98,7 +77,7 @@ static void apply_partition(struct run *run, const struct topo_event *ev)
     } else {
         trace_ev(run, "heal", 0, p->label);
     }
-    rn_log(run, topo_event_kind_name(ev->kind), "%s (%zu direction%s cut now)", p->label,
+    rn_log(&run->log, topo_event_kind_name(ev->kind), "%s (%zu direction%s cut now)", p->label,
            p->n_state, p->n_state == 1 ? "" : "s");
 }
 
@@ -112,7 +91,7 @@ static void apply_link(struct run *run, const struct topo_event *ev)
         struct fl_error *err = NULL;
         if (!nb_link_set(run->nb, net->name, rn_node_name(run, link->src),
                          rn_node_name(run, link->dst), &l->changes[i].params, &err)) {
-            rn_log(run, "error", "%s: %s", link->name, err->msg);
+            rn_log(&run->log, "error", "%s: %s", link->name, err->msg);
             fl_error_free(err);
             continue;
         }
@@ -128,7 +107,7 @@ static void apply_link(struct run *run, const struct topo_event *ev)
         impair_link_params_format(&l->changes[0].params, &words);
     }
     trace_ev(run, "link", 0, l->label);
-    rn_log(run, topo_event_kind_name(ev->kind), "%s: %s (%zu link%s)", l->label,
+    rn_log(&run->log, topo_event_kind_name(ev->kind), "%s: %s (%zu link%s)", l->label,
            words.size ? words.data : "no impairment", l->n_changes, l->n_changes == 1 ? "" : "s");
     fl_buf_free(&words);
 }
@@ -140,7 +119,7 @@ static enum bb_crash_policy bb_policy(enum topo_crash_policy p)
     return out;
 }
 
-void rn_node_crash(struct run *run, uint32_t index, const struct topo_event *ev)
+static void node_crash(struct run *run, uint32_t index, const struct topo_event *ev)
 {
     struct rn_node *n = &run->nodes[index];
     struct fl_error *err = NULL;
@@ -148,7 +127,7 @@ void rn_node_crash(struct run *run, uint32_t index, const struct topo_event *ev)
     n->down = true;
     n->ready = false;
     if (!hv_node_crash(n->hv, &err)) {
-        rn_log(run, "error", "crash %s: %s", n->topo->name, err->msg);
+        rn_log(&run->log, "error", "crash %s: %s", n->topo->name, err->msg);
         fl_error_free(err);
     }
     /* The power cut reaches the disks at the same instant: whatever is
@@ -175,7 +154,7 @@ void rn_node_crash(struct run *run, uint32_t index, const struct topo_event *ev)
     }
     trace_window_end(run, &n->window_event);
     n->window_event = trace_ev(run, "crash", n->trace_id, disks.size ? disks.data + 2 : NULL);
-    rn_log(run, "crash", "%s: power cut%s", n->topo->name, disks.size ? disks.data : "");
+    rn_log(&run->log, "crash", "%s: power cut%s", n->topo->name, disks.size ? disks.data : "");
     fl_buf_free(&disks);
 }
 
@@ -187,7 +166,7 @@ static void apply_node(struct run *run, const struct topo_event *ev)
     bool ok = true;
     switch (ev->kind) {
     case TOPO_EV_CRASH:
-        rn_node_crash(run, ev->u.node.node, ev);
+        node_crash(run, ev->u.node.node, ev);
         return;
     case TOPO_EV_RESTART:
         n->down = false;
@@ -226,21 +205,21 @@ static void apply_node(struct run *run, const struct topo_event *ev)
         return;
     }
     if (!ok) {
-        rn_log(run, "error", "%s %s: %s", topo_event_kind_name(ev->kind), name, err->msg);
+        rn_log(&run->log, "error", "%s %s: %s", topo_event_kind_name(ev->kind), name, err->msg);
         if (run->db) {
             trace_ev(run, "error", n->trace_id, err->msg);
         }
         fl_error_free(err);
         return;
     }
-    rn_log(run, topo_event_kind_name(ev->kind), "%s", name);
+    rn_log(&run->log, topo_event_kind_name(ev->kind), "%s", name);
 }
 
 static void clock_done(struct hv_node *node, const struct fl_error *err, void *arg)
 {
     struct run *run = arg;
     if (err) {
-        rn_log(run, "error", "clock %s: %s", hv_node_name(node), err->msg);
+        rn_log(&run->log, "error", "clock %s: %s", hv_node_name(node), err->msg);
     }
 }
 
@@ -253,14 +232,14 @@ static void apply_clock(struct run *run, const struct topo_event *ev)
     impair_format_duration(llabs(c->delta_ns), delta, sizeof delta);
     impair_format_duration(llabs(c->offset_ns), offset, sizeof offset);
     if (!hv_node_clock_set(n->hv, HV_CLOCK_JUMP, c->delta_ns, clock_done, run, &err)) {
-        rn_log(run, "error", "clock %s: %s", n->topo->name, err->msg);
+        rn_log(&run->log, "error", "clock %s: %s", n->topo->name, err->msg);
         fl_error_free(err);
         return;
     }
     char *detail = fl_xasprintf("jump %s%s, offset now %s%s", c->delta_ns < 0 ? "-" : "+", delta,
                                 c->offset_ns < 0 ? "-" : "+", offset);
     trace_ev(run, "clock", n->trace_id, detail);
-    rn_log(run, "clock", "%s: %s", n->topo->name, detail);
+    rn_log(&run->log, "clock", "%s: %s", n->topo->name, detail);
     free(detail);
 }
 
@@ -271,12 +250,12 @@ static void apply_disk(struct run *run, const struct topo_event *ev)
     const struct topo_disk *td = &tn->disks[d->disk];
     struct bb_disk *bd = bb_disk_find(run->bb, tn->name, td->name);
     if (!bd) {
-        rn_log(run, "error", "disk %s:%s is not served", tn->name, td->name);
+        rn_log(&run->log, "error", "disk %s:%s is not served", tn->name, td->name);
         return;
     }
     struct fl_error *err = NULL;
     if (!bb_disk_set_faults(bd, &d->faults, &err)) {
-        rn_log(run, "error", "disk %s:%s: %s", tn->name, td->name, err->msg);
+        rn_log(&run->log, "error", "disk %s:%s: %s", tn->name, td->name, err->msg);
         fl_error_free(err);
         return;
     }
@@ -294,7 +273,7 @@ static void apply_disk(struct run *run, const struct topo_event *ev)
     }
     char *detail = fl_xasprintf("%s: %s", td->name, words.size ? words.data : "no faults");
     trace_ev(run, "disk", run->nodes[d->node].trace_id, detail);
-    rn_log(run, topo_event_kind_name(ev->kind), "%s:%s", tn->name, detail);
+    rn_log(&run->log, topo_event_kind_name(ev->kind), "%s:%s", tn->name, detail);
     free(detail);
     fl_buf_free(&words);
 }
@@ -330,7 +309,7 @@ static void apply(struct run *run, const struct topo_event *ev)
         break;
     case TOPO_EV_MARK:
         trace_ev(run, "note", 0, ev->u.mark);
-        rn_log(run, "mark", "%s", ev->u.mark);
+        rn_log(&run->log, "mark", "%s", ev->u.mark);
         break;
     case TOPO_EV_WAIT:
         rn_wait_start(run, ev);
@@ -343,36 +322,62 @@ static void apply(struct run *run, const struct topo_event *ev)
     }
 }
 
+/* A stopped or starved controller (SIGSTOP, a swapping host) plays an
+ * event after its time: events.log keeps the planned time (two runs with
+ * one seed log the same lines), so the lateness gets a line of its own,
+ * a trace event for the report, and the summary's tally. */
+static void note_lateness(struct run *run, const struct topo_event *ev, int64_t late_ns)
+{
+    run->late_max_ns = FL_MAX(run->late_max_ns, late_ns);
+    if (late_ns <= RN_LATE_WARN_NS) {
+        return;
+    }
+    run->late_events++;
+    char *detail = fl_xasprintf(
+        "%s (%s) planned at +%lld.%03llds, played at +%lld.%03llds: %lld.%03llds late",
+        topo_event_kind_name(ev->kind), ev->source, (long long)(ev->at_ns / FL_NS_PER_SEC),
+        (long long)(ev->at_ns % FL_NS_PER_SEC / FL_NS_PER_MS),
+        (long long)((ev->at_ns + late_ns) / FL_NS_PER_SEC),
+        (long long)((ev->at_ns + late_ns) % FL_NS_PER_SEC / FL_NS_PER_MS),
+        (long long)(late_ns / FL_NS_PER_SEC), (long long)(late_ns % FL_NS_PER_SEC / FL_NS_PER_MS));
+    trace_ev(run, "late", 0, detail);
+    rn_log(&run->log, "late", "%s", detail);
+    free(detail);
+}
+
 static void on_timeline(struct fl_loop *loop, struct fl_timer *t, void *arg)
 {
     struct run *run = arg;
     if (run->phase != RN_TIMELINE) {
         return;
     }
-    while (!run->holds && run->next_event < run->scen->n_events &&
-           run->scen->events[run->next_event].at_ns <= rn_timeline_now(run)) {
+    while (!run->clock.holds && run->next_event < run->scen->n_events &&
+           run->scen->events[run->next_event].at_ns <= rn_clock_now(&run->clock)) {
         const struct topo_event *ev = &run->scen->events[run->next_event++];
-        run->log_at = ev->at_ns;
+        int64_t late = rn_clock_now(&run->clock) - ev->at_ns;
+        run->log.at = ev->at_ns;
         apply(run, ev);
-        run->log_at = INT64_MIN;
+        run->log.at = INT64_MIN;
+        note_lateness(run, ev, late);
         if (run->phase != RN_TIMELINE) {
             return; /* an infrastructure error ended the run */
         }
     }
-    if (!run->holds && run->next_event == run->scen->n_events &&
-        rn_timeline_now(run) >= run->scen->duration_ns) {
-        run->phase = RN_END_CHECKS;
-        rn_log(run, "end", "timeline over; running end checks");
-        rn_end_checks(run);
-        rn_maybe_finish(run);
+    if (!run->clock.holds && run->next_event == run->scen->n_events &&
+        rn_clock_now(&run->clock) >= run->scen->duration_ns) {
+        fl_timer_disarm(run->timeline_timer);
+        if (run->timeline_over) {
+            run->timeline_over(run);
+        }
         return;
     }
-    rn_timeline_schedule(run);
+    schedule(run);
 }
 
 void rn_timeline_start(struct run *run)
 {
-    run->phase = RN_TIMELINE;
     run->timeline_timer = fl_timer_create(run->loop, on_timeline, run);
-    rn_timeline_schedule(run);
+    run->clock.changed = on_clock_changed;
+    run->clock.changed_arg = run;
+    schedule(run);
 }

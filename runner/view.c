@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/internal.h"
+#include "runner/view.h"
 
 struct frame_totals {
     uint64_t sent, delivered, dropped[NB_DROP__COUNT];
@@ -47,8 +47,8 @@ static void draw(struct run *run)
 {
     struct fl_buf b = {0};
     unsigned lines = 0;
-    if (run->t0) {
-        int64_t t = rn_timeline_now(run);
+    if (run->clock.t0) {
+        int64_t t = rn_clock_now(&run->clock);
         fl_buf_printf(&b, "\033[1m── %s ── +%.1fs of %.1fs ── seed %llu ──\033[0m\n",
                       run->scen->name, (double)t / 1e9, (double)run->scen->duration_ns / 1e9,
                       (unsigned long long)run->scen->seed);
@@ -111,6 +111,20 @@ static void on_view_timer(struct fl_loop *loop, struct fl_timer *t, void *arg)
     fl_timer_arm_in(t, 500 * FL_NS_PER_MS);
 }
 
+/* The log sink: a line above the status block (plain after stop). */
+static void view_line(void *arg, const char *line)
+{
+    struct run *run = arg;
+    if (run->live) {
+        erase(run);
+        printf("%s\n", line);
+        draw(run);
+    } else {
+        printf("%s\n", line);
+        fflush(stdout);
+    }
+}
+
 void rn_view_start(struct run *run)
 {
     const char *ci = getenv("CI");
@@ -120,6 +134,7 @@ void rn_view_start(struct run *run)
         run->quiet = true;
         return;
     case RUNNER_VIEW_PLAIN:
+        rn_log_add_sink(&run->log, view_line, run);
         return;
     case RUNNER_VIEW_LIVE:
         run->live = true;
@@ -129,21 +144,10 @@ void rn_view_start(struct run *run)
                     !(term && !strcmp(term, "dumb"));
         break;
     }
+    rn_log_add_sink(&run->log, view_line, run);
     if (run->live) {
         run->view_timer = fl_timer_create(run->loop, on_view_timer, run);
         fl_timer_arm_in(run->view_timer, 0);
-    }
-}
-
-void rn_view_print(struct run *run, const char *line)
-{
-    if (run->live) {
-        erase(run);
-        printf("%s\n", line);
-        draw(run);
-    } else {
-        printf("%s\n", line);
-        fflush(stdout);
     }
 }
 
@@ -155,5 +159,5 @@ void rn_view_stop(struct run *run)
     }
     fl_timer_destroy(run->view_timer);
     run->view_timer = NULL;
-    run->live = false;
+    run->live = false; /* the sink stays: later lines print plain */
 }

@@ -34,20 +34,21 @@ extern const char trace_report_js[];
 /* Check output kept in the report. */
 #define REPORT_MAX_OUTPUT 16384
 
-/* JSON string safe inside <script>. */
+/* JSON string safe inside <script>.  Guest text (check output) may be any
+ * bytes: invalid UTF-8 becomes U+FFFD, so the page always parses. */
 static void json_str(struct fl_buf *b, const char *s)
 {
     if (!s) {
         fl_buf_puts(b, "null");
         return;
     }
-    fl_buf_json_string_script(b, s);
+    fl_text_json(b, s, strlen(s), true);
 }
 
-/* HTML text. */
+/* HTML text, well-formed whatever the bytes. */
 static void html_str(struct fl_buf *b, const char *s)
 {
-    fl_buf_xml_escape(b, s);
+    fl_text_xml(b, s ? s : "", s ? strlen(s) : 0);
 }
 
 struct report {

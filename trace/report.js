@@ -74,7 +74,7 @@
     boot: '#9ca3af', ready: '#1f8f4e', partition: '#c62828', heal: '#1f8f4e', link: '#2563eb',
     crash: '#c62828', restart: '#d97706', pause: '#6b7280', resume: '#6b7280', exit: '#c62828',
     disconnect: '#d97706', check: '#7c3aed', disk: '#b45309', clock: '#0891b2', note: '#6b7280',
-    error: '#c62828'
+    error: '#c62828', late: '#ea580c'
   };
   var UNEXPECTED = { exit: 1, disconnect: 1, error: 1 };
   function reasonColor(r) { return REASON_COLORS[r] || '#555'; }
@@ -241,6 +241,12 @@
     events.filter(function (e) { return UNEXPECTED[e.kind]; }).slice(0, 10).forEach(function (e) {
       li('<b>' + esc(nodeName(e.node)) + '</b>: ' + esc(e.kind) + ' at ' + fmtT(e.t) + (e.detail ? ' — ' + esc(e.detail) : ''));
     });
+    /* events the controller played after their planned time (stopped, starved) */
+    var late = events.filter(function (e) { return e.kind === 'late'; });
+    if (late.length) {
+      li('<b class="bad">' + plural(late.length, 'event') + ' played late</b> (the controller was stopped or starved): ' +
+        late.slice(0, 5).map(function (e) { return esc(e.detail || ''); }).join('; ') + (late.length > 5 ? '; …' : '') + '.');
+    }
     if (!ul.children.length) li('Nothing notable: no checks, faults or drops were recorded.');
     /* where to dig: the same questions on the command line */
     var hints = ['faultline trace RUN --links'];

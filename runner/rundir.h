@@ -1,0 +1,16 @@
+/* runner/rundir.c: the run directory and the files written into it
+ * (events.log, junit.xml, summary.json). */
+#ifndef FL_RUNNER_RUNDIR_H
+#define FL_RUNNER_RUNDIR_H
+
+#include "runner/internal.h"
+
+/* --out must be a new path or an empty directory. */
+bool rn_dir_check_out(const char *path, struct fl_error **errp);
+/* Claims the run directory, creates its tree and events.log (a sink of
+ * run->log). */
+bool rn_dir_create(struct run *run, struct fl_error **errp);
+bool rn_write_junit(struct run *run, struct fl_error **errp);
+bool rn_write_summary(struct run *run, struct fl_error **errp);
+
+#endif /* FL_RUNNER_RUNDIR_H */
