@@ -108,13 +108,24 @@ int nb_flush(struct netback *nb)
         struct nb_network *net = nb->nets[n];
         for (size_t i = 0; i < net->n_ports; i++) {
             struct nb_port *p = net->ports[i];
-            if (p->pcap && p->pcap_dirty) {
+            if (!p->pcap) {
+                continue;
+            }
+            if (p->pcap_dirty) {
                 int r = trace_pcap_flush(p->pcap);
                 if (r < 0 && !first) {
                     first = r;
                 }
                 p->pcap_dirty = false;
             }
+            /* A failure an earlier flush (the timer's) already met is
+             * sticky in trace: report it again, so the owner of a run
+             * learns of it at the end whoever saw it first. */
+            struct fl_error *err = NULL;
+            if (!first && !trace_pcap_ok(p->pcap, &err)) {
+                first = -(err->code ? err->code : EIO);
+            }
+            fl_error_free(err);
         }
     }
     return first;
@@ -125,10 +136,9 @@ int nb_flush(struct netback *nb)
 void nb_on_flush_timer(struct fl_loop *loop, struct fl_timer *timer, void *arg)
 {
     struct netback *nb = arg;
-    int r = nb_flush(nb);
-    if (r < 0) {
-        FL_LOG_RL(&nb->rl_info, FL_LOG_WARN, LOG_ROOM, "flushing pcaps: %s", strerror(-r));
-    }
+    /* A failure is logged once by trace, which names the file, and
+     * reported by nb_flush() to the run's owner at the end. */
+    (void)nb_flush(nb);
     nb->wall_offset_ns = fl_clock_real_ns() - fl_clock_mono_ns();
     fl_timer_arm_in(timer, NB_FLUSH_INTERVAL_NS);
 }

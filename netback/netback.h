@@ -283,7 +283,9 @@ typedef void nb_port_visit_fn(void *arg, const char *network, const char *node, 
 void nb_port_foreach(const struct netback *nb, nb_port_visit_fn *fn, void *arg);
 
 /* Writes buffered pcap data to the files now (netback also does it every
- * second and at nb_destroy).  0 or -errno of the first failure. */
+ * second and at nb_destroy).  0, or -errno of the first pcap write that
+ * ever failed (sticky: a failure the one-second flush met is reported
+ * again here, so the owner of a run learns of it at the end). */
 int nb_flush(struct netback *nb);
 
 #endif /* FL_NETBACK_H */

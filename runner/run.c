@@ -568,7 +568,12 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
         if (db_state == 0 && (db_state = trace_db_flush(run->db)) < 0) {
             lost_record(run, "run.db", -db_state);
         }
-        trace_db_close(run->db);
+        struct fl_error *dberr = NULL;
+        if (!trace_db_finish(run->db, &dberr) && db_state == 0) {
+            /* closing itself failed: statistics, indexes, WAL checkpoint */
+            lost_record(run, "run.db", dberr->code ? dberr->code : EIO);
+        }
+        fl_error_free(dberr);
         run->db = NULL;
     }
     settle(run);

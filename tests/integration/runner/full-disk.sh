@@ -25,6 +25,12 @@ grep -q "could not record what it promised" "$TMP/stdout" "$TMP/stderr" ||
     fail "the reason is not given: $(cat "$TMP/stdout" "$TMP/stderr")"
 grep -qE "(run\.db|pcap/): No space left on device" "$TMP/stdout" ||
     fail "the loss is not named: $(cat "$TMP/stdout")"
+# Both writers met the full disk: each loss is named, the pcaps' too
+# (a failure the one-second flush met first must still reach the verdict).
+for what in run.db pcap/; do
+    grep -qF "$what: No space left on device" "$TMP/stdout" ||
+        fail "the loss of $what is not named: $(cat "$TMP/stdout")"
+done
 ok "a full run directory: exit 3, $(grep -o 'could not record.*' "$TMP/stdout" | head -1)"
 
 # Whatever is there parses and says error; a file named is a file there.
