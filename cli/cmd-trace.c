@@ -33,7 +33,8 @@ static const char usage_text[] =
     "  --node NODE           from or to NODE (for --ios/--lost/--events: of NODE)\n"
     "  --fate FATE[,FATE]    delivered, dropped, duplicated, corrupted, reordered\n"
     "  --reason REASON       dropped for REASON: partition, loss, queue, mtu,\n"
-    "                        port-down, port-queue-full, shutdown\n"
+    "                        port-down, port-queue-full, shutdown, spoofed,\n"
+    "                        internal\n"
     "  --delayed-beyond DUR  delivered more than DUR after being sent (e.g. 10ms)\n"
     "  --since TIME          at or after TIME (e.g. 5s, 1500ms, -2s)\n"
     "  --until TIME          before TIME\n"
@@ -206,7 +207,7 @@ static int trace_main(int argc, char **argv)
             if (q.reason <= 0) {
                 fprintf(stderr,
                         "faultline trace: --reason: '%s' is not a drop reason (valid: partition,"
-                        " loss, queue, mtu, port-down, port-queue-full, shutdown)\n",
+                        " loss, queue, mtu, port-down, port-queue-full, shutdown, spoofed, internal)\n",
                         optarg);
                 return CLI_EXIT_USAGE;
             }

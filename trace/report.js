@@ -68,7 +68,8 @@
 
   var REASON_COLORS = {
     partition: '#c62828', loss: '#f08c00', queue: '#7c3aed', mtu: '#8d5524',
-    'port-down': '#db2777', 'port-queue-full': '#475569', shutdown: '#a3a3a3'
+    'port-down': '#db2777', 'port-queue-full': '#475569', shutdown: '#a3a3a3',
+    spoofed: '#be123c', internal: '#111827'
   };
   var EVENT_COLORS = {
     boot: '#9ca3af', ready: '#1f8f4e', partition: '#c62828', heal: '#1f8f4e', link: '#2563eb',
