@@ -205,10 +205,11 @@ static int trace_main(int argc, char **argv)
         case OPT_REASON:
             q.reason = trace_drop_reason_parse(optarg);
             if (q.reason <= 0) {
-                fprintf(stderr,
-                        "faultline trace: --reason: '%s' is not a drop reason (valid: partition,"
-                        " loss, queue, mtu, port-down, port-queue-full, shutdown, spoofed, internal)\n",
-                        optarg);
+                fprintf(
+                    stderr,
+                    "faultline trace: --reason: '%s' is not a drop reason (valid: partition,"
+                    " loss, queue, mtu, port-down, port-queue-full, shutdown, spoofed, internal)\n",
+                    optarg);
                 return CLI_EXIT_USAGE;
             }
             frame_filters = true;
