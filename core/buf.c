@@ -30,80 +30,16 @@ void fl_buf_printf(struct fl_buf *b, const char *fmt, ...)
     free(s);
 }
 
-static void json_string(struct fl_buf *b, const char *s, bool script_safe)
-{
-    fl_buf_append(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            fl_buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            fl_buf_puts(b, "\\\\");
-            break;
-        case '\n':
-            fl_buf_puts(b, "\\n");
-            break;
-        case '\r':
-            fl_buf_puts(b, "\\r");
-            break;
-        case '\t':
-            fl_buf_puts(b, "\\t");
-            break;
-        case '<':
-        case '>':
-        case '&':
-            if (script_safe) {
-                fl_buf_printf(b, "\\u%04x", *p);
-            } else {
-                fl_buf_append(b, p, 1);
-            }
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) {
-                fl_buf_printf(b, "\\u%04x", *p);
-            } else {
-                fl_buf_append(b, p, 1);
-            }
-        }
-    }
-    fl_buf_append(b, "\"", 1);
-}
-
+/* JSON strings are written by core/text.c's one escaper, which also
+ * turns invalid UTF-8 into U+FFFD, so every writer emits valid JSON. */
 void fl_buf_json_string(struct fl_buf *b, const char *s)
 {
-    json_string(b, s, false);
+    fl_text_json(b, s ? s : "", s ? strlen(s) : 0, false);
 }
 
 void fl_buf_json_string_script(struct fl_buf *b, const char *s)
 {
-    json_string(b, s, true);
-}
-
-void fl_buf_xml_escape(struct fl_buf *b, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        switch (*p) {
-        case '<':
-            fl_buf_puts(b, "&lt;");
-            break;
-        case '>':
-            fl_buf_puts(b, "&gt;");
-            break;
-        case '&':
-            fl_buf_puts(b, "&amp;");
-            break;
-        case '"':
-            fl_buf_puts(b, "&quot;");
-            break;
-        default:
-            if (*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') {
-                fl_buf_puts(b, "?");
-            } else {
-                fl_buf_append(b, p, 1);
-            }
-        }
-    }
+    fl_text_json(b, s ? s : "", s ? strlen(s) : 0, true);
 }
 
 void fl_buf_reset(struct fl_buf *b)

@@ -91,15 +91,12 @@ struct fl_buf {
 void fl_buf_append(struct fl_buf *b, const void *data, size_t size);
 void fl_buf_puts(struct fl_buf *b, const char *s);
 void fl_buf_printf(struct fl_buf *b, const char *fmt, ...) FL_PRINTF(2, 3);
-/* Appends s as a JSON string literal, quotes included. */
+/* Appends s (NULL = "") as a JSON string literal, quotes included:
+ * fl_text_json(), so invalid UTF-8 becomes U+FFFD. */
 void fl_buf_json_string(struct fl_buf *b, const char *s);
 /* The same, with '<', '>' and '&' written as \u escapes, so the literal is
  * safe inside an HTML <script> element (no guest text can close it). */
 void fl_buf_json_string_script(struct fl_buf *b, const char *s);
-/* Appends s (NULL = "") escaped for XML/HTML text and attribute values;
- * control characters XML 1.0 forbids (all below 0x20 but tab, newline and
- * carriage return) become '?'. */
-void fl_buf_xml_escape(struct fl_buf *b, const char *s);
 void fl_buf_reset(struct fl_buf *b);
 /* Returns the string (caller frees) and leaves b empty. */
 char *fl_buf_steal(struct fl_buf *b);

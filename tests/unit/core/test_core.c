@@ -56,11 +56,11 @@ static void test_buf_and_json(void **state)
     fl_buf_json_string_script(&b, "</script>&\x7f");
     assert_string_equal(b.data, "\"\\u003c/script\\u003e\\u0026\\u007f\"");
     fl_buf_reset(&b);
-    fl_buf_xml_escape(&b, "a<b>&\"c\x01\n");
-    assert_string_equal(b.data, "a&lt;b&gt;&amp;&quot;c?\n");
+    fl_text_xml(&b, "a<b>&\"c\x01\n", 9);
+    assert_string_equal(b.data, "a&lt;b&gt;&amp;&quot;c\xef\xbf\xbd\n");
     fl_buf_reset(&b);
-    fl_buf_xml_escape(&b, NULL);
-    assert_string_equal(b.data, "");
+    fl_buf_json_string(&b, NULL);
+    assert_string_equal(b.data, "\"\"");
     fl_buf_free(&b);
 }
 
