@@ -403,13 +403,35 @@ static int destage_rec(struct cache_layer *c, struct rec *r)
                            r->pub.submit_ns);
 }
 
+/* Writes the oldest record to the layer below and drops it.  When the
+ * layer below fails (the host file system is full, an I/O error) the
+ * record stays cached, still the newest value of its sectors for reads,
+ * and the error is returned: an acknowledged write is never dropped. */
 static int destage_oldest(struct cache_layer *c)
 {
     struct rec *r = c->oldest;
     int ret = destage_rec(c, r);
+    if (ret < 0) {
+        return ret;
+    }
     rec_drop(c, r);
     c->destaged++;
-    return ret;
+    return 0;
+}
+
+/* Destages the oldest records until `bytes` more data bytes and `recs` more
+ * records fit under the limits.  Called before a write changes anything,
+ * so a write the cache cannot make room for is refused whole (the host's
+ * error) and changes nothing. */
+static int make_room(struct cache_layer *c, uint64_t bytes, uint64_t recs)
+{
+    while (c->oldest && (c->bytes + bytes > c->limit || c->n_recs + recs > MAX_RECORDS)) {
+        int e = destage_oldest(c);
+        if (e < 0) {
+            return e;
+        }
+    }
+    return 0;
 }
 
 static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
@@ -433,10 +455,17 @@ static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off
     return 0;
 }
 
-/* Adds a sector-aligned record, taking ownership of data (NULL = zeroes). */
+/* Adds a sector-aligned record, taking ownership of data (NULL = zeroes).
+ * On error (no room: the layer below failed) data is freed and nothing
+ * changed. */
 static int add_rec(struct cache_layer *c, uint8_t *data, uint64_t len, uint64_t off, unsigned flags,
                    uint64_t tag, int64_t submit_ns)
 {
+    int ret = make_room(c, data ? len : 0, 1);
+    if (ret < 0) {
+        free(data);
+        return ret;
+    }
     punch(c, off, off + len);
     struct rec *r = fl_xcalloc(1, sizeof(*r));
     r->pub.off = off;
@@ -451,14 +480,7 @@ static int add_rec(struct cache_layer *c, uint8_t *data, uint64_t len, uint64_t 
     }
     index_add(c, r);
     fifo_insert_after(c, c->newest, r);
-    int ret = 0;
-    while (c->oldest && (c->bytes > c->limit || c->n_recs > MAX_RECORDS)) {
-        int r2 = destage_oldest(c);
-        if (r2 < 0 && ret == 0) {
-            ret = r2;
-        }
-    }
-    return ret;
+    return 0;
 }
 
 static int cache_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint64_t off,
@@ -472,22 +494,26 @@ static int cache_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint6
         /* durable now: older cached values of these bytes are superseded */
         uint64_t s = off - off % BB_SECTOR_SIZE;
         uint64_t e = (off + len + BB_SECTOR_SIZE - 1) / BB_SECTOR_SIZE * BB_SECTOR_SIZE;
+        int r;
         if (s != off || e != off + len) {
             /* partial sectors: merge with the current view first */
             uint8_t *tmp = fl_xmalloc(e - s);
-            int r = cache_pread(l, tmp, e - s, s);
+            r = cache_pread(l, tmp, e - s, s);
             if (r < 0) {
                 free(tmp);
                 return r;
             }
             memcpy(tmp + (off - s), buf, len);
-            punch(c, s, e);
             r = l->next->ops->pwrite(l->next, tmp, e - s, s, flags, tag, submit_ns);
             free(tmp);
-            return r;
+        } else {
+            r = l->next->ops->pwrite(l->next, buf, len, off, flags, tag, submit_ns);
         }
-        punch(c, s, e);
-        return l->next->ops->pwrite(l->next, buf, len, off, flags, tag, submit_ns);
+        /* refused below: the cached values stay the newest */
+        if (r == 0) {
+            punch(c, s, e);
+        }
+        return r;
     }
     uint64_t s = off - off % BB_SECTOR_SIZE;
     uint64_t e = (off + len + BB_SECTOR_SIZE - 1) / BB_SECTOR_SIZE * BB_SECTOR_SIZE;
@@ -526,6 +552,14 @@ static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned f
     }
     int ret = 0;
     static const uint8_t z[BB_SECTOR_SIZE];
+    if (!(flags & BB_F_FUA)) {
+        /* room for both partial sectors and the zero record first, so the
+         * request is refused whole or done whole */
+        ret = make_room(c, 2 * BB_SECTOR_SIZE, 3);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     if (s > off) {
         ret = cache_pwrite(l, z, s - off, off, flags & BB_F_FUA, tag, submit_ns);
     }
@@ -536,8 +570,11 @@ static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned f
         return ret;
     }
     if (flags & BB_F_FUA) {
-        punch(c, s, e);
-        return l->next->ops->zero(l->next, e - s, s, flags, tag, submit_ns);
+        ret = l->next->ops->zero(l->next, e - s, s, flags, tag, submit_ns);
+        if (ret == 0) {
+            punch(c, s, e);
+        }
+        return ret;
     }
     return add_rec(c, NULL, e - s, s, flags, tag, submit_ns);
 }
@@ -545,15 +582,16 @@ static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned f
 static int cache_flush(struct bb_layer *l)
 {
     struct cache_layer *c = cl_of(l);
-    int ret = 0;
+    /* in age order; a record the layer below refuses stays cached (with
+     * every newer one) and the flush fails: nothing is made durable out
+     * of order, nothing is dropped */
     while (c->oldest) {
         int r = destage_oldest(c);
-        if (r < 0 && ret == 0) {
-            ret = r;
+        if (r < 0) {
+            return r;
         }
     }
-    int r = l->next->ops->flush(l->next);
-    return ret ? ret : r;
+    return l->next->ops->flush(l->next);
 }
 
 static void cache_destroy(struct bb_layer *l)

@@ -489,6 +489,161 @@ static void test_capacity_enospc(void **state)
     close_stack(&s);
 }
 
+/* --- host I/O errors under the cache (issue 14 item 1) -------------------- */
+
+/* A layer between the cache and the file that fails every write with
+ * `err` while armed, as a host file system that ran full would. */
+struct fail_layer {
+    struct bb_layer layer;
+    int err; /* 0: pass through; else -errno for pwrite/zero/flush */
+    unsigned failures;
+};
+
+static int fail_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
+{
+    return l->next->ops->pread(l->next, buf, len, off);
+}
+static int fail_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint64_t off,
+                       unsigned flags, uint64_t tag, int64_t submit_ns)
+{
+    struct fail_layer *f = container_of(l, struct fail_layer, layer);
+    if (f->err) {
+        f->failures++;
+        return f->err;
+    }
+    return l->next->ops->pwrite(l->next, buf, len, off, flags, tag, submit_ns);
+}
+static int fail_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags, uint64_t tag,
+                     int64_t submit_ns)
+{
+    struct fail_layer *f = container_of(l, struct fail_layer, layer);
+    if (f->err) {
+        f->failures++;
+        return f->err;
+    }
+    return l->next->ops->zero(l->next, len, off, flags, tag, submit_ns);
+}
+static int fail_flush(struct bb_layer *l)
+{
+    struct fail_layer *f = container_of(l, struct fail_layer, layer);
+    return f->err ? f->err : l->next->ops->flush(l->next);
+}
+static void fail_destroy(struct bb_layer *l)
+{
+    free(container_of(l, struct fail_layer, layer));
+}
+static const struct bb_layer_ops fail_ops = {
+    .name = "test-fail",
+    .pread = fail_pread,
+    .pwrite = fail_pwrite,
+    .zero = fail_zero,
+    .flush = fail_flush,
+    .destroy = fail_destroy,
+};
+
+/* capacity ▸ cache ▸ fail ▸ file */
+static struct fail_layer *open_failing_stack(struct stack *s, const char *name,
+                                             uint64_t cache_limit)
+{
+    char *p = tpath(name);
+    struct bb_file_config fc = {.path = p, .size = DISK, .no_sync = true};
+    struct fl_error *err = NULL;
+    s->file = bb_file_open(&fc, &s->size, &err);
+    assert_non_null(s->file);
+    struct fail_layer *f = fl_xcalloc(1, sizeof(*f));
+    f->layer.ops = &fail_ops;
+    f->layer.next = s->file;
+    s->cache = bb_cache_create(&f->layer, s->size, cache_limit);
+    s->top = bb_capacity_create(s->cache, s->file, s->size, 0);
+    free(p);
+    return f;
+}
+
+static void expect_bytes(struct stack *s, uint64_t off, uint64_t len, uint8_t v)
+{
+    uint8_t *buf = fl_xmalloc(len);
+    must(s->top->ops->pread(s->top, buf, len, off));
+    for (uint64_t i = 0; i < len; i++) {
+        if (buf[i] != v) {
+            fail_msg("byte %llu reads 0x%02x, expected 0x%02x", (unsigned long long)(off + i),
+                     buf[i], v);
+        }
+    }
+    free(buf);
+}
+
+/* The host runs full while writes are cached: every acknowledged write
+ * stays readable, a write the cache cannot make room for is refused with
+ * the host's error and changes nothing, and once space returns a flush
+ * makes everything durable. */
+static void test_host_enospc_loses_nothing(void **state)
+{
+    struct stack s;
+    struct fail_layer *f = open_failing_stack(&s, "enospc.img", 16384);
+    uint8_t buf[8192];
+    fill(buf, sizeof(buf), 0xA1);
+    must(s.top->ops->pwrite(s.top, buf, 8192, 0, 0, 1, 0));
+    fill(buf, sizeof(buf), 0xB2);
+    must(s.top->ops->pwrite(s.top, buf, 8192, 8192, 0, 2, 0));
+    f->err = -ENOSPC;
+    /* the cache is full: room needs a destage, which the host refuses */
+    fill(buf, sizeof(buf), 0xC3);
+    assert_int_equal(s.top->ops->pwrite(s.top, buf, 8192, 16384, 0, 3, 0), -ENOSPC);
+    assert_true(f->failures > 0);
+    check_cache(&s);
+    expect_bytes(&s, 0, 8192, 0xA1);                       /* acknowledged: still readable */
+    expect_bytes(&s, 8192, 8192, 0xB2);                    /* acknowledged: still readable */
+    expect_bytes(&s, 16384, 8192, 0x00);                   /* refused: changed nothing */
+    assert_int_equal(bb_capacity_allocated(s.top), 16384); /* refused: no space counted */
+    /* an overwrite of a cached range needs no room... but FUA goes to the host */
+    fill(buf, sizeof(buf), 0xD4);
+    assert_int_equal(s.top->ops->pwrite(s.top, buf, 8192, 0, BB_F_FUA, 4, 0), -ENOSPC);
+    expect_bytes(&s, 0, 8192, 0xA1); /* refused FUA: the cached value stays */
+    assert_int_equal(s.top->ops->zero(s.top, 8192, 8192, BB_F_FUA, 5, 0), -ENOSPC);
+    expect_bytes(&s, 8192, 8192, 0xB2);
+    /* a flush cannot make them durable: it fails and keeps them */
+    assert_int_equal(s.top->ops->flush(s.top), -ENOSPC);
+    check_cache(&s);
+    expect_bytes(&s, 0, 8192, 0xA1);
+    expect_bytes(&s, 8192, 8192, 0xB2);
+    uint64_t recs, bytes, destaged;
+    bb_cache_counts(s.cache, &recs, &bytes, &destaged);
+    assert_int_equal(bytes, 16384);
+    /* space is back: the flush drains everything to the file */
+    f->err = 0;
+    must(s.top->ops->flush(s.top));
+    read_file_raw("enospc.img", buf, 8192, 0);
+    assert_int_equal(buf[0], 0xA1);
+    assert_int_equal(buf[8191], 0xA1);
+    read_file_raw("enospc.img", buf, 8192, 8192);
+    assert_int_equal(buf[0], 0xB2);
+    read_file_raw("enospc.img", buf, 8192, 16384);
+    assert_int_equal(buf[0], 0x00);
+    close_stack(&s);
+}
+
+/* The same with write-zeroes: a refused zero changes nothing either. */
+static void test_host_eio_zero_changes_nothing(void **state)
+{
+    struct stack s;
+    struct fail_layer *f = open_failing_stack(&s, "eio.img", 8192);
+    uint8_t buf[8192];
+    fill(buf, sizeof(buf), 0x5A);
+    must(s.top->ops->pwrite(s.top, buf, 8192, 0, 0, 1, 0));
+    f->err = -EIO;
+    /* 100 bytes in: head and tail partial sectors plus a zero record */
+    assert_int_equal(s.top->ops->zero(s.top, 4000, 100, 0, 2, 0), -EIO);
+    assert_int_equal(s.top->ops->pwrite(s.top, buf, 512, 65536, 0, 3, 0), -EIO);
+    check_cache(&s);
+    expect_bytes(&s, 0, 8192, 0x5A);
+    expect_bytes(&s, 65536, 512, 0x00);
+    f->err = 0;
+    must(s.top->ops->flush(s.top));
+    read_file_raw("eio.img", buf, 8192, 0);
+    assert_int_equal(buf[4095], 0x5A);
+    close_stack(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +660,8 @@ int main(void)
         cmocka_unit_test(test_cow_missing_map_is_an_error),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_capacity_enospc),
+        cmocka_unit_test(test_host_enospc_loses_nothing),
+        cmocka_unit_test(test_host_eio_zero_changes_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
