@@ -396,11 +396,9 @@ static int destage_rec(struct cache_layer *c, struct rec *r)
 {
     struct bb_layer *next = c->layer.next;
     if (r->pub.data) {
-        return next->ops->pwrite(next, r->pub.data, r->pub.len, r->pub.off, 0, r->pub.tag,
-                                 r->pub.submit_ns);
+        return next->ops->pwrite(next, r->pub.data, r->pub.len, r->pub.off, 0, NULL);
     }
-    return next->ops->zero(next, r->pub.len, r->pub.off, r->pub.flags & BB_F_MAY_TRIM, r->pub.tag,
-                           r->pub.submit_ns);
+    return next->ops->zero(next, r->pub.len, r->pub.off, r->pub.flags & BB_F_MAY_TRIM, NULL);
 }
 
 /* Writes the oldest record to the layer below and drops it.  When the
@@ -434,10 +432,11 @@ static int make_room(struct cache_layer *c, uint64_t bytes, uint64_t recs)
     return 0;
 }
 
-static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
+static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off,
+                       const struct bb_io *io)
 {
     struct cache_layer *c = cl_of(l);
-    int ret = l->next->ops->pread(l->next, buf, len, off);
+    int ret = l->next->ops->pread(l->next, buf, len, off, io);
     uint64_t end = off + len;
     if (ret < 0) {
         return ret;
@@ -459,7 +458,7 @@ static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off
  * On error (no room: the layer below failed) data is freed and nothing
  * changed. */
 static int add_rec(struct cache_layer *c, uint8_t *data, uint64_t len, uint64_t off, unsigned flags,
-                   uint64_t tag, int64_t submit_ns)
+                   uint64_t tag)
 {
     int ret = make_room(c, data ? len : 0, 1);
     if (ret < 0) {
@@ -473,7 +472,6 @@ static int add_rec(struct cache_layer *c, uint8_t *data, uint64_t len, uint64_t 
     r->pub.data = data;
     r->pub.flags = flags & BB_F_MAY_TRIM;
     r->pub.tag = tag;
-    r->pub.submit_ns = submit_ns;
     c->n_recs++;
     if (data) {
         c->bytes += len;
@@ -484,7 +482,7 @@ static int add_rec(struct cache_layer *c, uint8_t *data, uint64_t len, uint64_t 
 }
 
 static int cache_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint64_t off,
-                        unsigned flags, uint64_t tag, int64_t submit_ns)
+                        unsigned flags, const struct bb_io *io)
 {
     struct cache_layer *c = cl_of(l);
     if (len == 0) {
@@ -498,16 +496,16 @@ static int cache_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint6
         if (s != off || e != off + len) {
             /* partial sectors: merge with the current view first */
             uint8_t *tmp = fl_xmalloc(e - s);
-            r = cache_pread(l, tmp, e - s, s);
+            r = cache_pread(l, tmp, e - s, s, NULL);
             if (r < 0) {
                 free(tmp);
                 return r;
             }
             memcpy(tmp + (off - s), buf, len);
-            r = l->next->ops->pwrite(l->next, tmp, e - s, s, flags, tag, submit_ns);
+            r = l->next->ops->pwrite(l->next, tmp, e - s, s, flags, io);
             free(tmp);
         } else {
-            r = l->next->ops->pwrite(l->next, buf, len, off, flags, tag, submit_ns);
+            r = l->next->ops->pwrite(l->next, buf, len, off, flags, io);
         }
         /* refused below: the cached values stay the newest */
         if (r == 0) {
@@ -519,25 +517,26 @@ static int cache_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint6
     uint64_t e = (off + len + BB_SECTOR_SIZE - 1) / BB_SECTOR_SIZE * BB_SECTOR_SIZE;
     uint8_t *data = fl_xmalloc(e - s);
     if (s != off) {
-        int r = cache_pread(l, data, BB_SECTOR_SIZE, s);
+        int r = cache_pread(l, data, BB_SECTOR_SIZE, s, NULL);
         if (r < 0) {
             free(data);
             return r;
         }
     }
     if (e != off + len) {
-        int r = cache_pread(l, data + (e - BB_SECTOR_SIZE - s), BB_SECTOR_SIZE, e - BB_SECTOR_SIZE);
+        int r = cache_pread(l, data + (e - BB_SECTOR_SIZE - s), BB_SECTOR_SIZE, e - BB_SECTOR_SIZE,
+                            NULL);
         if (r < 0) {
             free(data);
             return r;
         }
     }
     memcpy(data + (off - s), buf, len);
-    return add_rec(c, data, e - s, s, 0, tag, submit_ns);
+    return add_rec(c, data, e - s, s, 0, io ? io->tag : 0);
 }
 
-static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags, uint64_t tag,
-                      int64_t submit_ns)
+static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags,
+                      const struct bb_io *io)
 {
     struct cache_layer *c = cl_of(l);
     if (len == 0) {
@@ -548,7 +547,7 @@ static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned f
     if (s >= e) {
         /* inside one or two sectors: an ordinary write of zeroes */
         uint8_t z[2 * BB_SECTOR_SIZE] = {0};
-        return cache_pwrite(l, z, len, off, flags & BB_F_FUA, tag, submit_ns);
+        return cache_pwrite(l, z, len, off, flags & BB_F_FUA, io);
     }
     int ret = 0;
     static const uint8_t z[BB_SECTOR_SIZE];
@@ -561,25 +560,25 @@ static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned f
         }
     }
     if (s > off) {
-        ret = cache_pwrite(l, z, s - off, off, flags & BB_F_FUA, tag, submit_ns);
+        ret = cache_pwrite(l, z, s - off, off, flags & BB_F_FUA, io);
     }
     if (ret == 0 && off + len > e) {
-        ret = cache_pwrite(l, z, off + len - e, e, flags & BB_F_FUA, tag, submit_ns);
+        ret = cache_pwrite(l, z, off + len - e, e, flags & BB_F_FUA, io);
     }
     if (ret < 0) {
         return ret;
     }
     if (flags & BB_F_FUA) {
-        ret = l->next->ops->zero(l->next, e - s, s, flags, tag, submit_ns);
+        ret = l->next->ops->zero(l->next, e - s, s, flags, io);
         if (ret == 0) {
             punch(c, s, e);
         }
         return ret;
     }
-    return add_rec(c, NULL, e - s, s, flags, tag, submit_ns);
+    return add_rec(c, NULL, e - s, s, flags, io ? io->tag : 0);
 }
 
-static int cache_flush(struct bb_layer *l)
+static int cache_flush(struct bb_layer *l, const struct bb_io *io)
 {
     struct cache_layer *c = cl_of(l);
     /* in age order; a record the layer below refuses stays cached (with
@@ -591,7 +590,7 @@ static int cache_flush(struct bb_layer *l)
             return r;
         }
     }
-    return l->next->ops->flush(l->next);
+    return l->next->ops->flush(l->next, io);
 }
 
 static void cache_destroy(struct bb_layer *l)
@@ -630,10 +629,11 @@ struct bb_layer *bb_cache_create(struct bb_layer *next, uint64_t size, uint64_t 
     return &c->layer;
 }
 
-struct bb_cache_rec *bb_cache_first(struct bb_layer *l)
+void bb_cache_for_each_tag(struct bb_layer *l, void (*fn)(void *arg, uint64_t tag), void *arg)
 {
-    struct cache_layer *c = cl_of(l);
-    return c->oldest ? &c->oldest->pub : NULL;
+    for (struct rec *r = cl_of(l)->oldest; r; r = (struct rec *)r->pub.next) {
+        fn(arg, r->pub.tag);
+    }
 }
 
 void bb_cache_counts(struct bb_layer *l, uint64_t *recs, uint64_t *bytes, uint64_t *destaged)
@@ -700,10 +700,9 @@ int bb_cache_crash(struct bb_layer *l, enum bb_crash_policy policy, bb_rand_fn *
                     uint64_t so = r->pub.off + i * BB_SECTOR_SIZE, sl = (j - i) * BB_SECTOR_SIZE;
                     if (r->pub.data) {
                         e = next->ops->pwrite(next, r->pub.data + i * BB_SECTOR_SIZE, sl, so, 0,
-                                              tag, r->pub.submit_ns);
+                                              NULL);
                     } else {
-                        e = next->ops->zero(next, sl, so, r->pub.flags & BB_F_MAY_TRIM, tag,
-                                            r->pub.submit_ns);
+                        e = next->ops->zero(next, sl, so, r->pub.flags & BB_F_MAY_TRIM, NULL);
                     }
                     if (e < 0) {
                         break;
@@ -737,7 +736,7 @@ int bb_cache_crash(struct bb_layer *l, enum bb_crash_policy policy, bb_rand_fn *
     while (c->oldest) {
         rec_drop(c, c->oldest);
     }
-    int f = next->ops->flush(next);
+    int f = next->ops->flush(next, NULL);
     return ret ? ret : f;
 }
 

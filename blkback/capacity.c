@@ -83,7 +83,7 @@ static void unclaim(struct cap_layer *c, uint64_t len, uint64_t off, const uint8
 /* Claims [off, off+len) and runs the write below; a write the layers below
  * refuse (the host file system is full) takes no space. */
 static int claim_and(struct cap_layer *c, struct bb_layer *l, const void *buf, uint64_t len,
-                     uint64_t off, unsigned flags, uint64_t tag, int64_t submit_ns, bool zero)
+                     uint64_t off, unsigned flags, const struct bb_io *io, bool zero)
 {
     uint8_t small[64], *saved = small;
     size_t nb = 0;
@@ -97,8 +97,8 @@ static int claim_and(struct cap_layer *c, struct bb_layer *l, const void *buf, u
     }
     int r = claim(c, len, off);
     if (r == 0) {
-        r = zero ? l->next->ops->zero(l->next, len, off, flags, tag, submit_ns)
-                 : l->next->ops->pwrite(l->next, buf, len, off, flags, tag, submit_ns);
+        r = zero ? l->next->ops->zero(l->next, len, off, flags, io)
+                 : l->next->ops->pwrite(l->next, buf, len, off, flags, io);
         if (r < 0) {
             unclaim(c, len, off, saved);
         }
@@ -109,26 +109,27 @@ static int claim_and(struct cap_layer *c, struct bb_layer *l, const void *buf, u
     return r;
 }
 
-static int cap_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
+static int cap_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off,
+                     const struct bb_io *io)
 {
-    return l->next->ops->pread(l->next, buf, len, off);
+    return l->next->ops->pread(l->next, buf, len, off, io);
 }
 
 static int cap_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint64_t off,
-                      unsigned flags, uint64_t tag, int64_t submit_ns)
+                      unsigned flags, const struct bb_io *io)
 {
-    return claim_and(cap_of(l), l, buf, len, off, flags, tag, submit_ns, false);
+    return claim_and(cap_of(l), l, buf, len, off, flags, io, false);
 }
 
-static int cap_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags, uint64_t tag,
-                    int64_t submit_ns)
+static int cap_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags,
+                    const struct bb_io *io)
 {
     struct cap_layer *c = cap_of(l);
     if (!(flags & BB_F_MAY_TRIM)) {
-        return claim_and(c, l, NULL, len, off, flags, tag, submit_ns, true);
+        return claim_and(c, l, NULL, len, off, flags, io, true);
     }
     /* a trim the layers below refuse frees nothing */
-    int r = l->next->ops->zero(l->next, len, off, flags, tag, submit_ns);
+    int r = l->next->ops->zero(l->next, len, off, flags, io);
     if (r == 0 && len > 0) {
         uint64_t first = (off + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE;
         uint64_t end = (off + len) / BB_CLUSTER_SIZE;
@@ -142,9 +143,9 @@ static int cap_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned fla
     return r;
 }
 
-static int cap_flush(struct bb_layer *l)
+static int cap_flush(struct bb_layer *l, const struct bb_io *io)
 {
-    return l->next->ops->flush(l->next);
+    return l->next->ops->flush(l->next, io);
 }
 
 static void cap_destroy(struct bb_layer *l)

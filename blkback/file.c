@@ -35,9 +35,12 @@ struct file_layer {
     bool cow_dirty;
     char *cowmap_path;
     bool no_sync;
-    bool deferred;     /* flush leaves fdatasync to bb_file_sync() (a worker) */
-    bool sync_pending; /* data written since the last sync */
-    bool map_pending;  /* the cowmap was rewritten since the last sync */
+    bb_sync_owed_fn *sync_hook; /* flush leaves fdatasync to it (a worker) */
+    void *sync_arg;
+    bool no_prealloc; /* fallocate() not supported here */
+    char *path;
+    bb_host_error_fn *on_error;
+    void *on_error_arg;
 };
 
 static struct file_layer *fl_of(struct bb_layer *l)
@@ -99,6 +102,35 @@ static int pwrite_full(int fd, const void *buf, uint64_t len, uint64_t off)
     return 0;
 }
 
+/* Tells the owner about a failed host operation (the disk logs it once,
+ * counts it and tells the runner); returns err. */
+static int host_error(struct file_layer *f, const char *op, const char *path, int err)
+{
+    if (err < 0 && f->on_error) {
+        f->on_error(f->on_error_arg, path ? path : f->path, op, -err);
+    }
+    return err;
+}
+
+/* Allocates [off, off+len) before it is written, so a host file system
+ * without space refuses the write before any byte of it lands: a refused
+ * write changes nothing (a short pwrite would leave part of it behind).
+ * File systems without fallocate() just write. */
+static int preallocate(struct file_layer *f, uint64_t len, uint64_t off)
+{
+    if (f->no_prealloc || len == 0) {
+        return 0;
+    }
+    if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0) {
+        return 0;
+    }
+    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
+        f->no_prealloc = true;
+        return 0;
+    }
+    return errno == EDQUOT || errno == EFBIG ? -ENOSPC : -errno;
+}
+
 static int base_read(struct file_layer *f, void *buf, uint64_t len, uint64_t off)
 {
     if (off >= f->base_size) {
@@ -113,11 +145,12 @@ static int base_read(struct file_layer *f, void *buf, uint64_t len, uint64_t off
     return r;
 }
 
-static int file_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
+static int file_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off,
+                      const struct bb_io *io)
 {
     struct file_layer *f = fl_of(l);
     if (!f->cow) {
-        return pread_full(f->fd, buf, len, off);
+        return host_error(f, "read", NULL, pread_full(f->fd, buf, len, off));
     }
     uint8_t *p = buf;
     while (len > 0) {
@@ -131,7 +164,7 @@ static int file_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
         uint64_t n = FL_MIN(len, end - off);
         int r = owned ? pread_full(f->fd, p, n, off) : base_read(f, p, n, off);
         if (r < 0) {
-            return r;
+            return host_error(f, "read", NULL, r);
         }
         p += n;
         off += n;
@@ -170,15 +203,26 @@ static int cow_claim(struct file_layer *f, uint64_t len, uint64_t off)
 }
 
 static int file_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint64_t off,
-                       unsigned flags, uint64_t tag, int64_t submit_ns)
+                       unsigned flags, const struct bb_io *io)
 {
     struct file_layer *f = fl_of(l);
-    int r = cow_claim(f, len, off);
+    uint64_t ps = off, pe = off + len;
+    if (f->cow && len > 0) { /* copy-up writes whole clusters */
+        ps -= ps % BB_CLUSTER_SIZE;
+        pe = FL_MIN((pe + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE * BB_CLUSTER_SIZE, f->size);
+    }
+    int r = preallocate(f, pe - ps, ps);
+    if (r == 0) {
+        r = cow_claim(f, len, off);
+    }
     if (r == 0) {
         r = pwrite_full(f->fd, buf, len, off);
     }
-    if (r == 0 && (flags & BB_F_FUA)) {
-        r = l->ops->flush(l);
+    if (r < 0) {
+        return host_error(f, "write", NULL, r);
+    }
+    if (flags & BB_F_FUA) {
+        r = l->ops->flush(l, io);
     }
     return r;
 }
@@ -198,24 +242,27 @@ static int write_zeroes_slow(int fd, uint64_t len, uint64_t off)
     return 0;
 }
 
-static int file_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags, uint64_t tag,
-                     int64_t submit_ns)
+static int file_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags,
+                     const struct bb_io *io)
 {
     struct file_layer *f = fl_of(l);
     int r = cow_claim(f, len, off);
     if (r < 0) {
-        return r;
+        return host_error(f, "write", NULL, r);
     }
     int mode = (flags & BB_F_MAY_TRIM) ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
                                        : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
     if (fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0) {
         if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) {
-            return -errno;
+            return host_error(f, "zero", NULL, -errno);
         }
         r = write_zeroes_slow(f->fd, len, off);
+        if (r < 0) {
+            return host_error(f, "zero", NULL, r);
+        }
     }
-    if (r == 0 && (flags & BB_F_FUA)) {
-        r = l->ops->flush(l);
+    if (flags & BB_F_FUA) {
+        r = l->ops->flush(l, io);
     }
     return r;
 }
@@ -235,27 +282,32 @@ static int save_cowmap(struct file_layer *f)
     if (r == 0) {
         r = pwrite_full(fd, f->cow, f->cow_bytes, sizeof(hdr));
     }
-    if (r == 0 && !f->no_sync && !f->deferred && fdatasync(fd) < 0) {
+    if (r == 0 && !f->no_sync && !f->sync_hook && fdatasync(fd) < 0) {
         r = -errno;
     }
     close(fd);
     if (r == 0) {
         f->cow_dirty = false;
-        f->map_pending = f->deferred && !f->no_sync;
     }
     return r;
 }
 
-static int file_flush(struct bb_layer *l)
+static int file_flush(struct bb_layer *l, const struct bb_io *io)
 {
     struct file_layer *f = fl_of(l);
-    if (f->deferred) {
-        f->sync_pending = !f->no_sync;
-    } else if (!f->no_sync && fdatasync(f->fd) < 0) {
-        return -errno;
+    if (!f->sync_hook && !f->no_sync && fdatasync(f->fd) < 0) {
+        return host_error(f, "fdatasync", NULL, -errno);
     }
+    bool map_saved = false;
     if (f->cow && f->cow_dirty) {
-        return save_cowmap(f);
+        int r = host_error(f, "write", f->cowmap_path, save_cowmap(f));
+        if (r < 0) {
+            return r;
+        }
+        map_saved = true;
+    }
+    if (f->sync_hook && !f->no_sync) {
+        f->sync_hook(f->sync_arg, f->fd, map_saved ? f->cowmap_path : NULL);
     }
     return 0;
 }
@@ -274,6 +326,7 @@ static void file_destroy(struct bb_layer *l)
     }
     free(f->cow);
     free(f->cowmap_path);
+    free(f->path);
     free(f);
 }
 
@@ -331,6 +384,7 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
     f->layer.ops = &file_ops;
     f->fd = f->base_fd = -1;
     f->no_sync = cfg->no_sync;
+    f->path = fl_xstrdup(cfg->path);
     struct stat st;
     bool existed = stat(cfg->path, &st) == 0;
     if (existed && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
@@ -447,41 +501,23 @@ void bb_file_for_each_allocated(struct bb_layer *l, void (*fn)(void *arg, uint64
     }
 }
 
-void bb_file_set_deferred_sync(struct bb_layer *l, bool deferred)
-{
-    fl_of(l)->deferred = deferred;
-}
-
-bool bb_file_take_sync(struct bb_layer *l, int *fd, char **map_path)
+void bb_file_set_error_fn(struct bb_layer *l, bb_host_error_fn *fn, void *arg)
 {
     struct file_layer *f = fl_of(l);
-    bool need = f->sync_pending || f->map_pending;
-    *fd = f->fd;
-    *map_path = f->map_pending ? fl_xstrdup(f->cowmap_path) : NULL;
-    f->sync_pending = f->map_pending = false;
-    return need;
+    f->on_error = fn;
+    f->on_error_arg = arg;
 }
 
-int bb_file_sync_now(struct bb_layer *l)
+const char *bb_file_path(struct bb_layer *l)
+{
+    return fl_of(l)->path;
+}
+
+void bb_file_set_sync_hook(struct bb_layer *l, bb_sync_owed_fn *fn, void *arg)
 {
     struct file_layer *f = fl_of(l);
-    int fd;
-    char *map;
-    if (!bb_file_take_sync(l, &fd, &map)) {
-        return 0;
-    }
-    int r = fdatasync(f->fd) < 0 ? -errno : 0;
-    if (map) {
-        int mfd = open(map, O_RDONLY | O_CLOEXEC);
-        if (mfd >= 0) {
-            if (fdatasync(mfd) < 0 && r == 0) {
-                r = -errno;
-            }
-            close(mfd);
-        }
-        free(map);
-    }
-    return r;
+    f->sync_hook = fn;
+    f->sync_arg = arg;
 }
 
 void bb_layer_destroy_stack(struct bb_layer *top)
