@@ -7,10 +7,14 @@
  * not while its client leaves more than OUT_HIGH of replies unread, has
  * MAX_INFLIGHT requests outstanding, or while every connection together
  * holds more than the backend's buffer limit (replies not yet sent, write
- * payloads held by a stall, read data held for its latency).  Then the
- * socket is left unread (EPOLLIN off), so the client's own socket buffer
- * fills and it blocks: backpressure instead of growth.  Reading resumes
- * when the total falls under three quarters of the limit.
+ * payloads held by a stall, read data held for its latency) and this
+ * connection holds some of it.  Then the socket is left unread (EPOLLIN
+ * off), so the client's own socket buffer fills and it blocks:
+ * backpressure instead of growth.  Over the limit a connection that holds
+ * nothing may still run one request, so a client that reads its replies
+ * is never starved by those that do not: the total stays under the limit
+ * plus one request per connection.  Everyone resumes when the total falls
+ * under three quarters of the limit.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,8 +29,10 @@
  * stay allocated for the life of the connection). */
 #define KEEP_BUFFER (1u << 20)
 
-void bb_account(struct blkback *bb, int64_t delta)
+void bb_account(struct bb_conn *c, int64_t delta)
 {
+    struct blkback *bb = c->disk->bb;
+    c->held = (uint64_t)((int64_t)c->held + delta);
     bb->buffered = (uint64_t)((int64_t)bb->buffered + delta);
     if (!bb->over_limit && bb->buffered >= bb->buffer_limit) {
         bb->over_limit = true;
@@ -53,13 +59,13 @@ uint8_t *bb_out_reserve(struct bb_conn *c, size_t n)
     }
     uint8_t *p = c->out + c->out_end;
     c->out_end += n;
-    bb_account(c->disk->bb, (int64_t)n);
+    bb_account(c, (int64_t)n);
     return p;
 }
 
 void bb_out_unreserve(struct bb_conn *c, size_t mark)
 {
-    bb_account(c->disk->bb, -(int64_t)(c->out_end - mark));
+    bb_account(c, -(int64_t)(c->out_end - mark));
     c->out_end = mark;
 }
 
@@ -69,8 +75,13 @@ void bb_out_unreserve(struct bb_conn *c, size_t mark)
  * controller buffer without bound. */
 bool bb_conn_can_take(const struct bb_conn *c)
 {
+    /* over the global bound a connection goes on only while it holds
+     * nothing (one request at a time), so clients that do not read cannot
+     * starve those that do; the handshake's few small replies are exempt:
+     * a client can always connect */
     return !c->dead && !c->disc && c->state != CS_CLOSED && c->out_end - c->out_start < OUT_HIGH &&
-           c->n_reqs < MAX_INFLIGHT && !c->disk->bb->over_limit;
+           c->n_reqs < MAX_INFLIGHT &&
+           (c->state < CS_REQ_HDR || !c->disk->bb->over_limit || c->held == 0);
 }
 
 static void conn_update_events(struct bb_conn *c)
@@ -120,7 +131,7 @@ void bb_conn_flush_out(struct bb_conn *c)
                 return;
             }
             c->out_start += (size_t)n;
-            bb_account(c->disk->bb, -n);
+            bb_account(c, -n);
         }
         if (c->out_start == c->out_end) {
             c->out_start = c->out_end = 0;
@@ -277,7 +288,7 @@ void bb_conn_destroy(struct bb_conn *c)
         bb_req_free(c->reqs);
     }
     struct bb_disk *d = c->disk;
-    bb_account(d->bb, -(int64_t)(c->out_end - c->out_start));
+    bb_account(c, -(int64_t)(c->out_end - c->out_start));
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -321,7 +332,7 @@ void bb_conn_take_output(struct bb_conn *c, uint8_t **out, size_t *size)
     *out = fl_xmalloc(*size ? *size : 1);
     memcpy(*out, c->out + c->out_start, *size);
     c->out_start = c->out_end = 0;
-    bb_account(c->disk->bb, -(int64_t)*size);
+    bb_account(c, -(int64_t)*size);
 }
 
 bool bb_conn_closed(const struct bb_conn *c)

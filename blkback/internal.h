@@ -171,6 +171,7 @@ struct bb_conn {
     size_t out_start, out_end, out_alloc;
     struct bb_req *reqs;
     uint64_t n_reqs;
+    uint64_t held; /* this connection's share of bb->buffered */
     bool dead;
     bool mem;        /* created by bb_conn_create_mem(): freed by its creator only */
     uint32_t events; /* registered epoll events */
@@ -186,7 +187,7 @@ void bb_conn_reap(struct bb_conn *c); /* destroys a dead socket connection */
 void bb_conn_protocol_error(struct bb_conn *c, const char *what);
 /* Counts bytes held for clients against the global bound (delta may be
  * negative). */
-void bb_account(struct blkback *bb, int64_t delta);
+void bb_account(struct bb_conn *c, int64_t delta);
 /* bb->wake's callback: resumes connections once under the bound. */
 void bb_wake_cb(struct fl_loop *loop, struct fl_timer *t, void *arg);
 

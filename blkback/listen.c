@@ -4,8 +4,9 @@
  * users), accepted from the event loop.  When accept() runs out of
  * descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM) the level-triggered
  * listener would stay readable and spin the loop at 100% CPU: instead the
- * listener is taken out of the loop, one warning is logged, and it comes
- * back when one of the disk's connections closes, or after a second.
+ * listener is taken out of the loop, a warning is logged (the first time
+ * only; later pauses are counted in accept_pauses), and it comes back
+ * when one of the disk's connections closes, or after a second.
  */
 #include <errno.h>
 #include <string.h>
@@ -33,9 +34,12 @@ static void accept_pause(struct bb_disk *d, int err)
     d->st.accept_pauses++;
     fl_loop_mod_fd(d->bb->loop, d->listen_fd, 0);
     fl_timer_arm_in(d->accept_retry, ACCEPT_RETRY_NS);
-    fl_log(FL_LOG_WARN, ROOM,
-           "%s:%s: accept on '%s': %s; not accepting until a connection closes (or 1 s)", d->node,
-           d->name, d->socket_path, strerror(err));
+    if (d->st.accept_pauses == 1) {
+        fl_log(FL_LOG_WARN, ROOM,
+               "%s:%s: accept on '%s': %s; not accepting until a connection closes (or 1 s); "
+               "later pauses are counted, not logged",
+               d->node, d->name, d->socket_path, strerror(err));
+    }
 }
 
 void bb_listen_resume(struct bb_disk *d)

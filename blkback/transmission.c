@@ -97,7 +97,7 @@ static uint8_t *req_hold(struct bb_req *r, size_t n)
 {
     r->data = fl_xmalloc(n ? n : 1);
     r->held = n;
-    bb_account(r->conn->disk->bb, (int64_t)n);
+    bb_account(r->conn, (int64_t)n);
     return r->data;
 }
 
@@ -106,7 +106,7 @@ static void req_drop_data(struct bb_req *r)
     free(r->data);
     r->data = NULL;
     if (r->held) {
-        bb_account(r->conn->disk->bb, -(int64_t)r->held);
+        bb_account(r->conn, -(int64_t)r->held);
         r->held = 0;
     }
 }
