@@ -149,44 +149,59 @@ void bb_req_free(struct bb_req *r)
     free(r);
 }
 
+/* The header of a successful read's reply, simple or structured (the
+ * data follows it). */
+static size_t read_header_len(const struct bb_conn *c)
+{
+    return c->structured ? 28 : 16;
+}
+
+static void put_read_header(const struct bb_conn *c, uint8_t *p, const struct bb_req *r)
+{
+    if (c->structured) {
+        put32(p, NBD_STRUCT_MAGIC);
+        put16(p + 4, NBD_REPLY_FLAG_DONE);
+        put16(p + 6, NBD_REPLY_TYPE_OFFSET_DATA);
+        put64(p + 8, r->handle);
+        put32(p + 16, 8 + r->len);
+        put64(p + 20, r->off);
+    } else {
+        put32(p, NBD_SIMPLE_MAGIC);
+        put32(p + 4, 0);
+        put64(p + 8, r->handle);
+    }
+}
+
 static void send_reply(struct bb_conn *c, struct bb_req *r)
 {
     uint32_t err = bb_nbd_errno(r->error);
-    if (c->structured && r->type == NBD_CMD_READ) {
-        if (err == 0) {
-            uint8_t *p = bb_out_reserve(c, 20 + 8 + (size_t)r->len);
-            put32(p, NBD_STRUCT_MAGIC);
-            put16(p + 4, NBD_REPLY_FLAG_DONE);
-            put16(p + 6, NBD_REPLY_TYPE_OFFSET_DATA);
-            put64(p + 8, r->handle);
-            put32(p + 16, 8 + r->len);
-            put64(p + 20, r->off);
-            if (r->len) {
-                memcpy(p + 28, r->data, r->len);
-            }
-        } else {
-            const char *msg = strerror(-r->error);
-            size_t ml = strlen(msg);
-            uint8_t *p = bb_out_reserve(c, 20 + 6 + ml);
-            put32(p, NBD_STRUCT_MAGIC);
-            put16(p + 4, NBD_REPLY_FLAG_DONE);
-            put16(p + 6, NBD_REPLY_TYPE_ERROR);
-            put64(p + 8, r->handle);
-            put32(p + 16, (uint32_t)(6 + ml));
-            put32(p + 20, err);
-            put16(p + 24, (uint16_t)ml);
-            memcpy(p + 26, msg, ml);
+    if (r->type == NBD_CMD_READ && err == 0) {
+        size_t hdr = read_header_len(c);
+        uint8_t *p = bb_out_reserve(c, hdr + (size_t)r->len);
+        put_read_header(c, p, r);
+        if (r->len) {
+            memcpy(p + hdr, r->data, r->len);
         }
         return;
     }
-    size_t payload = (r->type == NBD_CMD_READ && err == 0) ? r->len : 0;
-    uint8_t *p = bb_out_reserve(c, 16 + payload);
+    if (c->structured && r->type == NBD_CMD_READ) {
+        const char *msg = strerror(-r->error);
+        size_t ml = strlen(msg);
+        uint8_t *p = bb_out_reserve(c, 20 + 6 + ml);
+        put32(p, NBD_STRUCT_MAGIC);
+        put16(p + 4, NBD_REPLY_FLAG_DONE);
+        put16(p + 6, NBD_REPLY_TYPE_ERROR);
+        put64(p + 8, r->handle);
+        put32(p + 16, (uint32_t)(6 + ml));
+        put32(p + 20, err);
+        put16(p + 24, (uint16_t)ml);
+        memcpy(p + 26, msg, ml);
+        return;
+    }
+    uint8_t *p = bb_out_reserve(c, 16);
     put32(p, NBD_SIMPLE_MAGIC);
     put32(p + 4, err);
     put64(p + 8, r->handle);
-    if (payload) {
-        memcpy(p + 16, r->data, payload);
-    }
 }
 
 static void stall_push(struct bb_disk *d, struct bb_req *r)
@@ -390,7 +405,7 @@ static void req_reject(struct bb_conn *c, struct bb_req *r, int err)
 static bool read_direct(struct bb_conn *c, struct bb_req *r)
 {
     struct bb_disk *d = c->disk;
-    size_t hdr = c->structured ? 28 : 16;
+    size_t hdr = read_header_len(c);
     size_t mark = c->out_end;
     uint8_t *p = bb_out_reserve(c, hdr + r->len);
     struct bb_layer *top = d->top;
@@ -400,18 +415,7 @@ static bool read_direct(struct bb_conn *c, struct bb_req *r)
         return false;
     }
     r->executed = true;
-    if (c->structured) {
-        put32(p, NBD_STRUCT_MAGIC);
-        put16(p + 4, NBD_REPLY_FLAG_DONE);
-        put16(p + 6, NBD_REPLY_TYPE_OFFSET_DATA);
-        put64(p + 8, r->handle);
-        put32(p + 16, 8 + r->len);
-        put64(p + 20, r->off);
-    } else {
-        put32(p, NBD_SIMPLE_MAGIC);
-        put32(p + 4, 0);
-        put64(p + 8, r->handle);
-    }
+    put_read_header(c, p, r);
     d->st.reads++;
     d->st.bytes_read += r->len;
     bb_record_io(d, r, fl_loop_now(d->bb->loop));

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "blkback/store.h"
+#include "impair/impair.h"
 #include "core/core.h"
 
 #define DISK (256u * 1024u)
@@ -648,6 +649,59 @@ static void test_host_eio_zero_changes_nothing(void **state)
     close_stack(&s);
 }
 
+/* --- fault layer ---------------------------------------------------------- */
+
+/* The decision travels with the request: its errno instead of the
+ * operation (nothing below changes), its bit flip on the data read;
+ * impair failing is an internal error, counted, and the request runs
+ * unfaulted. */
+static void test_fault_layer(void **state)
+{
+    struct stack s;
+    open_stack(&s, "fault.img", NULL, DISK, 0, 0);
+    struct fl_error *err = NULL;
+    struct bb_layer *fault = bb_fault_create(s.top, NULL, 1, 2, &err);
+    assert_non_null(fault);
+    uint8_t buf[4096];
+    fill(buf, sizeof(buf), 0x33);
+    struct impair_io_decision dec;
+    memset(&dec, 0, sizeof(dec));
+    dec.error = -EIO;
+    struct bb_io io = {.tag = 1, .dec = &dec};
+    assert_int_equal(fault->ops->pwrite(fault, buf, sizeof(buf), 0, 0, &io), -EIO);
+    assert_int_equal(fault->ops->zero(fault, 4096, 0, 0, &io), -EIO);
+    assert_int_equal(fault->ops->flush(fault, &io), -EIO);
+    assert_int_equal(fault->ops->pread(fault, buf, sizeof(buf), 0, &io), -EIO);
+    uint64_t recs, bytes, destaged;
+    bb_cache_counts(s.cache, &recs, &bytes, &destaged);
+    assert_int_equal(recs, 0); /* nothing reached the cache */
+    /* no decision: passes through */
+    fill(buf, sizeof(buf), 0x33);
+    must(fault->ops->pwrite(fault, buf, sizeof(buf), 0, 0, NULL));
+    memset(&dec, 0, sizeof(dec));
+    dec.corrupted = true;
+    dec.corrupt_offset = 10;
+    dec.corrupt_mask = 0x04;
+    must(fault->ops->pread(fault, buf, sizeof(buf), 0, &io));
+    assert_int_equal(buf[10], 0x33 ^ 0x04);
+    assert_int_equal(buf[11], 0x33);
+    must(fault->ops->pread(fault, buf, sizeof(buf), 0, NULL));
+    assert_int_equal(buf[10], 0x33); /* the stored data is not changed */
+    struct bb_fault_counts fc;
+    bb_fault_get_counts(fault, &fc);
+    assert_int_equal(fc.injected, 4);
+    assert_int_equal(fc.reads_corrupted, 1);
+    /* an op impair does not know: internal error, no fault */
+    memset(&dec, 0x55, sizeof(dec));
+    assert_int_equal(bb_fault_decide(fault, 1000, 99, 0, 4096, &dec), -EINVAL);
+    assert_int_equal(dec.error, 0);
+    assert_false(dec.corrupted);
+    assert_int_equal(dec.complete_ns, 1000);
+    bb_fault_get_counts(fault, &fc);
+    assert_int_equal(fc.internal, 1);
+    bb_layer_destroy_stack(fault);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -666,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_capacity_enospc),
         cmocka_unit_test(test_host_enospc_loses_nothing),
         cmocka_unit_test(test_host_eio_zero_changes_nothing),
+        cmocka_unit_test(test_fault_layer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
