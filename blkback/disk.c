@@ -34,12 +34,17 @@ void bb_host_error(void *arg, const char *path, const char *op, int err)
     struct bb_disk *d = arg;
     d->st.host_errors++;
     d->st.host_errno = err;
-    if (d->host_errno_logged != err) {
-        d->host_errno_logged = err;
+    bool logged = false;
+    for (int i = 0; i < d->n_host_logged; i++) {
+        logged |= d->host_logged[i] == err;
+    }
+    if (!logged && d->n_host_logged < (int)FL_ARRAY_LEN(d->host_logged)) {
+        d->host_logged[d->n_host_logged++] = err;
         fl_log(FL_LOG_ERROR, ROOM,
                "%s:%s: host %s on '%s' failed: %s (the guest gets an I/O error; acknowledged "
-               "writes stay cached; further host errors are counted, not logged)",
-               d->node, d->name, op, path, strerror(err));
+               "writes stay cached; further %s errors are counted, not logged)",
+               d->node, d->name, op, path, strerror(err),
+               impair_errno_name(err) ? impair_errno_name(err) : "such");
     }
     struct blkback *bb = d->bb;
     if (bb->on_host_error) {

@@ -37,7 +37,10 @@ struct file_layer {
     bool no_sync;
     bb_sync_owed_fn *sync_hook; /* flush leaves fdatasync to it (a worker) */
     void *sync_arg;
-    bool no_prealloc; /* fallocate() not supported here */
+    bool no_prealloc;    /* fallocate() not supported here */
+    uint8_t *placed;     /* clusters known allocated in the file (bitmap):
+                            writes there need no fallocate() first */
+    bool cluster_blocks; /* the file system allocates >= a cluster at a time */
     char *path;
     bb_host_error_fn *on_error;
     void *on_error_arg;
@@ -116,19 +119,52 @@ static int host_error(struct file_layer *f, const char *op, const char *path, in
  * without space refuses the write before any byte of it lands: a refused
  * write changes nothing (a short pwrite would leave part of it behind).
  * File systems without fallocate() just write. */
+static bool placed_test(const struct file_layer *f, uint64_t c)
+{
+    return f->placed[c / 8] & (1u << (c % 8));
+}
+
 static int preallocate(struct file_layer *f, uint64_t len, uint64_t off)
 {
     if (f->no_prealloc || len == 0) {
         return 0;
     }
-    if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0) {
-        return 0;
+    uint64_t first = off / BB_CLUSTER_SIZE, last = (off + len - 1) / BB_CLUSTER_SIZE;
+    uint64_t c = first;
+    while (c <= last && placed_test(f, c)) {
+        c++;
     }
-    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
-        f->no_prealloc = true;
-        return 0;
+    if (c > last) {
+        return 0; /* an overwrite: the space is there (one fallocate per cluster, ever) */
     }
-    return errno == EDQUOT || errno == EFBIG ? -ENOSPC : -errno;
+    if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0) {
+        if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
+            f->no_prealloc = true;
+            return 0;
+        }
+        return errno == EDQUOT || errno == EFBIG ? -ENOSPC : -errno;
+    }
+    /* the clusters are allocated now: every one it touched when the file
+     * system allocates in blocks of a cluster or more, else those it
+     * covers whole (or up to the disk's end) */
+    uint64_t end = off + len;
+    uint64_t cf = f->cluster_blocks ? first : (off + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE;
+    uint64_t ce = f->cluster_blocks || end >= f->size
+                      ? FL_MIN(last + 1, (f->size + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE)
+                      : end / BB_CLUSTER_SIZE;
+    for (c = cf; c < ce; c++) {
+        f->placed[c / 8] |= (uint8_t)(1u << (c % 8));
+    }
+    return 0;
+}
+
+/* A hole was punched in [off, off+len): its whole clusters are free. */
+static void placed_clear(struct file_layer *f, uint64_t len, uint64_t off)
+{
+    uint64_t cf = (off + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE, ce = (off + len) / BB_CLUSTER_SIZE;
+    for (uint64_t c = cf; c < ce; c++) {
+        f->placed[c / 8] &= (uint8_t) ~(1u << (c % 8));
+    }
 }
 
 static int base_read(struct file_layer *f, void *buf, uint64_t len, uint64_t off)
@@ -252,6 +288,9 @@ static int file_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned fl
     }
     int mode = (flags & BB_F_MAY_TRIM) ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
                                        : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+    if (flags & BB_F_MAY_TRIM) {
+        placed_clear(f, len, off); /* before: a failed punch may have freed some */
+    }
     if (fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0) {
         if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) {
             return host_error(f, "zero", NULL, -errno);
@@ -325,6 +364,7 @@ static void file_destroy(struct bb_layer *l)
         close(f->base_fd);
     }
     free(f->cow);
+    free(f->placed);
     free(f->cowmap_path);
     free(f->path);
     free(f);
@@ -455,6 +495,8 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
             goto fail;
         }
     }
+    f->cluster_blocks = st.st_blksize >= (blksize_t)BB_CLUSTER_SIZE;
+    f->placed = fl_xcalloc(1, (size_t)((f->size + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE / 8 + 1));
     if (cfg->base) {
         uint64_t clusters = (f->size + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE;
         f->cow_bytes = (size_t)((clusters + 7) / 8);

@@ -108,7 +108,8 @@ struct bb_disk {
     int sync_fd;
     char *sync_map;
     uint64_t sync_inflight; /* jobs queued or running (under bb->mu) */
-    int host_errno_logged;  /* last host errno logged (logged once each) */
+    int host_logged[8];     /* host errnos logged so far (each once) */
+    int n_host_logged;
     /* trace ids of acknowledged, unflushed writes by request tag, so a
      * crash can point at their I/O records (tags.c) */
     struct tag_slot *tags;

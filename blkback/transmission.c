@@ -400,9 +400,9 @@ static void req_reject(struct bb_conn *c, struct bb_req *r, int err)
 }
 
 /* The common read: no latency, no stall: read straight into the output
- * buffer behind the reply header (no copy).  false: not done (an I/O
- * error), the caller takes the general path. */
-static bool read_direct(struct bb_conn *c, struct bb_req *r)
+ * buffer behind the reply header (no copy).  0, or the -errno of a failed
+ * read (nothing output; the caller replies with it). */
+static int read_direct(struct bb_conn *c, struct bb_req *r)
 {
     struct bb_disk *d = c->disk;
     size_t hdr = read_header_len(c);
@@ -410,9 +410,10 @@ static bool read_direct(struct bb_conn *c, struct bb_req *r)
     uint8_t *p = bb_out_reserve(c, hdr + r->len);
     struct bb_layer *top = d->top;
     struct bb_io io = {.tag = r->tag, .dec = &r->dec};
-    if (top->ops->pread(top, p + hdr, r->len, r->off, &io) < 0) {
+    int e = top->ops->pread(top, p + hdr, r->len, r->off, &io);
+    if (e < 0) {
         bb_out_unreserve(c, mark);
-        return false;
+        return e;
     }
     r->executed = true;
     put_read_header(c, p, r);
@@ -420,7 +421,7 @@ static bool read_direct(struct bb_conn *c, struct bb_req *r)
     d->st.bytes_read += r->len;
     bb_record_io(d, r, fl_loop_now(d->bb->loop));
     bb_req_free(r);
-    return true;
+    return 0;
 }
 
 static void req_start(struct bb_conn *c, struct bb_req *r)
@@ -446,8 +447,13 @@ static void req_start(struct bb_conn *c, struct bb_req *r)
         stall_push(d, r);
         return;
     }
-    if (r->type == NBD_CMD_READ && !r->dec.error && r->dec.complete_ns <= r->submit_ns &&
-        read_direct(c, r)) {
+    if (r->type == NBD_CMD_READ && !r->dec.error && r->dec.complete_ns <= r->submit_ns) {
+        int re = read_direct(c, r);
+        if (re < 0) { /* the host failed the read: reply with its error */
+            r->executed = true;
+            r->error = re;
+            bb_req_schedule(r);
+        }
         return;
     }
     bb_req_execute(r);
