@@ -124,6 +124,12 @@ static bool placed_test(const struct file_layer *f, uint64_t c)
     return f->placed[c / 8] & (1u << (c % 8));
 }
 
+static void placed_set(void *arg, uint64_t c)
+{
+    struct file_layer *f = arg;
+    f->placed[c / 8] |= (uint8_t)(1u << (c % 8));
+}
+
 static int preallocate(struct file_layer *f, uint64_t len, uint64_t off)
 {
     if (f->no_prealloc || len == 0) {
@@ -153,7 +159,7 @@ static int preallocate(struct file_layer *f, uint64_t len, uint64_t off)
                       ? FL_MIN(last + 1, (f->size + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE)
                       : end / BB_CLUSTER_SIZE;
     for (c = cf; c < ce; c++) {
-        f->placed[c / 8] |= (uint8_t)(1u << (c % 8));
+        placed_set(f, c);
     }
     return 0;
 }
@@ -379,6 +385,28 @@ static const struct bb_layer_ops file_ops = {
     .destroy = file_destroy,
 };
 
+/* Calls fn for every cluster of the file that holds data (SEEK_DATA). */
+static void for_each_data_cluster(struct file_layer *f, void (*fn)(void *arg, uint64_t cluster),
+                                  void *arg)
+{
+    off_t pos = 0;
+    while ((uint64_t)pos < f->size) {
+        off_t data = lseek(f->fd, pos, SEEK_DATA);
+        if (data < 0) {
+            break;
+        }
+        off_t hole = lseek(f->fd, data, SEEK_HOLE);
+        if (hole < 0) {
+            hole = (off_t)f->size;
+        }
+        for (uint64_t c = (uint64_t)data / BB_CLUSTER_SIZE;
+             c * BB_CLUSTER_SIZE < (uint64_t)hole && c * BB_CLUSTER_SIZE < f->size; c++) {
+            fn(arg, c);
+        }
+        pos = hole;
+    }
+}
+
 static bool load_cowmap(struct file_layer *f, bool overlay_existed, struct fl_error **errp)
 {
     size_t size = 0;
@@ -506,6 +534,11 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
             goto fail;
         }
     }
+    if (f->cluster_blocks) {
+        /* what the file already holds needs no fallocate (partly held
+         * clusters: their blocks are whole clusters here) */
+        for_each_data_cluster(f, placed_set, f);
+    }
     *size_out = f->size;
     return &f->layer;
 fail:
@@ -525,22 +558,7 @@ void bb_file_for_each_allocated(struct bb_layer *l, void (*fn)(void *arg, uint64
         }
         return;
     }
-    off_t pos = 0;
-    while ((uint64_t)pos < f->size) {
-        off_t data = lseek(f->fd, pos, SEEK_DATA);
-        if (data < 0) {
-            break;
-        }
-        off_t hole = lseek(f->fd, data, SEEK_HOLE);
-        if (hole < 0) {
-            hole = (off_t)f->size;
-        }
-        for (uint64_t c = (uint64_t)data / BB_CLUSTER_SIZE;
-             c * BB_CLUSTER_SIZE < (uint64_t)hole && c * BB_CLUSTER_SIZE < f->size; c++) {
-            fn(arg, c);
-        }
-        pos = hole;
-    }
+    for_each_data_cluster(f, fn, arg);
 }
 
 void bb_file_set_error_fn(struct bb_layer *l, bb_host_error_fn *fn, void *arg)
