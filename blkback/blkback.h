@@ -3,13 +3,18 @@
  * on unix sockets, served from files, with a model of the part of a real
  * disk that breaks databases: the volatile write cache.
  *
- *   QEMU NBD client ──unix socket──▶ NBD server (handshake, requests)
- *        │                                │ impair_disk_decide(): latency, errno, corruption
- *        ▼                                ▼
- *   reply held until the decided     fault layer ─▶ capacity layer ─▶ volatile cache
- *   completion time (fl_timer)                                          │ FLUSH / FUA /
- *                                                                       ▼ cache full
- *                                                              durable file (overlay ▸ base)
+ *   QEMU NBD client ──unix socket (0600)──▶ listen.c ─▶ conn.c (buffers, backpressure)
+ *        ▲                                              │
+ *        │ reply, held until the decided                ▼
+ *        │ completion time (fl_timer)       handshake.c ─▶ transmission.c
+ *        │                                              │ fault decision at arrival
+ *        └──────────────────────────────────────────────┤ (impair_disk_decide)
+ *                                                       ▼
+ *   layer stack:  fault ─▶ capacity ─▶ volatile cache ─▶ durable file (overlay ▸ base)
+ *                 errno,    ENOSPC      FLUSH / FUA /       │ fdatasync on the
+ *                 bit flip  beyond the  cache full          ▼ worker (sync.c)
+ *                           limit       destage         host I/O errors: counted,
+ *                                                       logged once, on_host_error
  *
  * Storage model (docs/blkback.md):
  *   - The backing file is the disk's durable medium.  Acknowledged writes
@@ -74,10 +79,32 @@ bool bb_crash_policy_parse(const char *s, enum bb_crash_policy *out, struct fl_e
 #define BB_CLUSTER_SIZE      4096u       /* copy-on-write and capacity accounting unit */
 #define BB_MAX_PAYLOAD       (32u << 20) /* largest READ/WRITE accepted, bytes */
 #define BB_DEFAULT_CACHE_MAX (64u << 20) /* default volatile cache size, bytes */
+/* Bytes held for clients across all connections of a backend (replies not
+ * yet sent, stalled write payloads, read data waiting for its latency)
+ * before every connection stops reading (docs/blkback.md, "Memory"). */
+#define BB_DEFAULT_BUFFER_LIMIT (256u << 20)
+#define BB_MIN_BUFFER_LIMIT     (1u << 20) /* smaller configured limits are raised to this */
+
+/* A host I/O error on a disk's backing file (or its cowmap): the host file
+ * system is full (ENOSPC), the device failed (EIO), ...  Strings are valid
+ * during the callback only. */
+struct bb_host_error {
+    const char *node, *disk; /* bb_disk_config.node / .name */
+    const char *path;        /* the host file that failed */
+    const char *op;          /* "read", "write", "zero", "fdatasync" */
+    int err;                 /* positive errno */
+    uint64_t count;          /* host errors on this disk so far, this one included */
+};
+typedef void bb_host_error_cb(void *arg, const struct bb_host_error *e);
 
 struct bb_config {
     uint64_t seed;          /* run seed: crash choices and impair draws derive from it */
     struct trace_db *trace; /* I/O records go here; NULL = no records */
+    uint64_t buffer_limit;  /* 0 = BB_DEFAULT_BUFFER_LIMIT */
+    /* Called (in the loop's thread) for every host I/O error on any disk;
+     * NULL = none.  blkback already logs the first of each errno per disk. */
+    bb_host_error_cb *on_host_error;
+    void *on_host_error_arg;
 };
 
 struct bb_disk_config {
@@ -117,6 +144,12 @@ struct bb_disk_stats {
     uint64_t connections, connections_open, protocol_errors;
     uint64_t stalled_now;     /* requests held by a stall */
     uint64_t allocated_bytes; /* for the capacity limit */
+    uint64_t errors_internal; /* impair_disk_decide() failures (request ran unfaulted) */
+    uint64_t host_errors;     /* failed host operations on the backing file */
+    int host_errno;           /* the last one's errno; 0 = none yet */
+    uint64_t accept_pauses;   /* times accept() ran out of descriptors */
+    uint64_t buffered_bytes;  /* held for clients now, whole backend */
+    uint64_t backpressure;    /* times the backend reached its buffer limit */
 };
 
 /* What one crash did to the writes that were in the cache. */

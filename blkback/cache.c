@@ -396,26 +396,47 @@ static int destage_rec(struct cache_layer *c, struct rec *r)
 {
     struct bb_layer *next = c->layer.next;
     if (r->pub.data) {
-        return next->ops->pwrite(next, r->pub.data, r->pub.len, r->pub.off, 0, r->pub.tag,
-                                 r->pub.submit_ns);
+        return next->ops->pwrite(next, r->pub.data, r->pub.len, r->pub.off, 0, NULL);
     }
-    return next->ops->zero(next, r->pub.len, r->pub.off, r->pub.flags & BB_F_MAY_TRIM, r->pub.tag,
-                           r->pub.submit_ns);
+    return next->ops->zero(next, r->pub.len, r->pub.off, r->pub.flags & BB_F_MAY_TRIM, NULL);
 }
 
+/* Writes the oldest record to the layer below and drops it.  When the
+ * layer below fails (the host file system is full, an I/O error) the
+ * record stays cached, still the newest value of its sectors for reads,
+ * and the error is returned: an acknowledged write is never dropped. */
 static int destage_oldest(struct cache_layer *c)
 {
     struct rec *r = c->oldest;
     int ret = destage_rec(c, r);
+    if (ret < 0) {
+        return ret;
+    }
     rec_drop(c, r);
     c->destaged++;
-    return ret;
+    return 0;
 }
 
-static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
+/* Destages the oldest records until `bytes` more data bytes and `recs` more
+ * records fit under the limits.  Called before a write changes anything,
+ * so a write the cache cannot make room for is refused whole (the host's
+ * error) and changes nothing. */
+static int make_room(struct cache_layer *c, uint64_t bytes, uint64_t recs)
+{
+    while (c->oldest && (c->bytes + bytes > c->limit || c->n_recs + recs > MAX_RECORDS)) {
+        int e = destage_oldest(c);
+        if (e < 0) {
+            return e;
+        }
+    }
+    return 0;
+}
+
+static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off,
+                       const struct bb_io *io)
 {
     struct cache_layer *c = cl_of(l);
-    int ret = l->next->ops->pread(l->next, buf, len, off);
+    int ret = l->next->ops->pread(l->next, buf, len, off, io);
     uint64_t end = off + len;
     if (ret < 0) {
         return ret;
@@ -433,10 +454,17 @@ static int cache_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off
     return 0;
 }
 
-/* Adds a sector-aligned record, taking ownership of data (NULL = zeroes). */
+/* Adds a sector-aligned record, taking ownership of data (NULL = zeroes).
+ * On error (no room: the layer below failed) data is freed and nothing
+ * changed. */
 static int add_rec(struct cache_layer *c, uint8_t *data, uint64_t len, uint64_t off, unsigned flags,
-                   uint64_t tag, int64_t submit_ns)
+                   uint64_t tag)
 {
+    int ret = make_room(c, data ? len : 0, 1);
+    if (ret < 0) {
+        free(data);
+        return ret;
+    }
     punch(c, off, off + len);
     struct rec *r = fl_xcalloc(1, sizeof(*r));
     r->pub.off = off;
@@ -444,25 +472,17 @@ static int add_rec(struct cache_layer *c, uint8_t *data, uint64_t len, uint64_t 
     r->pub.data = data;
     r->pub.flags = flags & BB_F_MAY_TRIM;
     r->pub.tag = tag;
-    r->pub.submit_ns = submit_ns;
     c->n_recs++;
     if (data) {
         c->bytes += len;
     }
     index_add(c, r);
     fifo_insert_after(c, c->newest, r);
-    int ret = 0;
-    while (c->oldest && (c->bytes > c->limit || c->n_recs > MAX_RECORDS)) {
-        int r2 = destage_oldest(c);
-        if (r2 < 0 && ret == 0) {
-            ret = r2;
-        }
-    }
-    return ret;
+    return 0;
 }
 
 static int cache_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint64_t off,
-                        unsigned flags, uint64_t tag, int64_t submit_ns)
+                        unsigned flags, const struct bb_io *io)
 {
     struct cache_layer *c = cl_of(l);
     if (len == 0) {
@@ -472,46 +492,51 @@ static int cache_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint6
         /* durable now: older cached values of these bytes are superseded */
         uint64_t s = off - off % BB_SECTOR_SIZE;
         uint64_t e = (off + len + BB_SECTOR_SIZE - 1) / BB_SECTOR_SIZE * BB_SECTOR_SIZE;
+        int r;
         if (s != off || e != off + len) {
             /* partial sectors: merge with the current view first */
             uint8_t *tmp = fl_xmalloc(e - s);
-            int r = cache_pread(l, tmp, e - s, s);
+            r = cache_pread(l, tmp, e - s, s, NULL);
             if (r < 0) {
                 free(tmp);
                 return r;
             }
             memcpy(tmp + (off - s), buf, len);
-            punch(c, s, e);
-            r = l->next->ops->pwrite(l->next, tmp, e - s, s, flags, tag, submit_ns);
+            r = l->next->ops->pwrite(l->next, tmp, e - s, s, flags, io);
             free(tmp);
-            return r;
+        } else {
+            r = l->next->ops->pwrite(l->next, buf, len, off, flags, io);
         }
-        punch(c, s, e);
-        return l->next->ops->pwrite(l->next, buf, len, off, flags, tag, submit_ns);
+        /* refused below: the cached values stay the newest */
+        if (r == 0) {
+            punch(c, s, e);
+        }
+        return r;
     }
     uint64_t s = off - off % BB_SECTOR_SIZE;
     uint64_t e = (off + len + BB_SECTOR_SIZE - 1) / BB_SECTOR_SIZE * BB_SECTOR_SIZE;
     uint8_t *data = fl_xmalloc(e - s);
     if (s != off) {
-        int r = cache_pread(l, data, BB_SECTOR_SIZE, s);
+        int r = cache_pread(l, data, BB_SECTOR_SIZE, s, NULL);
         if (r < 0) {
             free(data);
             return r;
         }
     }
     if (e != off + len) {
-        int r = cache_pread(l, data + (e - BB_SECTOR_SIZE - s), BB_SECTOR_SIZE, e - BB_SECTOR_SIZE);
+        int r = cache_pread(l, data + (e - BB_SECTOR_SIZE - s), BB_SECTOR_SIZE, e - BB_SECTOR_SIZE,
+                            NULL);
         if (r < 0) {
             free(data);
             return r;
         }
     }
     memcpy(data + (off - s), buf, len);
-    return add_rec(c, data, e - s, s, 0, tag, submit_ns);
+    return add_rec(c, data, e - s, s, 0, io ? io->tag : 0);
 }
 
-static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags, uint64_t tag,
-                      int64_t submit_ns)
+static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags,
+                      const struct bb_io *io)
 {
     struct cache_layer *c = cl_of(l);
     if (len == 0) {
@@ -522,38 +547,50 @@ static int cache_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned f
     if (s >= e) {
         /* inside one or two sectors: an ordinary write of zeroes */
         uint8_t z[2 * BB_SECTOR_SIZE] = {0};
-        return cache_pwrite(l, z, len, off, flags & BB_F_FUA, tag, submit_ns);
+        return cache_pwrite(l, z, len, off, flags & BB_F_FUA, io);
     }
     int ret = 0;
     static const uint8_t z[BB_SECTOR_SIZE];
+    if (!(flags & BB_F_FUA)) {
+        /* room for both partial sectors and the zero record first, so the
+         * request is refused whole or done whole */
+        ret = make_room(c, 2 * BB_SECTOR_SIZE, 3);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     if (s > off) {
-        ret = cache_pwrite(l, z, s - off, off, flags & BB_F_FUA, tag, submit_ns);
+        ret = cache_pwrite(l, z, s - off, off, flags & BB_F_FUA, io);
     }
     if (ret == 0 && off + len > e) {
-        ret = cache_pwrite(l, z, off + len - e, e, flags & BB_F_FUA, tag, submit_ns);
+        ret = cache_pwrite(l, z, off + len - e, e, flags & BB_F_FUA, io);
     }
     if (ret < 0) {
         return ret;
     }
     if (flags & BB_F_FUA) {
-        punch(c, s, e);
-        return l->next->ops->zero(l->next, e - s, s, flags, tag, submit_ns);
+        ret = l->next->ops->zero(l->next, e - s, s, flags, io);
+        if (ret == 0) {
+            punch(c, s, e);
+        }
+        return ret;
     }
-    return add_rec(c, NULL, e - s, s, flags, tag, submit_ns);
+    return add_rec(c, NULL, e - s, s, flags, io ? io->tag : 0);
 }
 
-static int cache_flush(struct bb_layer *l)
+static int cache_flush(struct bb_layer *l, const struct bb_io *io)
 {
     struct cache_layer *c = cl_of(l);
-    int ret = 0;
+    /* in age order; a record the layer below refuses stays cached (with
+     * every newer one) and the flush fails: nothing is made durable out
+     * of order, nothing is dropped */
     while (c->oldest) {
         int r = destage_oldest(c);
-        if (r < 0 && ret == 0) {
-            ret = r;
+        if (r < 0) {
+            return r;
         }
     }
-    int r = l->next->ops->flush(l->next);
-    return ret ? ret : r;
+    return l->next->ops->flush(l->next, io);
 }
 
 static void cache_destroy(struct bb_layer *l)
@@ -592,10 +629,11 @@ struct bb_layer *bb_cache_create(struct bb_layer *next, uint64_t size, uint64_t 
     return &c->layer;
 }
 
-struct bb_cache_rec *bb_cache_first(struct bb_layer *l)
+void bb_cache_for_each_tag(struct bb_layer *l, void (*fn)(void *arg, uint64_t tag), void *arg)
 {
-    struct cache_layer *c = cl_of(l);
-    return c->oldest ? &c->oldest->pub : NULL;
+    for (struct rec *r = cl_of(l)->oldest; r; r = (struct rec *)r->pub.next) {
+        fn(arg, r->pub.tag);
+    }
 }
 
 void bb_cache_counts(struct bb_layer *l, uint64_t *recs, uint64_t *bytes, uint64_t *destaged)
@@ -662,10 +700,9 @@ int bb_cache_crash(struct bb_layer *l, enum bb_crash_policy policy, bb_rand_fn *
                     uint64_t so = r->pub.off + i * BB_SECTOR_SIZE, sl = (j - i) * BB_SECTOR_SIZE;
                     if (r->pub.data) {
                         e = next->ops->pwrite(next, r->pub.data + i * BB_SECTOR_SIZE, sl, so, 0,
-                                              tag, r->pub.submit_ns);
+                                              NULL);
                     } else {
-                        e = next->ops->zero(next, sl, so, r->pub.flags & BB_F_MAY_TRIM, tag,
-                                            r->pub.submit_ns);
+                        e = next->ops->zero(next, sl, so, r->pub.flags & BB_F_MAY_TRIM, NULL);
                     }
                     if (e < 0) {
                         break;
@@ -699,7 +736,7 @@ int bb_cache_crash(struct bb_layer *l, enum bb_crash_policy policy, bb_rand_fn *
     while (c->oldest) {
         rec_drop(c, c->oldest);
     }
-    int f = next->ops->flush(next);
+    int f = next->ops->flush(next, NULL);
     return ret ? ret : f;
 }
 

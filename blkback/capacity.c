@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "blkback/store.h"
 
@@ -61,28 +62,75 @@ static int claim(struct cap_layer *c, uint64_t len, uint64_t off)
     return 0;
 }
 
-static int cap_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
+/* Gives back the clusters a refused request claimed: `saved` is the
+ * bitmap bytes of the range from before claim(). */
+static void unclaim(struct cap_layer *c, uint64_t len, uint64_t off, const uint8_t *saved)
 {
-    return l->next->ops->pread(l->next, buf, len, off);
+    if (len == 0) {
+        return;
+    }
+    uint64_t first = off / BB_CLUSTER_SIZE, last = (off + len - 1) / BB_CLUSTER_SIZE;
+    for (uint64_t i = first; i <= last; i++) {
+        uint64_t b = i / 8 - first / 8;
+        bool was = saved[b] & (1u << (i % 8));
+        if (!was && used_test(c, i)) {
+            c->used[i / 8] &= (uint8_t) ~(1u << (i % 8));
+            c->allocated--;
+        }
+    }
+}
+
+/* Claims [off, off+len) and runs the write below; a write the layers below
+ * refuse (the host file system is full) takes no space. */
+static int claim_and(struct cap_layer *c, struct bb_layer *l, const void *buf, uint64_t len,
+                     uint64_t off, unsigned flags, const struct bb_io *io, bool zero)
+{
+    uint8_t small[64], *saved = small;
+    size_t nb = 0;
+    if (len > 0) {
+        uint64_t first = off / BB_CLUSTER_SIZE, last = (off + len - 1) / BB_CLUSTER_SIZE;
+        nb = (size_t)(last / 8 - first / 8 + 1);
+        if (nb > sizeof(small)) {
+            saved = fl_xmalloc(nb);
+        }
+        memcpy(saved, c->used + first / 8, nb);
+    }
+    int r = claim(c, len, off);
+    if (r == 0) {
+        r = zero ? l->next->ops->zero(l->next, len, off, flags, io)
+                 : l->next->ops->pwrite(l->next, buf, len, off, flags, io);
+        if (r < 0) {
+            unclaim(c, len, off, saved);
+        }
+    }
+    if (saved != small) {
+        free(saved);
+    }
+    return r;
+}
+
+static int cap_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off,
+                     const struct bb_io *io)
+{
+    return l->next->ops->pread(l->next, buf, len, off, io);
 }
 
 static int cap_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint64_t off,
-                      unsigned flags, uint64_t tag, int64_t submit_ns)
+                      unsigned flags, const struct bb_io *io)
 {
-    int r = claim(cap_of(l), len, off);
-    return r < 0 ? r : l->next->ops->pwrite(l->next, buf, len, off, flags, tag, submit_ns);
+    return claim_and(cap_of(l), l, buf, len, off, flags, io, false);
 }
 
-static int cap_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags, uint64_t tag,
-                    int64_t submit_ns)
+static int cap_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags,
+                    const struct bb_io *io)
 {
     struct cap_layer *c = cap_of(l);
     if (!(flags & BB_F_MAY_TRIM)) {
-        int r = claim(c, len, off);
-        if (r < 0) {
-            return r;
-        }
-    } else if (len > 0) {
+        return claim_and(c, l, NULL, len, off, flags, io, true);
+    }
+    /* a trim the layers below refuse frees nothing */
+    int r = l->next->ops->zero(l->next, len, off, flags, io);
+    if (r == 0 && len > 0) {
         uint64_t first = (off + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE;
         uint64_t end = (off + len) / BB_CLUSTER_SIZE;
         for (uint64_t i = first; i < end && i < c->clusters; i++) {
@@ -92,12 +140,12 @@ static int cap_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned fla
             }
         }
     }
-    return l->next->ops->zero(l->next, len, off, flags, tag, submit_ns);
+    return r;
 }
 
-static int cap_flush(struct bb_layer *l)
+static int cap_flush(struct bb_layer *l, const struct bb_io *io)
 {
-    return l->next->ops->flush(l->next);
+    return l->next->ops->flush(l->next, io);
 }
 
 static void cap_destroy(struct bb_layer *l)

@@ -35,9 +35,15 @@ struct file_layer {
     bool cow_dirty;
     char *cowmap_path;
     bool no_sync;
-    bool deferred;     /* flush leaves fdatasync to bb_file_sync() (a worker) */
-    bool sync_pending; /* data written since the last sync */
-    bool map_pending;  /* the cowmap was rewritten since the last sync */
+    bb_sync_owed_fn *sync_hook; /* flush leaves fdatasync to it (a worker) */
+    void *sync_arg;
+    bool no_prealloc;    /* fallocate() not supported here */
+    uint8_t *placed;     /* clusters known allocated in the file (bitmap):
+                            writes there need no fallocate() first */
+    bool cluster_blocks; /* the file system allocates >= a cluster at a time */
+    char *path;
+    bb_host_error_fn *on_error;
+    void *on_error_arg;
 };
 
 static struct file_layer *fl_of(struct bb_layer *l)
@@ -99,6 +105,74 @@ static int pwrite_full(int fd, const void *buf, uint64_t len, uint64_t off)
     return 0;
 }
 
+/* Tells the owner about a failed host operation (the disk logs it once,
+ * counts it and tells the runner); returns err. */
+static int host_error(struct file_layer *f, const char *op, const char *path, int err)
+{
+    if (err < 0 && f->on_error) {
+        f->on_error(f->on_error_arg, path ? path : f->path, op, -err);
+    }
+    return err;
+}
+
+/* Allocates [off, off+len) before it is written, so a host file system
+ * without space refuses the write before any byte of it lands: a refused
+ * write changes nothing (a short pwrite would leave part of it behind).
+ * File systems without fallocate() just write. */
+static bool placed_test(const struct file_layer *f, uint64_t c)
+{
+    return f->placed[c / 8] & (1u << (c % 8));
+}
+
+static void placed_set(void *arg, uint64_t c)
+{
+    struct file_layer *f = arg;
+    f->placed[c / 8] |= (uint8_t)(1u << (c % 8));
+}
+
+static int preallocate(struct file_layer *f, uint64_t len, uint64_t off)
+{
+    if (f->no_prealloc || len == 0) {
+        return 0;
+    }
+    uint64_t first = off / BB_CLUSTER_SIZE, last = (off + len - 1) / BB_CLUSTER_SIZE;
+    uint64_t c = first;
+    while (c <= last && placed_test(f, c)) {
+        c++;
+    }
+    if (c > last) {
+        return 0; /* an overwrite: the space is there (one fallocate per cluster, ever) */
+    }
+    if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0) {
+        if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
+            f->no_prealloc = true;
+            return 0;
+        }
+        return errno == EDQUOT || errno == EFBIG ? -ENOSPC : -errno;
+    }
+    /* the clusters are allocated now: every one it touched when the file
+     * system allocates in blocks of a cluster or more, else those it
+     * covers whole (or up to the disk's end) */
+    uint64_t end = off + len;
+    uint64_t cf = f->cluster_blocks ? first : (off + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE;
+    uint64_t ce = f->cluster_blocks || end >= f->size
+                      ? FL_MIN(last + 1, (f->size + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE)
+                      : end / BB_CLUSTER_SIZE;
+    for (c = cf; c < ce; c++) {
+        placed_set(f, c);
+    }
+    return 0;
+}
+
+/* A hole was punched in [off, off+len): its whole clusters are free. */
+static void placed_clear(struct file_layer *f, uint64_t len, uint64_t off)
+{
+    uint64_t cf = (off + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE, ce = (off + len) / BB_CLUSTER_SIZE;
+    for (uint64_t c = cf; c < ce; c++) {
+        f->placed[c / 8] &= (uint8_t) ~(1u << (c % 8));
+    }
+}
+
 static int base_read(struct file_layer *f, void *buf, uint64_t len, uint64_t off)
 {
     if (off >= f->base_size) {
@@ -113,11 +187,12 @@ static int base_read(struct file_layer *f, void *buf, uint64_t len, uint64_t off
     return r;
 }
 
-static int file_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
+static int file_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off,
+                      const struct bb_io *io)
 {
     struct file_layer *f = fl_of(l);
     if (!f->cow) {
-        return pread_full(f->fd, buf, len, off);
+        return host_error(f, "read", NULL, pread_full(f->fd, buf, len, off));
     }
     uint8_t *p = buf;
     while (len > 0) {
@@ -131,7 +206,7 @@ static int file_pread(struct bb_layer *l, void *buf, uint64_t len, uint64_t off)
         uint64_t n = FL_MIN(len, end - off);
         int r = owned ? pread_full(f->fd, p, n, off) : base_read(f, p, n, off);
         if (r < 0) {
-            return r;
+            return host_error(f, "read", NULL, r);
         }
         p += n;
         off += n;
@@ -170,15 +245,26 @@ static int cow_claim(struct file_layer *f, uint64_t len, uint64_t off)
 }
 
 static int file_pwrite(struct bb_layer *l, const void *buf, uint64_t len, uint64_t off,
-                       unsigned flags, uint64_t tag, int64_t submit_ns)
+                       unsigned flags, const struct bb_io *io)
 {
     struct file_layer *f = fl_of(l);
-    int r = cow_claim(f, len, off);
+    uint64_t ps = off, pe = off + len;
+    if (f->cow && len > 0) { /* copy-up writes whole clusters */
+        ps -= ps % BB_CLUSTER_SIZE;
+        pe = FL_MIN((pe + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE * BB_CLUSTER_SIZE, f->size);
+    }
+    int r = preallocate(f, pe - ps, ps);
+    if (r == 0) {
+        r = cow_claim(f, len, off);
+    }
     if (r == 0) {
         r = pwrite_full(f->fd, buf, len, off);
     }
-    if (r == 0 && (flags & BB_F_FUA)) {
-        r = l->ops->flush(l);
+    if (r < 0) {
+        return host_error(f, "write", NULL, r);
+    }
+    if (flags & BB_F_FUA) {
+        r = l->ops->flush(l, io);
     }
     return r;
 }
@@ -198,24 +284,30 @@ static int write_zeroes_slow(int fd, uint64_t len, uint64_t off)
     return 0;
 }
 
-static int file_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags, uint64_t tag,
-                     int64_t submit_ns)
+static int file_zero(struct bb_layer *l, uint64_t len, uint64_t off, unsigned flags,
+                     const struct bb_io *io)
 {
     struct file_layer *f = fl_of(l);
     int r = cow_claim(f, len, off);
     if (r < 0) {
-        return r;
+        return host_error(f, "write", NULL, r);
     }
     int mode = (flags & BB_F_MAY_TRIM) ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
                                        : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+    if (flags & BB_F_MAY_TRIM) {
+        placed_clear(f, len, off); /* before: a failed punch may have freed some */
+    }
     if (fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0) {
         if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) {
-            return -errno;
+            return host_error(f, "zero", NULL, -errno);
         }
         r = write_zeroes_slow(f->fd, len, off);
+        if (r < 0) {
+            return host_error(f, "zero", NULL, r);
+        }
     }
-    if (r == 0 && (flags & BB_F_FUA)) {
-        r = l->ops->flush(l);
+    if (flags & BB_F_FUA) {
+        r = l->ops->flush(l, io);
     }
     return r;
 }
@@ -235,27 +327,32 @@ static int save_cowmap(struct file_layer *f)
     if (r == 0) {
         r = pwrite_full(fd, f->cow, f->cow_bytes, sizeof(hdr));
     }
-    if (r == 0 && !f->no_sync && !f->deferred && fdatasync(fd) < 0) {
+    if (r == 0 && !f->no_sync && !f->sync_hook && fdatasync(fd) < 0) {
         r = -errno;
     }
     close(fd);
     if (r == 0) {
         f->cow_dirty = false;
-        f->map_pending = f->deferred && !f->no_sync;
     }
     return r;
 }
 
-static int file_flush(struct bb_layer *l)
+static int file_flush(struct bb_layer *l, const struct bb_io *io)
 {
     struct file_layer *f = fl_of(l);
-    if (f->deferred) {
-        f->sync_pending = !f->no_sync;
-    } else if (!f->no_sync && fdatasync(f->fd) < 0) {
-        return -errno;
+    if (!f->sync_hook && !f->no_sync && fdatasync(f->fd) < 0) {
+        return host_error(f, "fdatasync", NULL, -errno);
     }
+    bool map_saved = false;
     if (f->cow && f->cow_dirty) {
-        return save_cowmap(f);
+        int r = host_error(f, "write", f->cowmap_path, save_cowmap(f));
+        if (r < 0) {
+            return r;
+        }
+        map_saved = true;
+    }
+    if (f->sync_hook && !f->no_sync) {
+        f->sync_hook(f->sync_arg, f->fd, map_saved ? f->cowmap_path : NULL);
     }
     return 0;
 }
@@ -273,7 +370,9 @@ static void file_destroy(struct bb_layer *l)
         close(f->base_fd);
     }
     free(f->cow);
+    free(f->placed);
     free(f->cowmap_path);
+    free(f->path);
     free(f);
 }
 
@@ -285,6 +384,28 @@ static const struct bb_layer_ops file_ops = {
     .flush = file_flush,
     .destroy = file_destroy,
 };
+
+/* Calls fn for every cluster of the file that holds data (SEEK_DATA). */
+static void for_each_data_cluster(struct file_layer *f, void (*fn)(void *arg, uint64_t cluster),
+                                  void *arg)
+{
+    off_t pos = 0;
+    while ((uint64_t)pos < f->size) {
+        off_t data = lseek(f->fd, pos, SEEK_DATA);
+        if (data < 0) {
+            break;
+        }
+        off_t hole = lseek(f->fd, data, SEEK_HOLE);
+        if (hole < 0) {
+            hole = (off_t)f->size;
+        }
+        for (uint64_t c = (uint64_t)data / BB_CLUSTER_SIZE;
+             c * BB_CLUSTER_SIZE < (uint64_t)hole && c * BB_CLUSTER_SIZE < f->size; c++) {
+            fn(arg, c);
+        }
+        pos = hole;
+    }
+}
 
 static bool load_cowmap(struct file_layer *f, bool overlay_existed, struct fl_error **errp)
 {
@@ -331,6 +452,7 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
     f->layer.ops = &file_ops;
     f->fd = f->base_fd = -1;
     f->no_sync = cfg->no_sync;
+    f->path = fl_xstrdup(cfg->path);
     struct stat st;
     bool existed = stat(cfg->path, &st) == 0;
     if (existed && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
@@ -401,6 +523,8 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
             goto fail;
         }
     }
+    f->cluster_blocks = st.st_blksize >= (blksize_t)BB_CLUSTER_SIZE;
+    f->placed = fl_xcalloc(1, (size_t)((f->size + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE / 8 + 1));
     if (cfg->base) {
         uint64_t clusters = (f->size + BB_CLUSTER_SIZE - 1) / BB_CLUSTER_SIZE;
         f->cow_bytes = (size_t)((clusters + 7) / 8);
@@ -409,6 +533,11 @@ struct bb_layer *bb_file_open(const struct bb_file_config *cfg, uint64_t *size_o
         if (!load_cowmap(f, existed && cur > 0, errp)) {
             goto fail;
         }
+    }
+    if (f->cluster_blocks) {
+        /* what the file already holds needs no fallocate (partly held
+         * clusters: their blocks are whole clusters here) */
+        for_each_data_cluster(f, placed_set, f);
     }
     *size_out = f->size;
     return &f->layer;
@@ -429,59 +558,26 @@ void bb_file_for_each_allocated(struct bb_layer *l, void (*fn)(void *arg, uint64
         }
         return;
     }
-    off_t pos = 0;
-    while ((uint64_t)pos < f->size) {
-        off_t data = lseek(f->fd, pos, SEEK_DATA);
-        if (data < 0) {
-            break;
-        }
-        off_t hole = lseek(f->fd, data, SEEK_HOLE);
-        if (hole < 0) {
-            hole = (off_t)f->size;
-        }
-        for (uint64_t c = (uint64_t)data / BB_CLUSTER_SIZE;
-             c * BB_CLUSTER_SIZE < (uint64_t)hole && c * BB_CLUSTER_SIZE < f->size; c++) {
-            fn(arg, c);
-        }
-        pos = hole;
-    }
+    for_each_data_cluster(f, fn, arg);
 }
 
-void bb_file_set_deferred_sync(struct bb_layer *l, bool deferred)
-{
-    fl_of(l)->deferred = deferred;
-}
-
-bool bb_file_take_sync(struct bb_layer *l, int *fd, char **map_path)
+void bb_file_set_error_fn(struct bb_layer *l, bb_host_error_fn *fn, void *arg)
 {
     struct file_layer *f = fl_of(l);
-    bool need = f->sync_pending || f->map_pending;
-    *fd = f->fd;
-    *map_path = f->map_pending ? fl_xstrdup(f->cowmap_path) : NULL;
-    f->sync_pending = f->map_pending = false;
-    return need;
+    f->on_error = fn;
+    f->on_error_arg = arg;
 }
 
-int bb_file_sync_now(struct bb_layer *l)
+const char *bb_file_path(struct bb_layer *l)
+{
+    return fl_of(l)->path;
+}
+
+void bb_file_set_sync_hook(struct bb_layer *l, bb_sync_owed_fn *fn, void *arg)
 {
     struct file_layer *f = fl_of(l);
-    int fd;
-    char *map;
-    if (!bb_file_take_sync(l, &fd, &map)) {
-        return 0;
-    }
-    int r = fdatasync(f->fd) < 0 ? -errno : 0;
-    if (map) {
-        int mfd = open(map, O_RDONLY | O_CLOEXEC);
-        if (mfd >= 0) {
-            if (fdatasync(mfd) < 0 && r == 0) {
-                r = -errno;
-            }
-            close(mfd);
-        }
-        free(map);
-    }
-    return r;
+    f->sync_hook = fn;
+    f->sync_arg = arg;
 }
 
 void bb_layer_destroy_stack(struct bb_layer *top)

@@ -32,13 +32,17 @@ static void usage(FILE *out)
             "  --read-only           refuse writes (EPERM)\n"
             "  --latency [OP:]TIME[:JITTER]\n"
             "                        completion latency, e.g. 2ms, write:5ms:1ms\n"
-            "  --error OP:ERRNO:PCT[:START-END]\n"
-            "                        fail PCT of OP requests overlapping bytes\n"
-            "                        [START, END) with ERRNO, e.g. 'write:EIO:1%%',\n"
+            "  --error [OP:]ERRNO:PCT[:START-END]\n"
+            "                        fail PCT of OP requests (default all) overlapping\n"
+            "                        bytes [START, END) with ERRNO, e.g. 'write:EIO:1%%',\n"
             "                        'read:EIO:0.1%%:0-1G'\n"
             "  --corrupt PCT         flip one bit in PCT of reads (seeded)\n"
-            "  --faults 'WORDS'      impair's full disk grammar, e.g. 'write delay 5ms 1ms\n"
-            "                        distribution pareto error 1%% ENOSPC range 0 1GiB'\n"
+            "  --faults 'WORDS'      impair's disk grammar, e.g. 'write delay 5ms 1ms\n"
+            "                        distribution pareto error 1%% ENOSPC range 0 1GiB';\n"
+            "                        replaces the faults given before it.  --latency,\n"
+            "                        --error and --corrupt are shorthands in the same\n"
+            "                        grammar (':' separates words: 'write:EIO:1%%' is\n"
+            "                        'write error 1%% EIO'), and may be repeated\n"
             "  --capacity SIZE       writes needing space beyond SIZE fail with ENOSPC\n"
             "  --cache-limit SIZE    volatile cache size before the oldest writes are\n"
             "                        destaged (default 64MiB)\n"
@@ -63,44 +67,6 @@ static void usage(FILE *out)
             "      server.type=unix,server.path=/tmp/d.sock -device virtio-blk,drive=d0\n");
 }
 
-static bool parse_op(const char *s, size_t n, int *first, int *last)
-{
-    if (n == 3 && !strncmp(s, "all", 3)) {
-        *first = 0;
-        *last = IMPAIR_IO__COUNT - 1;
-        return true;
-    }
-    for (int i = 0; i < IMPAIR_IO__COUNT; i++) {
-        const char *name = impair_io_op_name((enum impair_io_op)i);
-        if (strlen(name) == n && !strncmp(s, name, n)) {
-            *first = *last = i;
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool split_op(const char *arg, const char *opt, int *first, int *last, const char **rest,
-                     bool required)
-{
-    const char *colon = strchr(arg, ':');
-    if (colon && parse_op(arg, (size_t)(colon - arg), first, last)) {
-        *rest = colon + 1;
-        return true;
-    }
-    if (required) {
-        fprintf(stderr,
-                "faultline disk serve: %s '%s': expected OP:... with OP one of read, write, "
-                "flush, trim, write-zeroes, all\n",
-                opt, arg);
-        return false;
-    }
-    *first = 0;
-    *last = IMPAIR_IO__COUNT - 1;
-    *rest = arg;
-    return true;
-}
-
 static bool report(const char *opt, const char *arg, struct fl_error *err)
 {
     fprintf(stderr, "faultline disk serve: %s '%s': %s\n", opt, arg, err->msg);
@@ -108,91 +74,67 @@ static bool report(const char *opt, const char *arg, struct fl_error *err)
     return false;
 }
 
-static bool parse_latency(const char *arg, struct impair_disk_params *p)
+static char *read_table(void *arg, const char *path, struct fl_error **errp)
 {
-    int first, last;
-    const char *rest;
-    struct fl_error *err = NULL;
-    if (!split_op(arg, "--latency", &first, &last, &rest, false)) {
-        return false;
-    }
-    char *copy = fl_xstrdup(rest);
-    char *jit = strchr(copy, ':');
-    if (jit) {
-        *jit++ = '\0';
-    }
-    int64_t lat = 0, jitter = 0;
-    bool ok = impair_parse_duration(copy, &lat, &err) &&
-              (!jit || impair_parse_duration(jit, &jitter, &err));
-    free(copy);
-    if (!ok) {
-        return report("--latency", arg, err);
-    }
-    for (int i = first; i <= last; i++) {
-        p->op[i].latency.latency_ns = lat;
-        p->op[i].latency.jitter_ns = jitter;
-    }
-    return true;
+    return fl_read_file(path, NULL, errp);
 }
 
-static bool parse_error(const char *arg, struct impair_disk_params *p)
+/* The fault options are one grammar, impair's disk words (impair/disk.c):
+ * --latency, --error and --corrupt are shorthands written in it ('write:
+ * EIO:1%' is "write EIO 1%" is "write error 1% EIO"), --faults is the
+ * grammar itself.  Each option's words are checked alone (so an error
+ * names the option), then appended, each after "all" so one option's op
+ * does not leak into the next; --faults starts over. */
+struct fault_words {
+    struct fl_buf text; /* the words so far, space-separated */
+};
+/* static: a usage error returns from anywhere in the option loop and
+ * leaves it reachable; serve_main() resets it */
+static struct fault_words fw;
+
+static const char *const fault_hint[] = {
+    [0] = "",
+    [1] = " (--latency takes [OP:]TIME[:JITTER], e.g. write:5ms:1ms)",
+    [2] = " (--error takes [OP:]ERRNO:PCT[:START-END] with OP one of read, write, flush, trim, "
+          "write-zeroes, all; e.g. write:EIO:1%)",
+};
+
+/* Parses whitespace-separated disk words with impair's grammar. */
+static bool parse_words(const char *text, struct impair_disk_params *out, struct fl_error **errp)
 {
-    int first, last;
-    const char *rest;
-    struct fl_error *err = NULL;
-    if (!split_op(arg, "--error", &first, &last, &rest, true)) {
-        return false;
+    char *copy = fl_xstrdup(text);
+    size_t cap = strlen(text) / 2 + 1;
+    char **words = fl_xcalloc(cap, sizeof(*words));
+    int n = 0;
+    for (char *t = strtok(copy, " \t\n"); t; t = strtok(NULL, " \t\n")) {
+        words[n++] = t;
     }
-    char *copy = fl_xstrdup(rest);
-    char *pct = strchr(copy, ':');
-    char *range = pct ? strchr(pct + 1, ':') : NULL;
-    if (!pct) {
-        free(copy);
-        fprintf(stderr,
-                "faultline disk serve: --error '%s': expected OP:ERRNO:PCT[:START-END], e.g. "
-                "write:EIO:1%%\n",
-                arg);
-        return false;
-    }
-    *pct++ = '\0';
-    if (range) {
-        *range++ = '\0';
-    }
-    int errnum = 0;
-    impair_prob prob = 0;
-    uint64_t start = 0, end = 0;
-    bool ok = impair_parse_errno(copy, &errnum, &err) && impair_parse_prob(pct, &prob, &err);
-    if (ok && range) {
-        char *dash = strchr(range, '-');
-        if (!dash) {
-            free(copy);
-            fprintf(stderr,
-                    "faultline disk serve: --error '%s': range '%s' must be START-END, e.g. "
-                    "0-1G\n",
-                    arg, range);
-            return false;
-        }
-        *dash++ = '\0';
-        ok = impair_parse_size(range, &start, &err) && impair_parse_size(dash, &end, &err);
-        if (ok && end <= start) {
-            free(copy);
-            fprintf(stderr, "faultline disk serve: --error '%s': range end must exceed start\n",
-                    arg);
-            return false;
-        }
-    }
+    struct impair_parse_opts po = {.read_file = read_table};
+    bool ok = impair_disk_params_parse(n, words, &po, out, errp);
+    free(words);
     free(copy);
-    if (!ok) {
-        return report("--error", arg, err);
+    return ok;
+}
+
+static bool add_fault_words(const char *opt, const char *arg, const char *prefix, int hint,
+                            bool replace)
+{
+    char *text = fl_xasprintf("%s%s", prefix, arg);
+    struct impair_disk_params parsed;
+    struct fl_error *err = NULL;
+    if (!parse_words(text, &parsed, &err)) {
+        free(text);
+        fprintf(stderr, "faultline disk serve: %s '%s': %s%s\n", opt, arg, err->msg,
+                fault_hint[hint]);
+        fl_error_free(err);
+        return false;
     }
-    for (int i = first; i <= last; i++) {
-        p->op[i].error_p = prob;
-        p->op[i].error_errno = errnum;
-        if (i != IMPAIR_IO_FLUSH) {
-            p->op[i].range_start = start;
-            p->op[i].range_end = end;
-        }
+    impair_disk_params_clear(&parsed);
+    if (replace) {
+        fl_buf_free(&fw.text);
     }
+    fl_buf_printf(&fw.text, "%sall %s", fw.text.size ? " " : "", text);
+    free(text);
     return true;
 }
 
@@ -226,11 +168,6 @@ static void on_stall(struct fl_loop *loop, int signo, void *arg)
     s->stalled = !s->stalled;
     bb_disk_stall(s->disk, s->stalled);
     fprintf(stderr, "faultline disk serve: %s\n", s->stalled ? "stalled" : "released");
-}
-
-static char *read_table(void *arg, const char *path, struct fl_error **errp)
-{
-    return fl_read_file(path, NULL, errp);
 }
 
 static int serve_main(int argc, char **argv)
@@ -272,6 +209,7 @@ static int serve_main(int argc, char **argv)
     struct bb_disk_config dc = {.node = "local", .name = "disk", .crash_policy = BB_CRASH_KEEP};
     struct impair_disk_params faults;
     memset(&faults, 0, sizeof(faults));
+    fl_buf_free(&fw.text);
     uint64_t seed = 1;
     struct fl_error *err = NULL;
     int c;
@@ -299,41 +237,25 @@ static int serve_main(int argc, char **argv)
             dc.read_only = true;
             break;
         case O_LATENCY:
-            if (!parse_latency(a, &faults)) {
+            if (!add_fault_words("--latency", a, "", 1, false)) {
                 return CLI_EXIT_USAGE;
             }
             break;
         case O_ERROR:
-            if (!parse_error(a, &faults)) {
+            if (!add_fault_words("--error", a, "", 2, false)) {
                 return CLI_EXIT_USAGE;
             }
             break;
         case O_CORRUPT:
-            if (!impair_parse_prob(a, &faults.op[IMPAIR_IO_READ].corrupt_p, &err)) {
-                report("--corrupt", a, err);
+            if (!add_fault_words("--corrupt", a, "read corrupt ", 0, false)) {
                 return CLI_EXIT_USAGE;
             }
             break;
-        case O_FAULTS: {
-            struct impair_parse_opts po = {.read_file = read_table};
-            struct impair_disk_params parsed;
-            memset(&parsed, 0, sizeof(parsed));
-            char *copy = fl_xstrdup(a);
-            char *words[256];
-            int n = 0;
-            for (char *t = strtok(copy, " \t\n"); t && n < 256; t = strtok(NULL, " \t\n")) {
-                words[n++] = t;
-            }
-            bool ok = impair_disk_params_parse(n, words, &po, &parsed, &err);
-            free(copy);
-            if (!ok) {
-                report("--faults", a, err);
+        case O_FAULTS:
+            if (!add_fault_words("--faults", a, "", 0, true)) {
                 return CLI_EXIT_USAGE;
             }
-            impair_disk_params_clear(&faults);
-            faults = parsed;
             break;
-        }
         case O_CAPACITY:
             if (!impair_parse_size(a, &dc.capacity, &err)) {
                 report("--capacity", a, err);
@@ -379,9 +301,14 @@ static int serve_main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     dc.path = argv[optind];
-    if (!impair_disk_params_validate(&faults, &err)) {
-        report("faults", "", err);
-        return CLI_EXIT_USAGE;
+    if (fw.text.size) {
+        /* every part parsed alone already; together they are the faults */
+        bool ok = parse_words(fw.text.data, &faults, &err);
+        fl_buf_free(&fw.text);
+        if (!ok) {
+            report("faults", "", err);
+            return CLI_EXIT_USAGE;
+        }
     }
     dc.faults = &faults;
 

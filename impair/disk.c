@@ -112,6 +112,47 @@ bool impair_disk_params_validate(const struct impair_disk_params *params, struct
 /* Words                                                               */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The disk grammar, one for scenarios, `net`/runner control and `disk
+ * serve`:
+ *
+ *   [OP] (delay TIME [JITTER [CORR]] | distribution NAME |
+ *         error PERCENT [ERRNO] [range START END] | corrupt PERCENT) ...
+ *
+ * OP (read, write, flush, trim, write-zeroes, all) selects what the
+ * following clauses apply to (all until the first OP).  Shorthands, so
+ * `disk serve`'s compact options are the same grammar, not a second one:
+ * ':' separates words like a space ("write:error:1%:EIO"); a bare TIME
+ * is a delay clause ("write:5ms:1ms" = "write delay 5ms 1ms"); an ERRNO
+ * first names an error clause ("write:EIO:1%" = "write error 1% EIO");
+ * and START-END is a range ("read:EIO:0.1%:0-1G").
+ */
+
+/* An errno name where a clause is expected: EIO, enospc (not "error"). */
+static bool is_errno_word(const char *w)
+{
+    int e;
+    return (w[0] == 'E' || w[0] == 'e') && strcmp(w, "error") != 0 &&
+           impair_parse_errno(w, &e, NULL);
+}
+
+/* START-END with both sides sizes: "0-1G", "1M-2M". */
+static bool is_range_word(const char *w)
+{
+    const char *dash = strchr(w, '-');
+    return w[0] >= '0' && w[0] <= '9' && dash && dash[1] != '\0';
+}
+
+static bool parse_range_word(const char *w, uint64_t *start, uint64_t *end, struct fl_error **errp)
+{
+    char *copy = fl_xstrdup(w);
+    char *dash = strchr(copy, '-');
+    *dash++ = '\0';
+    bool ok = impair_parse_size(copy, start, errp) && impair_parse_size(dash, end, errp);
+    free(copy);
+    return ok;
+}
+
 #define ALL_OPS ((1u << IMPAIR_IO__COUNT) - 1)
 
 static const char *const disk_words[] = {"read",         "write",   "flush", "trim",
@@ -135,9 +176,14 @@ static bool parse_disk_words(int argc, char **argv, const struct impair_parse_op
         } else if (!strcmp(w, "all")) {
             mask = ALL_OPS;
             sel = w;
-        } else if (!strcmp(w, "delay")) {
+        } else if (!strcmp(w, "delay") || impair_word_is_number(w)) {
+            /* "delay TIME [JITTER [CORR]]"; a bare TIME is a delay too
+             * ('write:5ms:1ms') */
             struct impair_delay d = {0};
             snprintf(what, sizeof what, "%s delay", sel);
+            if (strcmp(w, "delay") != 0) {
+                i--;
+            }
             if (!impair_parse_delay_words(argc, argv, &i, what, &d, errp)) {
                 return false;
             }
@@ -169,11 +215,19 @@ static bool parse_disk_words(int argc, char **argv, const struct impair_parse_op
                 }
             }
             impair_dist_table_unref(d.table);
-        } else if (!strcmp(w, "error")) {
+        } else if (!strcmp(w, "error") || is_errno_word(w)) {
+            /* "error PERCENT [ERRNO] [range START END]"; the errno may also
+             * come first and name the clause: "EIO 1%" ('write:EIO:1%') */
             impair_prob prob;
             int errnum = EIO;
             uint64_t start = 0, end = 0;
+            bool errno_first = strcmp(w, "error") != 0;
             snprintf(what, sizeof what, "%s error", sel);
+            if (errno_first && !impair_parse_errno(w, &errnum, &err)) {
+                fl_error_propagate(errp, err);
+                fl_error_prepend(errp, "%s: ", what);
+                return false;
+            }
             if (i >= argc || !impair_parse_prob(argv[i], &prob, &err)) {
                 if (!err) {
                     fl_error_setf(&err, EINVAL, "missing PERCENT (e.g. '%s 1%% EIO')", what);
@@ -184,7 +238,7 @@ static bool parse_disk_words(int argc, char **argv, const struct impair_parse_op
             }
             i++;
             /* an errno name (EIO, enospc) or number may follow */
-            if (i < argc &&
+            if (!errno_first && i < argc &&
                 (((argv[i][0] == 'E' || argv[i][0] == 'e') && strcmp(argv[i], "error") != 0) ||
                  (argv[i][0] >= '0' && argv[i][0] <= '9' &&
                   argv[i][strspn(argv[i], "0123456789")] == '\0'))) {
@@ -209,6 +263,14 @@ static bool parse_disk_words(int argc, char **argv, const struct impair_parse_op
                     return false;
                 }
                 i += 3;
+            } else if (i < argc && is_range_word(argv[i])) {
+                /* START-END, as in 'read:EIO:0.1%:0-1G' */
+                if (!parse_range_word(argv[i], &start, &end, &err)) {
+                    fl_error_propagate(errp, err);
+                    fl_error_prepend(errp, "%s: range: ", what);
+                    return false;
+                }
+                i++;
             }
             for (int k = 0; k < IMPAIR_IO__COUNT; k++) {
                 if (mask & (1u << k)) {
@@ -258,9 +320,44 @@ static bool parse_disk_words(int argc, char **argv, const struct impair_parse_op
 bool impair_disk_params_parse(int argc, char **argv, const struct impair_parse_opts *opts,
                               struct impair_disk_params *out, struct fl_error **errp)
 {
+    /* ':' separates words like a space (not in a distribution's file
+     * name, which may hold one) */
+    size_t total = 1, max_words = 1;
+    for (int i = 0; i < argc; i++) {
+        total += strlen(argv[i]) + 1;
+        max_words++;
+        for (const char *c = argv[i]; *c; c++) {
+            max_words += *c == ':';
+        }
+    }
+    char **words = fl_xcalloc(max_words, sizeof(*words));
+    char *store = fl_xmalloc(total), *sp = store;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        strcpy(sp, argv[i]);
+        bool keep = i > 0 && !strcmp(argv[i - 1], "distribution");
+        char *w = sp;
+        sp += strlen(argv[i]) + 1;
+        for (;;) {
+            char *colon = keep ? NULL : strchr(w, ':');
+            if (colon) {
+                *colon = '\0';
+            }
+            if (*w) {
+                words[n++] = w;
+            }
+            if (!colon) {
+                break;
+            }
+            w = colon + 1;
+        }
+    }
     struct impair_disk_params p;
     memset(&p, 0, sizeof p);
-    if (!parse_disk_words(argc, argv, opts, &p, errp)) {
+    bool ok = parse_disk_words(n, words, opts, &p, errp);
+    free(words);
+    free(store);
+    if (!ok) {
         impair_disk_params_clear(&p);
         return false;
     }

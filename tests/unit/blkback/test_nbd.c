@@ -80,33 +80,7 @@ static int teardown(void **state)
 
 /* --- wire helpers -------------------------------------------------------- */
 
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
+/* put16/32/64 and be16/32/64 come from blkback/nbd.h */
 
 struct out {
     uint8_t *data;
@@ -142,9 +116,9 @@ static uint32_t opt_reply(struct out *o, uint32_t opt, uint8_t *data, size_t cap
 {
     assert_true(o->size - o->pos >= 20);
     const uint8_t *p = o->data + o->pos;
-    assert_true(get64(p) == NBD_REP_MAGIC);
-    assert_int_equal(get32(p + 8), opt);
-    uint32_t type = get32(p + 12), l = get32(p + 16);
+    assert_true(be64(p) == NBD_REP_MAGIC);
+    assert_int_equal(be32(p + 8), opt);
+    uint32_t type = be32(p + 12), l = be32(p + 16);
     assert_true(o->size - o->pos >= 20 + (size_t)l);
     if (data) {
         memcpy(data, p + 20, FL_MIN(cap, (size_t)l));
@@ -162,9 +136,9 @@ static struct bb_conn *handshake(uint32_t client_flags)
     struct out o = {0};
     take(c, &o);
     assert_int_equal(o.size, 18);
-    assert_true(get64(o.data) == NBD_MAGIC);
-    assert_true(get64(o.data + 8) == NBD_OPT_MAGIC);
-    assert_int_equal(get16(o.data + 16), NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+    assert_true(be64(o.data) == NBD_MAGIC);
+    assert_true(be64(o.data + 8) == NBD_OPT_MAGIC);
+    assert_int_equal(be16(o.data + 16), NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
     out_free(&o);
     uint8_t f[4];
     put32(f, client_flags);
@@ -190,9 +164,9 @@ static struct bb_conn *connect_go(bool structured)
     take(c, &o);
     uint8_t info[12];
     assert_int_equal(opt_reply(&o, NBD_OPT_GO, info, sizeof(info), NULL), NBD_REP_INFO);
-    assert_int_equal(get16(info), NBD_INFO_EXPORT);
-    assert_true(get64(info + 2) == DISK_SIZE);
-    uint16_t tf = get16(info + 10);
+    assert_int_equal(be16(info), NBD_INFO_EXPORT);
+    assert_true(be64(info + 2) == DISK_SIZE);
+    uint16_t tf = be16(info + 10);
     assert_true(tf & NBD_FLAG_SEND_FLUSH);
     assert_true(tf & NBD_FLAG_SEND_FUA);
     assert_true(tf & NBD_FLAG_SEND_TRIM);
@@ -225,9 +199,9 @@ static uint32_t simple_reply(struct out *o, uint64_t handle, void *data, size_t 
 {
     assert_true(o->size - o->pos >= 16);
     const uint8_t *p = o->data + o->pos;
-    assert_int_equal(get32(p), NBD_SIMPLE_MAGIC);
-    assert_true(get64(p + 8) == handle);
-    uint32_t err = get32(p + 4);
+    assert_int_equal(be32(p), NBD_SIMPLE_MAGIC);
+    assert_true(be64(p + 8) == handle);
+    uint32_t err = be32(p + 4);
     o->pos += 16;
     if (err == 0 && data) {
         assert_true(o->size - o->pos >= len);
@@ -261,8 +235,8 @@ static void test_handshake_export_name(void **state)
         struct out o = {0};
         take(c, &o);
         assert_int_equal(o.size, nz ? 10u : 134u);
-        assert_true(get64(o.data) == DISK_SIZE);
-        assert_true(get16(o.data + 8) & NBD_FLAG_HAS_FLAGS);
+        assert_true(be64(o.data) == DISK_SIZE);
+        assert_true(be16(o.data + 8) & NBD_FLAG_HAS_FLAGS);
         out_free(&o);
         uint8_t buf[512];
         assert_int_equal(do_req(c, NBD_CMD_READ, 0, 0, 512, NULL, buf), 0);
@@ -286,7 +260,7 @@ static void test_handshake_options(void **state)
     take(c, &o);
     assert_int_equal(opt_reply(&o, NBD_OPT_LIST, buf, sizeof(buf), &len), NBD_REP_SERVER);
     assert_int_equal(len, 7);
-    assert_int_equal(get32(buf), 3);
+    assert_int_equal(be32(buf), 3);
     assert_memory_equal(buf + 4, "vda", 3);
     assert_int_equal(opt_reply(&o, NBD_OPT_LIST, NULL, 0, NULL), NBD_REP_ACK);
     /* LIST with data: invalid */
@@ -339,11 +313,11 @@ static void test_handshake_options(void **state)
             break;
         }
         assert_int_equal(t, NBD_REP_INFO);
-        uint16_t it = get16(buf);
+        uint16_t it = be16(buf);
         if (it == NBD_INFO_BLOCK_SIZE) {
             assert_int_equal(len, 14);
-            assert_int_equal(get32(buf + 2), 1);
-            assert_int_equal(get32(buf + 10), BB_MAX_PAYLOAD);
+            assert_int_equal(be32(buf + 2), 1);
+            assert_int_equal(be32(buf + 10), BB_MAX_PAYLOAD);
         }
         if (it == NBD_INFO_NAME) {
             assert_memory_equal(buf + 2, "vda", 3);
@@ -457,18 +431,18 @@ static void test_structured_read(void **state)
     struct out o = {0};
     take(c, &o);
     assert_int_equal(o.size, 20 + 8 + 50);
-    assert_int_equal(get32(o.data), NBD_STRUCT_MAGIC);
-    assert_int_equal(get16(o.data + 4), NBD_REPLY_FLAG_DONE);
-    assert_int_equal(get16(o.data + 6), NBD_REPLY_TYPE_OFFSET_DATA);
-    assert_true(get64(o.data + 8) == 77);
-    assert_int_equal(get32(o.data + 16), 58);
-    assert_true(get64(o.data + 20) == 10);
+    assert_int_equal(be32(o.data), NBD_STRUCT_MAGIC);
+    assert_int_equal(be16(o.data + 4), NBD_REPLY_FLAG_DONE);
+    assert_int_equal(be16(o.data + 6), NBD_REPLY_TYPE_OFFSET_DATA);
+    assert_true(be64(o.data + 8) == 77);
+    assert_int_equal(be32(o.data + 16), 58);
+    assert_true(be64(o.data + 20) == 10);
     assert_int_equal(o.data[28], 0x5A);
     /* an out-of-bounds read is an error chunk */
     assert_true(send_req(c, NBD_CMD_READ, 0, 78, DISK_SIZE, 1, NULL));
     take(c, &o);
-    assert_int_equal(get16(o.data + 6), NBD_REPLY_TYPE_ERROR);
-    assert_int_equal(get32(o.data + 20), NBD_EINVAL);
+    assert_int_equal(be16(o.data + 6), NBD_REPLY_TYPE_ERROR);
+    assert_int_equal(be32(o.data + 20), NBD_EINVAL);
     out_free(&o);
     bb_conn_destroy(c);
 }
@@ -899,10 +873,10 @@ static void test_flush_syncs_off_loop(void **state)
     }
     assert_int_equal(all.size, 32);
     /* replies may come in either order */
-    uint64_t h1 = get64(all.data + 8), h2 = get64(all.data + 24);
+    uint64_t h1 = be64(all.data + 8), h2 = be64(all.data + 24);
     assert_true((h1 == 9 && h2 == 10) || (h1 == 10 && h2 == 9));
-    assert_int_equal(get32(all.data + 4), 0);
-    assert_int_equal(get32(all.data + 20), 0);
+    assert_int_equal(be32(all.data + 4), 0);
+    assert_int_equal(be32(all.data + 20), 0);
     out_free(&o);
     out_free(&all);
     /* both are durable: a crash keeps them */
