@@ -157,6 +157,7 @@ struct run {
     bool interrupted;
     struct fl_buf unrecorded; /* records that could not be written, "what: why; ..." */
     int unrecorded_code;      /* errno of the first */
+    bool host_error_seen;     /* blkback reported a host I/O error (recorded once) */
     bool report_written;
     struct fl_error *infra; /* first infrastructure error */
     enum runner_result result;

@@ -56,6 +56,50 @@ static void infra_error(struct run *run, struct fl_error *err)
     set_phase(run, RN_DONE);
 }
 
+/* blkback: the host failed under a disk's backing file (ENOSPC, EIO).
+ * The guest saw an I/O error that no fault injected, so the run cannot
+ * vouch for what follows: the failure goes into run.db (host_errors and
+ * an error event on the node) and ends the run as an infrastructure
+ * error naming the disk and the file.  blkback calls this for every
+ * failed request; only the first is recorded (it has logged the first of
+ * each errno itself). */
+static void on_host_error(void *arg, const struct bb_host_error *e)
+{
+    struct run *run = arg;
+    if (run->host_error_seen) {
+        return;
+    }
+    run->host_error_seen = true;
+    char *what = fl_xasprintf("%s while the guest used it", e->op);
+    if (run->db) {
+        int64_t node_id = trace_node_id(run->db, e->node);
+        int64_t disk_id = node_id > 0 ? trace_disk_id(run->db, node_id, e->disk, 0) : 0;
+        trace_host_error(run->db, &(struct trace_host_error){
+                                      .t_ns = TRACE_NO_TIME,
+                                      .what = "disk",
+                                      .node_id = node_id > 0 ? node_id : 0,
+                                      .disk_id = disk_id > 0 ? disk_id : 0,
+                                      .name = e->disk,
+                                      .path = e->path,
+                                      .errnum = e->err,
+                                      .message = what,
+                                  });
+    }
+    free(what);
+    struct fl_error *err = NULL;
+    fl_error_setf(&err, e->err,
+                  "the host failed under disk %s of %s: %s %s: %s (an I/O error no fault "
+                  "injected; free space or repair the host file system, then run again)",
+                  e->disk, e->node, e->op, e->path, strerror(e->err));
+    rn_log(&run->log, "error", "%s", err->msg);
+    if (!run->infra) {
+        run->infra = err;
+    } else {
+        fl_error_free(err);
+    }
+    set_phase(run, RN_DONE);
+}
+
 /* The checks' hook: the run ends when the end checks are done. */
 static void maybe_finish(struct run *run)
 {
@@ -515,7 +559,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     rn_log(&run->log, "run-dir", "%s", run->dir);
 
     bool ok = rn_setup_trace(run, &err) && rn_build_images(run, &err) &&
-              rn_setup_net(run, &nb_events, &err) && rn_setup_disks(run, &err) &&
+              rn_setup_net(run, &nb_events, &err) && rn_setup_disks(run, on_host_error, &err) &&
               rn_setup_nodes(run, &node_callbacks, &err) && boot_all(run, &err);
     if (!ok && run->interrupted) {
         fl_error_free(err); /* a setup step stopped by the signal: not an error */

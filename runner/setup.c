@@ -219,10 +219,15 @@ bool rn_setup_net(struct run *run, const struct nb_events *events, struct fl_err
     return true;
 }
 
-bool rn_setup_disks(struct run *run, struct fl_error **errp)
+bool rn_setup_disks(struct run *run, bb_host_error_cb *on_host_error, struct fl_error **errp)
 {
     const struct topo_scenario *s = run->scen;
-    struct bb_config cfg = {.seed = s->seed, .trace = run->db};
+    struct bb_config cfg = {
+        .seed = s->seed,
+        .trace = run->db,
+        .on_host_error = on_host_error,
+        .on_host_error_arg = run,
+    };
     run->bb = bb_create(run->loop, &cfg, errp);
     if (!run->bb) {
         return false;

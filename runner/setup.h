@@ -11,7 +11,9 @@ bool rn_setup_trace(struct run *run, struct fl_error **errp);
 bool rn_build_images(struct run *run, struct fl_error **errp);
 /* The switch, its ports and the links' baseline; events: run.c's. */
 bool rn_setup_net(struct run *run, const struct nb_events *events, struct fl_error **errp);
-bool rn_setup_disks(struct run *run, struct fl_error **errp);
+/* One export per scenario disk; on_host_error: run.c's (the host failed
+ * under a disk's backing file). */
+bool rn_setup_disks(struct run *run, bb_host_error_cb *on_host_error, struct fl_error **errp);
 /* One hv node per scenario node (not booted); callbacks: run.c's. */
 bool rn_setup_nodes(struct run *run, const struct hv_callbacks *callbacks, struct fl_error **errp);
 
