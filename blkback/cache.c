@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blkback/store.h"
+#include "blkback/layer-provider.h"
 
 #define MAX_RECORDS 65536
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blkback/store.h"
+#include "blkback/layer-provider.h"
 
 struct cap_layer {
     struct bb_layer layer;

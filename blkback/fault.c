@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blkback/store.h"
+#include "blkback/layer-provider.h"
 #include "impair/impair.h"
 
 struct fault_layer {

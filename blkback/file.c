@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blkback/store.h"
+#include "blkback/layer-provider.h"
 
 #define COWMAP_MAGIC "FLCOWMAP"
 

@@ -13,7 +13,7 @@
  *   sync.c          the fdatasync worker thread FLUSH/FUA replies wait for
  *   tags.c          request tag -> trace I/O id for cached writes
  *   record.c        trace records: I/O and crash outcomes
- *   fault.c, capacity.c, cache.c, file.c: the layer stack (store.h)
+ *   fault.c, capacity.c, cache.c, file.c: the layer stack (layer-provider.h)
  *
  * Everything runs on the loop's thread except sync.c's worker, which
  * touches only struct sync_job and the fields of struct blkback marked
@@ -29,7 +29,7 @@
 
 #include "blkback/blkback.h"
 #include "blkback/nbd.h"
-#include "blkback/store.h"
+#include "blkback/layer-provider.h"
 #include "core/core.h"
 #include "impair/impair.h"
 

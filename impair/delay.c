@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 const char *impair_dist_name(enum impair_dist dist)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 const char *impair_io_op_name(enum impair_io_op op)
 {

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 /* Parameters plus what is derived from them; swapped as a unit by
  * impair_link_set_params. */

@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 enum { GE_GOOD = 0, GE_BAD = 1 };
 enum { S_TX_GAP = 1, S_TX_BURST = 2, S_LOST_BURST = 3, S_LOST_GAP = 4 };

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 void impair_link_params_copy(struct impair_link_params *dst, const struct impair_link_params *src)
 {

@@ -8,7 +8,7 @@
  *   |<-- frame + packet_overhead -->|
  *   [cell][cell][cell][cell..pad]      each cell: cell_size + cell_overhead on the wire
  */
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 int64_t impair_rate_packet_ns(const struct impair_link_params *p, uint32_t frame_size,
                               uint64_t *rem)

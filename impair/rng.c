@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {

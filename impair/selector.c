@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 static bool blank(char c)
 {

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 /* An entry of either part: key is the time in ns (core/heap.c's entry, so
  * the fifo head and the heap top compare directly). */

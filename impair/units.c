@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "impair/impair-internal.h"
+#include "impair/internal.h"
 
 /* At most this many significant digits in a decimal (keeps every product
  * below 2^128). */

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "blkback/store.h"
+#include "blkback/layer-provider.h"
 #include "impair/impair.h"
 #include "core/core.h"
 

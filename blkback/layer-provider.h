@@ -17,8 +17,8 @@
  * request from a client travels with a struct bb_io; the layers' own
  * traffic (destaging, crash write-back) carries none (NULL).
  */
-#ifndef FL_BLKBACK_STORE_H
-#define FL_BLKBACK_STORE_H
+#ifndef FL_BLKBACK_LAYER_PROVIDER_H
+#define FL_BLKBACK_LAYER_PROVIDER_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -161,4 +161,4 @@ void bb_fault_get_counts(struct bb_layer *fault, struct bb_fault_counts *out);
 /* Destroys a whole stack from the top. */
 void bb_layer_destroy_stack(struct bb_layer *top);
 
-#endif /* FL_BLKBACK_STORE_H */
+#endif /* FL_BLKBACK_LAYER_PROVIDER_H */
