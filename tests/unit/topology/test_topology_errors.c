@@ -625,6 +625,25 @@ static void test_deep_nesting(void **state)
     fl_buf_free(&b);
 }
 
+/* The limit stops the parser where it is crossed: 100 000 unclosed '['
+ * under an x- key end in the nesting error at the 65th level (1:73), not
+ * in the syntax error at the end of the file that a parser which read the
+ * whole document (and built its tree) first would report, after ~40 s. */
+static void test_deep_nesting_stops_parsing(void **state)
+{
+    struct fl_buf b = {0};
+    fl_buf_puts(&b, "x-deep: ");
+    for (int i = 0; i < 100000; i++) {
+        fl_buf_puts(&b, "[");
+    }
+    fl_buf_puts(&b, "\nnodes: {n1: {}}\n");
+    struct fl_error *err = NULL;
+    assert_null(topo_load_string("t.yaml", b.data, b.size, &err));
+    assert_string_equal(err->msg, "t.yaml:1:73: nesting deeper than 64 levels");
+    fl_error_free(err);
+    fl_buf_free(&b);
+}
+
 /* Exponential alias expansion ("billion laughs") stays cheap: aliases are
  * shared, never copied. */
 static void test_alias_bomb(void **state)
@@ -668,10 +687,11 @@ static void test_nul_and_null_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_error),  cmocka_unit_test(test_all_errors_reported),
-        cmocka_unit_test(test_error_cap),    cmocka_unit_test(test_work_budget),
-        cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_alias_bomb),
-        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_nul_and_null_args),
+        cmocka_unit_test(test_every_error),       cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_error_cap),         cmocka_unit_test(test_work_budget),
+        cmocka_unit_test(test_deep_nesting),      cmocka_unit_test(test_deep_nesting_stops_parsing),
+        cmocka_unit_test(test_alias_bomb),        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_nul_and_null_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
