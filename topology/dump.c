@@ -236,7 +236,8 @@ bool topo_dump_json(const struct topo_scenario *s, struct fl_buf *b)
         fl_buf_puts(b, i ? ",{" : "{");
         str(b, "name", n->name);
         topo_format_ip(n->subnet, ip);
-        fl_buf_printf(b, ",\"subnet\":\"%s/%u\",\"mtu\":%u,\"nodes\":[", ip, n->prefix_len, n->mtu);
+        fl_buf_printf(b, ",\"subnet\":\"%s/%u\",\"mtu\":%u,\"learning\":%s,\"nodes\":[", ip,
+                      n->prefix_len, n->mtu, n->learning ? "true" : "false");
         for (size_t k = 0; k < n->n_nodes; k++) {
             fl_buf_puts(b, k ? "," : "");
             fl_buf_json_string(b, s->nodes[n->nodes[k]].name);

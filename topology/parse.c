@@ -276,7 +276,7 @@ void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *im
 /* networks:                                                           */
 /* ------------------------------------------------------------------ */
 
-static const char *const network_keys[] = {"subnet", "mtu", NULL};
+static const char *const network_keys[] = {"subnet", "mtu", "learning", NULL};
 
 static bool parse_ipv4(const char *s, uint32_t *out)
 {
@@ -417,11 +417,17 @@ void tc_parse_networks(struct tc *c, const struct ty_node *n)
                     }
                     tc_path_pop(c, mm);
                 }
+                const struct ty_node *learning = ty_map_get(v, "learning");
+                if (learning) {
+                    size_t ml = tc_path_key(c, "learning");
+                    tc_bool(c, learning, &net->learning);
+                    tc_path_pop(c, ml);
+                }
             }
         } else if (!ty_is_null(v)) {
             tc_err_val(c, v,
                        "is not a network: give a subnet (10.0.1.0/24), a mapping "
-                       "{subnet, mtu}, or nothing for the default subnet");
+                       "{subnet, mtu, learning}, or nothing for the default subnet");
         }
         if (sub) {
             size_t ms = v->type == TY_MAP ? tc_path_key(c, "subnet") : c->path.size;

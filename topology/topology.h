@@ -74,7 +74,12 @@ struct topo_network {
     uint32_t index;  /* position in scenario->networks */
     uint32_t subnet; /* network address, host byte order (10.0.1.0 = 0x0a000100) */
     uint8_t prefix_len;
-    uint32_t mtu;    /* guest NIC MTU, bytes (default 1500) */
+    uint32_t mtu; /* guest NIC MTU, bytes (default 1500) */
+    /* false (default): port security — the switch drops a frame whose
+     * source MAC is not the sending NIC's (counted as `spoofed`) and never
+     * moves a MAC to another port.  true: MAC learning, for MACs that move
+     * (VRRP/keepalived virtual MACs, bridges inside guests). */
+    bool learning;
     uint32_t *nodes; /* indices of the nodes attached, ascending */
     size_t n_nodes;
     struct topo_loc loc;
