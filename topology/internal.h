@@ -213,7 +213,7 @@ bool tc_enum(struct tc *c, const struct ty_node *n, const char *const *names, si
 /* A node reference by name; -1 and an error (with suggestion) if unknown. */
 int tc_node_ref(struct tc *c, const struct ty_node *n);
 int tc_network_ref(struct tc *c, const struct ty_node *n);
-/* A name matching [A-Za-z0-9][A-Za-z0-9_-]{0,max-1}. */
+/* A name by the one rule of every room (fl_name_valid, core/name.c). */
 bool tc_name(struct tc *c, const struct ty_node *n, size_t max, const char *what);
 /* A list of node names (scalar or list) into a malloc'ed array; NULL on error. */
 uint32_t *tc_node_list(struct tc *c, const struct ty_node *n, size_t *count);

@@ -294,16 +294,8 @@ bool tc_name(struct tc *c, const struct ty_node *n, size_t max, const char *what
     if (!scalar(c, n, what)) {
         return false;
     }
-    bool ok = n->len >= 1 && n->len <= max && isalnum((unsigned char)n->str[0]);
-    for (size_t i = 1; i < n->len && ok; i++) {
-        unsigned char ch = (unsigned char)n->str[i];
-        ok = isalnum(ch) || ch == '_' || ch == '-';
-    }
-    if (!ok) {
-        tc_err_val(c, n,
-                   "is not a valid %s: use 1 to %zu letters, digits, '-' or '_', starting "
-                   "with a letter or digit",
-                   what, max);
+    if (!fl_name_valid(n->str, max)) {
+        tc_err_val(c, n, "is not a valid %s: use " FL_NAME_RULE, what, max);
         return false;
     }
     return true;
