@@ -9,6 +9,21 @@
  *        partition cut sets  ──▶ simulate the node states along the sorted timeline
  *        (contradictions are errors)  ──▶ struct topo_scenario (const after load)
  *
+ * Files, in the order of that pipeline (internal.h, timeline.h):
+ *
+ *   ytree.c                    libyaml events ─▶ located tree (anchors, merges, nesting limit)
+ *   load.c                     the phases in order; the error report
+ *   diag.c                     errors (place, key path), unknown keys, "did you mean"
+ *   values.c impairs.c         scalar values; link and disk impairment settings
+ *   selectors.c                link selectors ("n1 -> n2 @ lan")
+ *   run.c image.c networks.c   the run, the guest image, the networks
+ *   nodes.c disks.c            nodes (NICs, commands, env), their disks
+ *   addresses.c links.c        IP/MAC assignment; per-link parameter sets
+ *   timeline.c payloads.c      timeline:/checks: items; each event kind's value
+ *   expand.c simulate.c        times, expansion, sorting; node-state contradictions
+ *   nemesis.c shapes.c         seeded fault schedules; partition shapes to cut sets
+ *   model.c dump.c             freeing, names; the JSON dump (validate --dump)
+ *
  * Everything in the model is resolved: the runner plays `events` in order
  * (they are sorted by time, ties in declaration order), and never needs to
  * compute a default, an address, a random draw or a cut set itself.
