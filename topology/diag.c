@@ -300,6 +300,7 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
     while (allowed[count]) {
         count++;
     }
+    struct tc_keyset seen = {0}; /* key -> its first pair */
     for (size_t i = 0; i < n->n_pairs; i++) {
         const struct ty_node *k = n->pairs[i].key;
         if (k->type != TY_SCALAR) {
@@ -308,16 +309,13 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
             continue;
         }
         /* Written twice? */
-        for (size_t j = 0; j < i; j++) {
-            const struct ty_node *k2 = n->pairs[j].key;
-            if (k2->type == TY_SCALAR && k2->len == k->len && !memcmp(k2->str, k->str, k->len)) {
-                char *see = tc_see(c, tc_loc(k2));
-                size_t m = tc_path_keyn(c, k);
-                tc_err(c, k, "key '%s' is given twice (first at %s)", k->str, see);
-                tc_path_pop(c, m);
-                free(see);
-                break;
-            }
+        size_t first = tc_keyset_add(&seen, k->str, k->len, i);
+        if (first != i) {
+            char *see = tc_see(c, tc_loc(n->pairs[first].key));
+            size_t m = tc_path_keyn(c, k);
+            tc_err(c, k, "key '%s' is given twice (first at %s)", k->str, see);
+            tc_path_pop(c, m);
+            free(see);
         }
         bool ok = false;
         for (size_t j = 0; j < count && !ok; j++) {
@@ -358,5 +356,6 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
         fl_buf_free(&b);
         fl_buf_free(&valid);
     }
+    tc_keyset_free(&seen);
     return true;
 }

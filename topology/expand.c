@@ -29,23 +29,27 @@ static bool resolve(struct tc *c, struct tc_item *it, const char *where)
         return it->state == 2;
     }
     it->state = 1;
-    struct tc_item *target = NULL;
-    const char **names = fl_xcalloc(c->n_items + 1, sizeof(*names));
-    size_t nn = 0;
-    for (size_t i = 0; i < c->n_items; i++) {
-        if (c->items[i].name) {
-            names[nn++] = c->items[i].name;
-            if (!strcmp(c->items[i].name, it->after_name)) {
-                target = &c->items[i];
-            }
-        }
-    }
+    size_t ti = tc_keyset_find(&c->item_names, it->after_name, strlen(it->after_name));
+    struct tc_item *target = ti == TC_KEYSET_NONE ? NULL : &c->items[ti];
     size_t m = tc_path_key(c, where);
     tc_path_index(c, it->index);
     tc_path_key(c, "after");
     bool ok = false;
     if (!target) {
-        const char *sugg = tc_suggest(it->after_name, names, nn);
+        /* The suggestion scans every name: skipped once the message would
+         * be dropped anyway (past TC_MAX_ERRORS). */
+        const char *sugg = NULL;
+        if (c->n_diags < TC_MAX_ERRORS) {
+            const char **names = fl_xcalloc(c->n_items + 1, sizeof(*names));
+            size_t nn = 0;
+            for (size_t i = 0; i < c->n_items; i++) {
+                if (c->items[i].name) {
+                    names[nn++] = c->items[i].name;
+                }
+            }
+            sugg = tc_suggest(it->after_name, names, nn);
+            free(names);
+        }
         if (sugg) {
             tc_err(c, it->after_node,
                    "'%s' is not the name of a timeline event; did you mean "
@@ -70,7 +74,6 @@ static bool resolve(struct tc *c, struct tc_item *it, const char *where)
         ok = true;
     }
     tc_path_pop(c, m);
-    free(names);
     it->state = ok ? 2 : 3;
     return ok;
 }

@@ -18,6 +18,7 @@
 
 #include "core/core.h"
 #include "impair/impair.h"
+#include "topology/keyset.h"
 #include "topology/topology.h"
 #include "topology/ytree.h"
 
@@ -121,7 +122,8 @@ struct tc {
     /* Timeline items and expanded events. */
     struct tc_item *items; /* timeline: items */
     size_t n_items;
-    struct tc_item *citems; /* checks: items */
+    struct tc_keyset item_names; /* event name -> the last item named so */
+    struct tc_item *citems;      /* checks: items */
     size_t n_citems;
     struct topo_event *events;
     size_t n_events, alloc_events;

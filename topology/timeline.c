@@ -37,6 +37,31 @@ static const struct {
 static const char *const timing_keys[] = {"at",    "after",    "every", "for",
                                           "times", "duration", "name"};
 
+/* Registers a named item in `names` and reports every earlier item of
+ * the same name, in declaration order ("is the name of another event
+ * too").  Returns how many there were. */
+static size_t same_name(struct tc *c, struct tc_keyset *names, const struct tc_item *items,
+                        struct tc_item *it, const char *what)
+{
+    it->prev_same_name = tc_keyset_put(names, it->name, strlen(it->name), (size_t)(it - items));
+    size_t n = 0;
+    for (size_t j = it->prev_same_name; j != TC_KEYSET_NONE; j = items[j].prev_same_name) {
+        n++;
+    }
+    size_t *earlier = fl_xcalloc(n ? n : 1, sizeof(*earlier));
+    size_t k = n;
+    for (size_t j = it->prev_same_name; j != TC_KEYSET_NONE; j = items[j].prev_same_name) {
+        earlier[--k] = j;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *see = tc_see(c, tc_loc(items[earlier[i]].name_node));
+        tc_err_val(c, it->name_node, "is the name of another %s too (at %s)", what, see);
+        free(see);
+    }
+    free(earlier);
+    return n;
+}
+
 void tc_item_clear(struct tc_item *it)
 {
     free(it->name);
@@ -260,16 +285,9 @@ static void parse_item(struct tc *c, struct tc_item *it, const struct ty_node *v
     if (name) {
         size_t m = tc_path_key(c, "name");
         if (tc_name(c, name, 64, "event name")) {
-            for (size_t j = 0; j < c->n_items; j++) {
-                if (&c->items[j] != it && c->items[j].name &&
-                    !strcmp(c->items[j].name, name->str)) {
-                    char *see = tc_see(c, tc_loc(c->items[j].name_node));
-                    tc_err_val(c, name, "is the name of another event too (at %s)", see);
-                    free(see);
-                }
-            }
             it->name = fl_xstrdup(name->str);
             it->name_node = name;
+            same_name(c, &c->item_names, c->items, it, "event");
         }
         tc_path_pop(c, m);
     }
@@ -348,6 +366,7 @@ void tc_parse_checks(struct tc *c, const struct ty_node *n)
     }
     c->citems = fl_xcalloc(n->n_items ? n->n_items : 1, sizeof(*c->citems));
     c->n_citems = n->n_items;
+    struct tc_keyset check_names = {0};
     for (size_t i = 0; i < n->n_items; i++) {
         struct tc_item *it = &c->citems[i];
         const struct ty_node *v = n->items[i];
@@ -366,16 +385,9 @@ void tc_parse_checks(struct tc *c, const struct ty_node *n)
             size_t mk = tc_path_key(c, "name");
             const char *s;
             if (tc_string(c, x, &s)) {
-                for (size_t j = 0; j < i; j++) {
-                    if (c->citems[j].name && !strcmp(c->citems[j].name, s)) {
-                        char *see = tc_see(c, tc_loc(c->citems[j].name_node));
-                        tc_err_val(c, x, "is the name of another check too (at %s)", see);
-                        free(see);
-                        ok = false;
-                    }
-                }
                 it->name = fl_xstrdup(s);
                 it->name_node = x;
+                ok = !same_name(c, &check_names, c->citems, it, "check") && ok;
             } else {
                 ok = false;
             }
@@ -434,5 +446,6 @@ void tc_parse_checks(struct tc *c, const struct ty_node *n)
         it->ok = ok;
         tc_path_pop(c, m);
     }
+    tc_keyset_free(&check_names);
     tc_path_pop(c, m0);
 }

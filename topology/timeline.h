@@ -16,6 +16,7 @@ struct tc_item {
     enum topo_event_kind kind;
     char *name;
     const struct ty_node *name_node;
+    size_t prev_same_name; /* the previous item of the same name, or TC_KEYSET_NONE */
     /* timing */
     const struct ty_node *at_node, *after_node, *every_node, *for_node, *times_node, *duration_node;
     int64_t at;

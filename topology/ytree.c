@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "core/core.h"
+#include "topology/keyset.h"
 #include "topology/ytree.h"
 
 /* Bounds that keep hostile input (the fuzzer's, or a mistake) cheap. */
@@ -38,6 +39,7 @@ struct build {
     size_t depth;
     struct anchor *anchors;
     size_t n_anchors, alloc_anchors;
+    struct tc_keyset anchor_index; /* name -> index in anchors[] */
     struct ty_node *root;
 };
 
@@ -77,12 +79,6 @@ static bool is_merge_key(const struct ty_node *k)
     return k->type == TY_SCALAR && !k->quoted && k->len == 2 && !memcmp(k->str, "<<", 2);
 }
 
-static bool scalar_eq(const struct ty_node *a, const struct ty_node *b)
-{
-    return a->type == TY_SCALAR && b->type == TY_SCALAR && a->len == b->len &&
-           !memcmp(a->str, b->str, a->len);
-}
-
 static void map_add(struct ty_node *m, size_t *alloc, struct ty_node *k, struct ty_node *v)
 {
     m->pairs = fl_xgrow(m->pairs, alloc, m->n_pairs + 1, sizeof(*m->pairs));
@@ -91,17 +87,20 @@ static void map_add(struct ty_node *m, size_t *alloc, struct ty_node *k, struct 
     m->n_pairs++;
 }
 
-/* Adds the pairs of a merged mapping whose keys the target lacks. */
-static void merge_into(struct ty_node *m, size_t *alloc, const struct ty_node *src)
+/* Adds the pairs of a merged mapping whose keys the target lacks (`keys`
+ * holds the target's scalar keys). */
+static void merge_into(struct ty_node *m, size_t *alloc, struct tc_keyset *keys,
+                       const struct ty_node *src)
 {
     for (size_t i = 0; i < src->n_pairs; i++) {
-        bool present = false;
-        for (size_t j = 0; j < m->n_pairs && !present; j++) {
-            present = scalar_eq(m->pairs[j].key, src->pairs[i].key);
+        const struct ty_node *k = src->pairs[i].key;
+        if (k->type == TY_SCALAR) {
+            if (tc_keyset_find(keys, k->str, k->len) != TC_KEYSET_NONE) {
+                continue;
+            }
+            tc_keyset_add(keys, k->str, k->len, m->n_pairs);
         }
-        if (!present) {
-            map_add(m, alloc, src->pairs[i].key, src->pairs[i].value);
-        }
+        map_add(m, alloc, src->pairs[i].key, src->pairs[i].value);
     }
 }
 
@@ -118,30 +117,46 @@ static bool finish_mapping(struct build *b, struct frame *f)
 {
     struct ty_node *m = f->n;
     size_t alloc = 0;
+    bool merges = false;
     for (size_t i = 0; i < f->n_raw; i++) {
         if (!is_merge_key(f->raw[i].key)) {
             map_add(m, &alloc, f->raw[i].key, f->raw[i].value);
+        } else {
+            merges = true;
         }
     }
-    for (size_t i = 0; i < f->n_raw; i++) {
+    if (!merges) {
+        return true;
+    }
+    struct tc_keyset keys = {0};
+    for (size_t i = 0; i < m->n_pairs; i++) {
+        const struct ty_node *k = m->pairs[i].key;
+        if (k->type == TY_SCALAR) {
+            tc_keyset_add(&keys, k->str, k->len, i);
+        }
+    }
+    bool ok = true;
+    for (size_t i = 0; i < f->n_raw && ok; i++) {
         if (!is_merge_key(f->raw[i].key)) {
             continue;
         }
         const struct ty_node *v = f->raw[i].value;
         if (v->type == TY_MAP) {
-            merge_into(m, &alloc, v);
+            merge_into(m, &alloc, &keys, v);
         } else if (v->type == TY_SEQ) {
-            for (size_t j = 0; j < v->n_items; j++) {
+            for (size_t j = 0; j < v->n_items && ok; j++) {
                 if (v->items[j]->type != TY_MAP) {
-                    return merge_error(b, v->items[j]);
+                    ok = merge_error(b, v->items[j]);
+                } else {
+                    merge_into(m, &alloc, &keys, v->items[j]);
                 }
-                merge_into(m, &alloc, v->items[j]);
             }
         } else {
-            return merge_error(b, v);
+            ok = merge_error(b, v);
         }
     }
-    return true;
+    tc_keyset_free(&keys);
+    return ok;
 }
 
 /* A complete node (a scalar, an alias's target, or an ended collection)
@@ -177,16 +192,16 @@ static int add_anchor(struct build *b, const yaml_char_t *name, const yaml_mark_
     if (!name) {
         return -1;
     }
-    for (size_t i = 0; i < b->n_anchors; i++) {
-        if (!strcmp(b->anchors[i].name, (const char *)name)) {
-            const yaml_mark_t *first = &b->anchors[i].mark;
-            set_error(b->err, (uint32_t)mark->line + 1, (uint32_t)mark->column + 1,
-                      "YAML syntax error: second occurrence (found duplicate anchor; first "
-                      "occurrence at line %zu, column %zu)",
-                      first->line + 1, first->column + 1);
-            *ok = false;
-            return -1;
-        }
+    size_t first_i =
+        tc_keyset_find(&b->anchor_index, (const char *)name, strlen((const char *)name));
+    if (first_i != TC_KEYSET_NONE) {
+        const yaml_mark_t *first = &b->anchors[first_i].mark;
+        set_error(b->err, (uint32_t)mark->line + 1, (uint32_t)mark->column + 1,
+                  "YAML syntax error: second occurrence (found duplicate anchor; first "
+                  "occurrence at line %zu, column %zu)",
+                  first->line + 1, first->column + 1);
+        *ok = false;
+        return -1;
     }
     b->anchors = fl_xgrow(b->anchors, &b->alloc_anchors, b->n_anchors + 1, sizeof(*b->anchors));
     struct anchor *a = &b->anchors[b->n_anchors];
@@ -194,6 +209,7 @@ static int add_anchor(struct build *b, const yaml_char_t *name, const yaml_mark_
     a->node = n;
     a->mark = *mark;
     a->open = open;
+    tc_keyset_add(&b->anchor_index, a->name, strlen(a->name), b->n_anchors);
     return (int)b->n_anchors++;
 }
 
@@ -272,11 +288,10 @@ static bool on_scalar(struct build *b, const yaml_event_t *e)
 /* An alias shares its target (never copied, so alias bombs stay cheap). */
 static bool on_alias(struct build *b, const yaml_event_t *e)
 {
-    for (size_t i = 0; i < b->n_anchors; i++) {
+    const char *name = (const char *)e->data.alias.anchor;
+    size_t i = tc_keyset_find(&b->anchor_index, name, strlen(name));
+    if (i != TC_KEYSET_NONE) {
         struct anchor *a = &b->anchors[i];
-        if (strcmp(a->name, (const char *)e->data.alias.anchor)) {
-            continue;
-        }
         if (a->open) {
             set_error_at(b->err, &a->mark,
                          "an alias refers to a node that contains it (recursive structure)");
@@ -311,6 +326,7 @@ static void build_free(struct build *b)
         free(b->anchors[i].name);
     }
     free(b->anchors);
+    tc_keyset_free(&b->anchor_index);
     b->anchors = NULL;
     b->n_anchors = b->alloc_anchors = 0;
     b->root = NULL;
