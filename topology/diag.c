@@ -359,3 +359,20 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
     tc_keyset_free(&seen);
     return true;
 }
+
+bool tc_defined_twice(struct tc *c, const struct tc_keyset *names, const struct ty_node *k)
+{
+    size_t first = tc_keyset_find(names, k->str, k->len);
+    if (first == TC_KEYSET_NONE) {
+        return false;
+    }
+    char *see = tc_see(c, tc_loc((const struct ty_node *)(uintptr_t)first));
+    tc_err_val(c, k, "is defined twice (first at %s)", see);
+    free(see);
+    return true;
+}
+
+void tc_define(struct tc_keyset *names, const struct ty_node *k)
+{
+    tc_keyset_add(names, k->str, k->len, (size_t)(uintptr_t)k);
+}

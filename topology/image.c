@@ -44,9 +44,10 @@ bool tc_guest_path(const char *s)
     return true;
 }
 
-static void add_file(struct tc *c, struct topo_image *img, const struct ty_node *at,
-                     const struct ty_node *srcn, const char *src, const struct ty_node *dstn,
-                     const char *dst)
+/* `dsts` maps each guest path of img->files to its index there. */
+static void add_file(struct tc *c, struct topo_image *img, struct tc_keyset *dsts,
+                     const struct ty_node *at, const struct ty_node *srcn, const char *src,
+                     const struct ty_node *dstn, const char *dst)
 {
     bool ok = true;
     if (!tc_guest_path(dst)) {
@@ -61,20 +62,19 @@ static void add_file(struct tc *c, struct topo_image *img, const struct ty_node 
         free(abs);
         return;
     }
-    for (size_t i = 0; i < img->n_files; i++) {
-        if (!strcmp(img->files[i].dst, dst)) {
-            char *see = tc_see(c, img->files[i].loc);
-            tc_err(c, dstn, "guest path '%s' is the destination of two files (other at %s)", dst,
-                   see);
-            free(see);
-            free(abs);
-            return;
-        }
+    size_t i = tc_keyset_find(dsts, dst, strlen(dst));
+    if (i != TC_KEYSET_NONE) {
+        char *see = tc_see(c, img->files[i].loc);
+        tc_err(c, dstn, "guest path '%s' is the destination of two files (other at %s)", dst, see);
+        free(see);
+        free(abs);
+        return;
     }
     img->files = fl_xrealloc(img->files, (img->n_files + 1) * sizeof(*img->files));
-    struct topo_file_copy *f = &img->files[img->n_files++];
+    struct topo_file_copy *f = &img->files[img->n_files];
     f->src = abs;
     f->dst = fl_xstrdup(dst);
+    tc_keyset_add(dsts, f->dst, strlen(f->dst), img->n_files++);
     f->loc = tc_loc(at);
 }
 
@@ -91,6 +91,7 @@ void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *im
     if (!tc_check_map(c, n, image_keys, "image")) {
         return;
     }
+    struct tc_keyset pkgs = {0}, dsts = {0}; /* packages and guest paths so far */
     const struct ty_node *pk = ty_map_get(n, "packages");
     if (pk && !ty_is_null(pk)) {
         size_t m = tc_path_key(c, "packages");
@@ -106,14 +107,12 @@ void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *im
                                    "is not a Debian package name (lower case letters, digits, "
                                    "'+', '-', '.'; e.g. etcd-server)");
                     } else {
-                        bool dup = false;
-                        for (size_t j = 0; j < img->n_packages && !dup; j++) {
-                            dup = !strcmp(img->packages[j], name);
-                        }
-                        if (!dup) {
+                        if (tc_keyset_find(&pkgs, name, strlen(name)) == TC_KEYSET_NONE) {
                             img->packages =
                                 fl_xrealloc(img->packages, (img->n_packages + 1) * sizeof(char *));
-                            img->packages[img->n_packages++] = fl_xstrdup(name);
+                            char *copy = fl_xstrdup(name);
+                            img->packages[img->n_packages++] = copy;
+                            tc_keyset_add(&pkgs, copy, strlen(copy), 0);
                         }
                     }
                 }
@@ -142,7 +141,7 @@ void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *im
                                    "is not 'HOST_PATH:GUEST_PATH' (e.g. ./app:/usr/local/bin/app)");
                     } else {
                         char *src = fl_xstrndup(it->str, (size_t)(last - it->str));
-                        add_file(c, img, it, it, src, it, last + 1);
+                        add_file(c, img, &dsts, it, it, src, it, last + 1);
                         free(src);
                     }
                 } else if (tc_check_map(c, it, file_keys, "a file copy")) {
@@ -158,7 +157,7 @@ void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *im
                         ms = tc_path_key(c, "dst");
                         ok = tc_string(c, dn, &dst) && ok;
                         if (ok) {
-                            add_file(c, img, it, sn, src, dn, dst);
+                            add_file(c, img, &dsts, it, sn, src, dn, dst);
                         }
                         tc_path_pop(c, ms);
                     }
@@ -168,6 +167,8 @@ void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *im
         }
         tc_path_pop(c, m);
     }
+    tc_keyset_free(&pkgs);
+    tc_keyset_free(&dsts);
     if (img->n_packages) {
         qsort(img->packages, img->n_packages, sizeof(char *), cmp_str);
     }

@@ -24,7 +24,10 @@
 
 #define TC_MAX_ERRORS 200
 #define TC_MAX_NODES  254
-#define TC_MAX_EVENTS 100000 /* after expansion of every/nemesis */
+/* Every node joins every network by default: NICs, addresses and links
+ * grow with nodes x networks, and their checks with its square. */
+#define TC_MAX_NETWORKS 1024
+#define TC_MAX_EVENTS   100000 /* after expansion of every/nemesis */
 /* Cut directions and link changes summed over the timeline (and the work
  * of computing cut sets): bounds time and memory for hostile files. */
 #define TC_MAX_WORK 20000000ull
@@ -195,6 +198,12 @@ struct tc_key_home {
 /* tc_check_map, with `homes` ({NULL, NULL}-terminated) for misplaced keys. */
 bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const *allowed,
                         const char *what, const struct tc_key_home *homes);
+/* Entries named by their keys (networks, nodes, disks, nemeses) are
+ * defined once.  `names` maps each name defined so far to its key node:
+ * tc_defined_twice reports "'x' is defined twice (first at ...)" at k and
+ * returns true when k's name is there; tc_define adds k's. */
+bool tc_defined_twice(struct tc *c, const struct tc_keyset *names, const struct ty_node *k);
+void tc_define(struct tc_keyset *names, const struct ty_node *k);
 /* Suggestion: the nearest of `names` within distance 2 (or a third of the
  * length), or NULL. */
 const char *tc_suggest(const char *word, const char *const *names, size_t n);

@@ -102,9 +102,15 @@ void tc_parse_networks(struct tc *c, const struct ty_node *n)
                           &m0)) {
         return;
     }
+    if (n->n_pairs > TC_MAX_NETWORKS) {
+        tc_err(c, n, "%zu networks is too many (at most %d)", n->n_pairs, TC_MAX_NETWORKS);
+        tc_path_pop(c, m0);
+        return;
+    }
     s->networks = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*s->networks));
     c->network_key_loc = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(struct topo_loc));
     bool *explicit_subnet = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(bool));
+    struct tc_keyset names = {0};
     for (size_t i = 0; i < n->n_pairs; i++) {
         const struct ty_node *k = n->pairs[i].key, *v = n->pairs[i].value;
         size_t m = tc_path_keyn(c, k);
@@ -112,19 +118,11 @@ void tc_parse_networks(struct tc *c, const struct ty_node *n)
             tc_path_pop(c, m);
             continue;
         }
-        bool dup = false;
-        for (size_t j = 0; j < s->n_networks && !dup; j++) {
-            if (!strcmp(s->networks[j].name, k->str)) {
-                char *see = tc_see(c, c->network_key_loc[j]);
-                tc_err_val(c, k, "is defined twice (first at %s)", see);
-                free(see);
-                dup = true;
-            }
-        }
-        if (dup) {
+        if (tc_defined_twice(c, &names, k)) {
             tc_path_pop(c, m);
             continue;
         }
+        tc_define(&names, k);
         size_t idx = s->n_networks++;
         struct topo_network *net = &s->networks[idx];
         net->name = fl_xstrdup(k->str);
@@ -212,6 +210,7 @@ void tc_parse_networks(struct tc *c, const struct ty_node *n)
         next++;
     }
     free(explicit_subnet);
+    tc_keyset_free(&names);
     if (!s->n_networks && n->n_pairs == 0) {
         tc_err(c, n,
                "no networks are defined; leave 'networks' out for one default network "

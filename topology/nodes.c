@@ -147,6 +147,39 @@ static bool env_name(const char *s)
     return true;
 }
 
+/* Two disks of a node mounted at one place: each disk is reported with
+ * every earlier disk of the same mount point, in declaration order. */
+static void shared_mounts(struct tc *c, const struct topo_node *node)
+{
+    struct tc_keyset mounts = {0}; /* mount point -> the last disk mounted there */
+    size_t *prev = fl_xcalloc(node->n_disks ? node->n_disks : 1, sizeof(*prev));
+    size_t *earlier = fl_xcalloc(node->n_disks ? node->n_disks : 1, sizeof(*earlier));
+    for (size_t i = 0; i < node->n_disks; i++) {
+        const struct topo_disk *d = &node->disks[i];
+        if (!d->mount) {
+            continue;
+        }
+        prev[i] = tc_keyset_put(&mounts, d->mount, strlen(d->mount), i);
+        size_t n = 0;
+        for (size_t j = prev[i]; j != TC_KEYSET_NONE; j = prev[j]) {
+            earlier[n++] = j;
+        }
+        while (n > 0) {
+            const struct topo_disk *o = &node->disks[earlier[--n]];
+            char *see = tc_see(c, o->loc);
+            size_t md = tc_path_key(c, d->name);
+            tc_err_loc(c, d->loc.line, d->loc.col,
+                       "mount point '%s' is also the mount point of disk '%s' (at %s)", d->mount,
+                       o->name, see);
+            tc_path_pop(c, md);
+            free(see);
+        }
+    }
+    free(earlier);
+    free(prev);
+    tc_keyset_free(&mounts);
+}
+
 void tc_parse_nodes(struct tc *c, const struct ty_node *n)
 {
     struct topo_scenario *s = c->s;
@@ -176,23 +209,17 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
     c->nic_src = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*c->nic_src));
     /* Names first, so nothing depends on the order of definitions. */
     const struct ty_node **vals = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*vals));
+    struct tc_keyset names = {0};
     for (size_t i = 0; i < n->n_pairs; i++) {
         const struct ty_node *k = n->pairs[i].key;
         size_t m = tc_path_keyn(c, k);
-        bool ok = tc_name(c, k, 63, "node name");
-        for (size_t j = 0; ok && j < s->n_nodes; j++) {
-            if (!strcmp(s->nodes[j].name, k->str)) {
-                char *see = tc_see(c, c->node_key_loc[j]);
-                tc_err_val(c, k, "is defined twice (first at %s)", see);
-                free(see);
-                ok = false;
-            }
-        }
+        bool ok = tc_name(c, k, 63, "node name") && !tc_defined_twice(c, &names, k);
         if (ok && (!strcmp(k->str, "all") || !strcmp(k->str, "random"))) {
             tc_err_val(c, k, "is a reserved word (in heal/partition); choose another node name");
             ok = false;
         }
         if (ok) {
+            tc_define(&names, k);
             size_t idx = s->n_nodes++;
             s->nodes[idx].name = fl_xstrdup(k->str);
             s->nodes[idx].index = (uint32_t)idx;
@@ -241,38 +268,19 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
                                "(e.g. {data: {size: 256MiB, mount: /data}})");
                 } else {
                     node->disks = fl_xcalloc(x->n_pairs ? x->n_pairs : 1, sizeof(*node->disks));
+                    struct tc_keyset disk_names = {0};
                     for (size_t i = 0; i < x->n_pairs; i++) {
                         const struct ty_node *dk = x->pairs[i].key;
                         size_t md = tc_path_keyn(c, dk);
-                        bool ok = tc_name(c, dk, 32, "disk name");
-                        for (size_t j = 0; ok && j < node->n_disks; j++) {
-                            if (!strcmp(node->disks[j].name, dk->str)) {
-                                char *see = tc_see(c, node->disks[j].loc);
-                                tc_err_val(c, dk, "is defined twice (first at %s)", see);
-                                free(see);
-                                ok = false;
-                            }
-                        }
-                        if (ok) {
+                        if (tc_name(c, dk, 32, "disk name") &&
+                            !tc_defined_twice(c, &disk_names, dk)) {
+                            tc_define(&disk_names, dk);
                             tc_parse_disk(c, node, dk, x->pairs[i].value);
                         }
                         tc_path_pop(c, md);
                     }
-                    for (size_t i = 0; i < node->n_disks; i++) {
-                        for (size_t j = 0; j < i; j++) {
-                            if (node->disks[i].mount && node->disks[j].mount &&
-                                !strcmp(node->disks[i].mount, node->disks[j].mount)) {
-                                char *see = tc_see(c, node->disks[j].loc);
-                                size_t md = tc_path_key(c, node->disks[i].name);
-                                tc_err_loc(c, node->disks[i].loc.line, node->disks[i].loc.col,
-                                           "mount point '%s' is also the mount point of disk "
-                                           "'%s' (at %s)",
-                                           node->disks[i].mount, node->disks[j].name, see);
-                                tc_path_pop(c, md);
-                                free(see);
-                            }
-                        }
-                    }
+                    tc_keyset_free(&disk_names);
+                    shared_mounts(c, node);
                 }
                 tc_path_pop(c, mk);
             }
@@ -297,6 +305,7 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
                                "(e.g. {ETCD_NAME: n1})");
                 } else {
                     node->env = fl_xcalloc(x->n_pairs ? x->n_pairs : 1, sizeof(*node->env));
+                    struct tc_keyset env_names = {0};
                     for (size_t i = 0; i < x->n_pairs; i++) {
                         const struct ty_node *ek = x->pairs[i].key, *ev = x->pairs[i].value;
                         size_t me = tc_path_keyn(c, ek);
@@ -309,11 +318,8 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
                                        "is not an environment value (a single line of "
                                        "text)");
                         } else {
-                            bool dup = false;
-                            for (size_t j = 0; j < node->n_env && !dup; j++) {
-                                dup = !strcmp(node->env[j].name, ek->str);
-                            }
-                            if (!dup) {
+                            if (tc_keyset_add(&env_names, ek->str, ek->len, node->n_env) ==
+                                node->n_env) {
                                 node->env[node->n_env].name = fl_xstrdup(ek->str);
                                 node->env[node->n_env].value =
                                     fl_xstrdup(ty_is_null(ev) ? "" : ev->str);
@@ -322,6 +328,7 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
                         }
                         tc_path_pop(c, me);
                     }
+                    tc_keyset_free(&env_names);
                 }
                 tc_path_pop(c, mk);
             }
@@ -341,5 +348,6 @@ void tc_parse_nodes(struct tc *c, const struct ty_node *n)
         tc_path_pop(c, m);
     }
     free(vals);
+    tc_keyset_free(&names);
     tc_path_pop(c, m0);
 }
