@@ -154,12 +154,18 @@ static void shared_mounts(struct tc *c, const struct topo_node *node)
     struct tc_keyset mounts = {0}; /* mount point -> the last disk mounted there */
     size_t *prev = fl_xcalloc(node->n_disks ? node->n_disks : 1, sizeof(*prev));
     size_t *earlier = fl_xcalloc(node->n_disks ? node->n_disks : 1, sizeof(*earlier));
+    size_t *count = fl_xcalloc(node->n_disks ? node->n_disks : 1, sizeof(*count));
     for (size_t i = 0; i < node->n_disks; i++) {
         const struct topo_disk *d = &node->disks[i];
         if (!d->mount) {
             continue;
         }
         prev[i] = tc_keyset_put(&mounts, d->mount, strlen(d->mount), i);
+        count[i] = prev[i] == TC_KEYSET_NONE ? 0 : count[prev[i]] + 1;
+        if (c->n_diags >= TC_MAX_ERRORS) {
+            c->n_dropped += count[i]; /* what tc_err_loc would drop, without the work */
+            continue;
+        }
         size_t n = 0;
         for (size_t j = prev[i]; j != TC_KEYSET_NONE; j = prev[j]) {
             earlier[n++] = j;
@@ -175,6 +181,7 @@ static void shared_mounts(struct tc *c, const struct topo_node *node)
             free(see);
         }
     }
+    free(count);
     free(earlier);
     free(prev);
     tc_keyset_free(&mounts);

@@ -44,9 +44,11 @@ static size_t same_name(struct tc *c, struct tc_keyset *names, const struct tc_i
                         struct tc_item *it, const char *what)
 {
     it->prev_same_name = tc_keyset_put(names, it->name, strlen(it->name), (size_t)(it - items));
-    size_t n = 0;
-    for (size_t j = it->prev_same_name; j != TC_KEYSET_NONE; j = items[j].prev_same_name) {
-        n++;
+    size_t n = it->prev_same_name == TC_KEYSET_NONE ? 0 : items[it->prev_same_name].n_same_name + 1;
+    it->n_same_name = n;
+    if (c->n_diags >= TC_MAX_ERRORS) {
+        c->n_dropped += n; /* what tc_err_val would drop, without the work */
+        return n;
     }
     size_t *earlier = fl_xcalloc(n ? n : 1, sizeof(*earlier));
     size_t k = n;

@@ -17,6 +17,7 @@ struct tc_item {
     char *name;
     const struct ty_node *name_node;
     size_t prev_same_name; /* the previous item of the same name, or TC_KEYSET_NONE */
+    size_t n_same_name;    /* how many earlier items have that name */
     /* timing */
     const struct ty_node *at_node, *after_node, *every_node, *for_node, *times_node, *duration_node;
     int64_t at;
