@@ -146,12 +146,7 @@ static void event(struct fl_buf *b, const struct topo_scenario *s, const struct 
         }
         fl_buf_puts(b, "]");
         break;
-    case TOPO_EV_CRASH:
-    case TOPO_EV_RESTART:
-    case TOPO_EV_SHUTDOWN:
-    case TOPO_EV_PAUSE:
-    case TOPO_EV_RESUME:
-    case TOPO_EV_REBOOT:
+    TOPO_EV_NODE_CASES:
         fl_buf_puts(b, ",");
         node_ref(b, s, "node", e->u.node.node);
         if (e->kind == TOPO_EV_CRASH) {

@@ -248,12 +248,7 @@ static void emit(struct tc *c, struct tc_item *it, int64_t t, uint64_t occ, bool
         }
         break;
     }
-    case TOPO_EV_CRASH:
-    case TOPO_EV_RESTART:
-    case TOPO_EV_SHUTDOWN:
-    case TOPO_EV_PAUSE:
-    case TOPO_EV_RESUME:
-    case TOPO_EV_REBOOT:
+    TOPO_EV_NODE_CASES:
         for (size_t i = 0; i < it->n_nodes; i++) {
             key.sub = (uint32_t)i * 2;
             rkey.sub = (uint32_t)i * 2 + 1;

@@ -757,12 +757,7 @@ bool tc_parse_payload(struct tc *c, struct tc_item *it)
     case TOPO_EV_LINK_CLEAR:
         r = parse_link_event(c, it, kv, true);
         break;
-    case TOPO_EV_CRASH:
-    case TOPO_EV_RESTART:
-    case TOPO_EV_SHUTDOWN:
-    case TOPO_EV_PAUSE:
-    case TOPO_EV_RESUME:
-    case TOPO_EV_REBOOT:
+    TOPO_EV_NODE_CASES:
         r = parse_node_event(c, it, kv);
         break;
     case TOPO_EV_CLOCK:

@@ -267,6 +267,16 @@ enum topo_event_kind {
         TOPO_EV__COUNT
 };
 const char *topo_event_kind_name(enum topo_event_kind kind);
+/* The case labels of the node operations (their payload is u.node), so
+ * that every switch over event kinds names them once:
+ *     switch (e->kind) { TOPO_EV_NODE_CASES: ...; break; ... } */
+#define TOPO_EV_NODE_CASES                                                                         \
+    case TOPO_EV_CRASH:                                                                            \
+    case TOPO_EV_RESTART:                                                                          \
+    case TOPO_EV_SHUTDOWN:                                                                         \
+    case TOPO_EV_PAUSE:                                                                            \
+    case TOPO_EV_RESUME:                                                                           \
+    case TOPO_EV_REBOOT
 
 #define TOPO_PARTITION_SHAPES(X)                                                                   \
     X(GROUPS, "groups")                       /* explicit groups */                                \
