@@ -14,6 +14,7 @@
  *   ytree.c                    libyaml events ─▶ located tree (anchors, merges, nesting limit)
  *   load.c                     the phases in order; the error report
  *   diag.c                     errors (place, key path), unknown keys, "did you mean"
+ *   keyset.c                   string sets: duplicates and lookups in O(1) (hostile files)
  *   values.c impairs.c         scalar values; link and disk impairment settings
  *   selectors.c                link selectors ("n1 -> n2 @ lan")
  *   run.c image.c networks.c   the run, the guest image, the networks
