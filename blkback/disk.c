@@ -81,24 +81,12 @@ static void disk_free(struct bb_disk *d)
     free(d);
 }
 
-static bool name_ok(const char *field, const char *s, struct fl_error **errp)
-{
-    if (!s || !*s) {
-        fl_error_setf(errp, EINVAL, "disk %s: required (a non-empty name)", field);
-        return false;
-    }
-    if (strlen(s) > NBD_MAX_STRING) {
-        fl_error_setf(errp, EINVAL, "disk %s: '%.32s...' is longer than %u bytes", field, s,
-                      NBD_MAX_STRING);
-        return false;
-    }
-    return true;
-}
-
 struct bb_disk *bb_disk_add(struct blkback *bb, const struct bb_disk_config *cfg,
                             struct fl_error **errp)
 {
-    if (!name_ok("node", cfg->node, errp) || !name_ok("name", cfg->name, errp)) {
+    /* One name rule for the whole tree (core/name.c). */
+    if (!fl_name_check("node", cfg->node, FL_NAME_MAX, errp) ||
+        !fl_name_check("disk", cfg->name, FL_NAME_MAX, errp)) {
         return NULL;
     }
     if (!cfg->path || !*cfg->path) {

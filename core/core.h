@@ -330,4 +330,21 @@ void fl_text_terminal(struct fl_buf *b, const char *s, size_t size);
 /* fl_text_terminal of a NUL-terminated string (NULL = ""), newly allocated. */
 char *fl_text_terminal_dup(const char *s);
 
+/* ------------------------------------------------------------------ */
+/* Names (name.c)                                                      */
+/* ------------------------------------------------------------------ */
+
+/* The one rule for node, network, NIC and disk names, in every room:
+ * 1 to max ASCII letters, digits, '-' or '_', the first a letter or digit
+ * (no '.', no leading '-').  FL_NAME_RULE says it in messages; it takes
+ * max as its one %zu. */
+#define FL_NAME_MAX  63 /* the longest: a node name (a host name label) */
+#define FL_NAME_RULE "1 to %zu letters, digits, '-' or '_', starting with a letter or digit"
+/* NULL and "" are not valid. */
+bool fl_name_valid(const char *name, size_t max);
+/* fl_name_valid, with an EINVAL error on failure that quotes the name and
+ * says what is wrong and what is valid:
+ *   network name 'a.b': character '.' at 1 is not allowed (valid: 1 to 63 letters, ...) */
+bool fl_name_check(const char *what, const char *name, size_t max, struct fl_error **errp);
+
 #endif /* FL_CORE_H */

@@ -1,4 +1,5 @@
-/* Allocation that aborts on exhaustion, and small string helpers. */
+/* Allocation that aborts on exhaustion, string duplication and formatting,
+ * and the byte hash (fl_hash64). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,29 +73,6 @@ char *fl_xasprintf(const char *fmt, ...)
     char *s = fl_xvasprintf(fmt, ap);
     va_end(ap);
     return s;
-}
-
-size_t fl_edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t *row = fl_xcalloc(lb + 1, sizeof *row);
-    for (size_t j = 0; j <= lb; j++) {
-        row[j] = j;
-    }
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t v = FL_MIN(row[j] + 1, row[j - 1] + 1);
-            row[j] = FL_MIN(v, diag + cost);
-            diag = up;
-        }
-    }
-    size_t d = row[lb];
-    free(row);
-    return d;
 }
 
 uint64_t fl_hash64(const void *data, size_t size)

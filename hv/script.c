@@ -96,16 +96,7 @@ bool hv_cidr_valid(const char *cidr)
 
 bool hv_name_valid(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > 63 || !isalnum((unsigned char)name[0])) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '_') {
-            return false;
-        }
-    }
-    return true;
+    return fl_name_valid(name, FL_NAME_MAX); /* the one name rule (core/name.c) */
 }
 
 /* Parses an IPv4 "a.b.c.d/len" into address and mask (host order). */

@@ -36,27 +36,6 @@ const char *nb_drop_reason_name(enum nb_drop_reason reason)
                : "unknown";
 }
 
-static bool valid_name(const char *kind, const char *name, struct fl_error **errp)
-{
-    size_t len = name ? strlen(name) : 0;
-    if (len == 0 || len > NB_NAME_MAX) {
-        fl_error_setf(errp, EINVAL, "%s name '%s' must be 1..%d characters", kind,
-                      name ? name : "(null)", NB_NAME_MAX);
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-')) {
-            fl_error_setf(errp, EINVAL,
-                          "%s name '%s': character '%c' at %zu is not allowed (valid: "
-                          "A-Z a-z 0-9 _ . -)",
-                          kind, name, c, i);
-            return false;
-        }
-    }
-    return true;
-}
 
 /* ------------------------------------------------------------------ */
 /* Lookups                                                             */
@@ -238,7 +217,7 @@ void nb_destroy(struct netback *nb)
 
 bool nb_network_add(struct netback *nb, const char *name, struct fl_error **errp)
 {
-    if (!valid_name("network", name, errp)) {
+    if (!fl_name_check("network", name, NB_NAME_MAX, errp)) {
         return false;
     }
     if (find_network(nb, name)) {
@@ -333,7 +312,8 @@ struct nb_port *nb_port_add(struct netback *nb, const char *network, const char 
         unknown_network(nb, network, errp);
         return NULL;
     }
-    if (!valid_name("node", node, errp) || !valid_name("nic", nic, errp)) {
+    if (!fl_name_check("node", node, NB_NAME_MAX, errp) ||
+        !fl_name_check("nic", nic, NB_NAME_MAX, errp)) {
         return NULL;
     }
     if (!socket_path || !*socket_path) {

@@ -186,7 +186,10 @@ bool rn_setup_net(struct run *run, const struct nb_events *events, struct fl_err
         return false;
     }
     for (size_t i = 0; i < s->n_networks; i++) {
-        if (!nb_network_add(run->nb, s->networks[i].name, errp)) {
+        /* learning: false (the default) keeps port security on: a frame
+         * whose source MAC is not its NIC's is dropped as 'spoofed'. */
+        if (!nb_network_add(run->nb, s->networks[i].name, errp) ||
+            !nb_network_set_learning(run->nb, s->networks[i].name, s->networks[i].learning, errp)) {
             return false;
         }
     }

@@ -289,12 +289,7 @@ static void apply(struct run *run, const struct topo_event *ev)
     case TOPO_EV_LINK_CLEAR:
         apply_link(run, ev);
         break;
-    case TOPO_EV_CRASH:
-    case TOPO_EV_RESTART:
-    case TOPO_EV_SHUTDOWN:
-    case TOPO_EV_PAUSE:
-    case TOPO_EV_RESUME:
-    case TOPO_EV_REBOOT:
+    TOPO_EV_NODE_CASES:
         apply_node(run, ev);
         break;
     case TOPO_EV_CLOCK:

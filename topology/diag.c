@@ -62,13 +62,39 @@ void tc_err(struct tc *c, const struct ty_node *at, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The length of the UTF-8 bidirectional control at s (U+061C, U+200E,
+ * U+200F, U+202A..U+202E, U+2066..U+2069), or 0: they reorder what a
+ * terminal shows after them, so messages show them as \uXXXX. */
+static size_t bidi_control(const char *s, size_t left, unsigned *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (left >= 2 && u[0] == 0xd8 && u[1] == 0x9c) {
+        *cp = 0x061c;
+        return 2;
+    }
+    if (left >= 3 && u[0] == 0xe2 && (u[1] == 0x80 || u[1] == 0x81)) {
+        unsigned c = 0x2000 | ((unsigned)(u[1] & 0x3f) << 6) | (u[2] & 0x3f);
+        if (c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
+            (c >= 0x2066 && c <= 0x2069)) {
+            *cp = c;
+            return 3;
+        }
+    }
+    return 0;
+}
+
 void tc_quote(struct fl_buf *b, const char *s, size_t len)
 {
     const size_t max = 60;
     fl_buf_puts(b, "'");
     for (size_t i = 0; i < len && i < max; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '\n') {
+        unsigned cp;
+        size_t bidi = bidi_control(&s[i], len - i, &cp);
+        if (bidi) {
+            fl_buf_printf(b, "\\u%04x", cp);
+            i += bidi - 1;
+        } else if (ch == '\n') {
             fl_buf_puts(b, "\\n");
         } else if (ch == '\t') {
             fl_buf_puts(b, "\\t");
@@ -146,12 +172,21 @@ static size_t path_key_len(struct tc *c, const char *key, size_t len)
         if (c->path.size) {
             fl_buf_puts(&c->path, ".");
         }
-        fl_buf_append(&c->path, key, len);
+        /* No name is this long: a hostile key is cut, not echoed whole. */
+        fl_buf_append(&c->path, key, len > 128 ? 128 : len);
+        if (len > 128) {
+            fl_buf_puts(&c->path, "...");
+        }
     } else {
         fl_buf_puts(&c->path, "[\"");
         for (size_t i = 0; i < len && i < 60; i++) {
             unsigned char ch = (unsigned char)key[i];
-            if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') {
+            unsigned cp;
+            size_t bidi = bidi_control(&key[i], len - i, &cp);
+            if (bidi) {
+                fl_buf_printf(&c->path, "\\u%04x", cp);
+                i += bidi - 1;
+            } else if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') {
                 fl_buf_printf(&c->path, "\\x%02x", ch);
             } else {
                 fl_buf_append(&c->path, &key[i], 1);
@@ -300,6 +335,7 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
     while (allowed[count]) {
         count++;
     }
+    struct tc_keyset seen = {0}; /* key -> its first pair */
     for (size_t i = 0; i < n->n_pairs; i++) {
         const struct ty_node *k = n->pairs[i].key;
         if (k->type != TY_SCALAR) {
@@ -308,16 +344,16 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
             continue;
         }
         /* Written twice? */
-        for (size_t j = 0; j < i; j++) {
-            const struct ty_node *k2 = n->pairs[j].key;
-            if (k2->type == TY_SCALAR && k2->len == k->len && !memcmp(k2->str, k->str, k->len)) {
-                char *see = tc_see(c, tc_loc(k2));
-                size_t m = tc_path_keyn(c, k);
-                tc_err(c, k, "key '%s' is given twice (first at %s)", k->str, see);
-                tc_path_pop(c, m);
-                free(see);
-                break;
-            }
+        size_t first = tc_keyset_add(&seen, k->str, k->len, i);
+        if (first != i) {
+            char *see = tc_see(c, tc_loc(n->pairs[first].key));
+            size_t m = tc_path_keyn(c, k);
+            struct fl_buf q = {0};
+            tc_quote(&q, k->str, k->len);
+            tc_err(c, k, "key %s is given twice (first at %s)", q.data, see);
+            fl_buf_free(&q);
+            tc_path_pop(c, m);
+            free(see);
         }
         bool ok = false;
         for (size_t j = 0; j < count && !ok; j++) {
@@ -358,5 +394,23 @@ bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const
         fl_buf_free(&b);
         fl_buf_free(&valid);
     }
+    tc_keyset_free(&seen);
     return true;
+}
+
+bool tc_defined_twice(struct tc *c, const struct tc_keyset *names, const struct ty_node *k)
+{
+    size_t first = tc_keyset_find(names, k->str, k->len);
+    if (first == TC_KEYSET_NONE) {
+        return false;
+    }
+    char *see = tc_see(c, tc_loc((const struct ty_node *)(uintptr_t)first));
+    tc_err_val(c, k, "is defined twice (first at %s)", see);
+    free(see);
+    return true;
+}
+
+void tc_define(struct tc_keyset *names, const struct ty_node *k)
+{
+    tc_keyset_add(names, k->str, k->len, (size_t)(uintptr_t)k);
 }

@@ -32,6 +32,27 @@ static void str(struct fl_buf *b, const char *key, const char *v)
     }
 }
 
+/* A JSON array of strings, and of node names by index. */
+static void strings(struct fl_buf *b, char *const *v, size_t n)
+{
+    fl_buf_puts(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        fl_buf_puts(b, i ? "," : "");
+        fl_buf_json_string(b, v[i]);
+    }
+    fl_buf_puts(b, "]");
+}
+
+static void node_names(struct fl_buf *b, const struct topo_scenario *s, const uint32_t *v, size_t n)
+{
+    fl_buf_puts(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        fl_buf_puts(b, i ? "," : "");
+        fl_buf_json_string(b, s->nodes[v[i]].name);
+    }
+    fl_buf_puts(b, "]");
+}
+
 static void loc(struct fl_buf *b, struct topo_loc l)
 {
     fl_buf_printf(b, "\"line\":%u,\"col\":%u", l.line, l.col);
@@ -39,12 +60,9 @@ static void loc(struct fl_buf *b, struct topo_loc l)
 
 static void image(struct fl_buf *b, const struct topo_image *img)
 {
-    fl_buf_puts(b, "{\"packages\":[");
-    for (size_t i = 0; i < img->n_packages; i++) {
-        fl_buf_puts(b, i ? "," : "");
-        fl_buf_json_string(b, img->packages[i]);
-    }
-    fl_buf_puts(b, "],\"files\":[");
+    fl_buf_puts(b, "{\"packages\":");
+    strings(b, img->packages, img->n_packages);
+    fl_buf_puts(b, ",\"files\":[");
     for (size_t i = 0; i < img->n_files; i++) {
         fl_buf_puts(b, i ? ",{" : "{");
         str(b, "src", img->files[i].src);
@@ -146,12 +164,7 @@ static void event(struct fl_buf *b, const struct topo_scenario *s, const struct 
         }
         fl_buf_puts(b, "]");
         break;
-    case TOPO_EV_CRASH:
-    case TOPO_EV_RESTART:
-    case TOPO_EV_SHUTDOWN:
-    case TOPO_EV_PAUSE:
-    case TOPO_EV_RESUME:
-    case TOPO_EV_REBOOT:
+    TOPO_EV_NODE_CASES:
         fl_buf_puts(b, ",");
         node_ref(b, s, "node", e->u.node.node);
         if (e->kind == TOPO_EV_CRASH) {
@@ -236,12 +249,10 @@ bool topo_dump_json(const struct topo_scenario *s, struct fl_buf *b)
         fl_buf_puts(b, i ? ",{" : "{");
         str(b, "name", n->name);
         topo_format_ip(n->subnet, ip);
-        fl_buf_printf(b, ",\"subnet\":\"%s/%u\",\"mtu\":%u,\"nodes\":[", ip, n->prefix_len, n->mtu);
-        for (size_t k = 0; k < n->n_nodes; k++) {
-            fl_buf_puts(b, k ? "," : "");
-            fl_buf_json_string(b, s->nodes[n->nodes[k]].name);
-        }
-        fl_buf_puts(b, "]}");
+        fl_buf_printf(b, ",\"subnet\":\"%s/%u\",\"mtu\":%u,\"learning\":%s,\"nodes\":", ip,
+                      n->prefix_len, n->mtu, n->learning ? "true" : "false");
+        node_names(b, s, n->nodes, n->n_nodes);
+        fl_buf_puts(b, "}");
     }
 
     fl_buf_puts(b, "],\"nodes\":[");
@@ -374,17 +385,11 @@ bool topo_dump_json(const struct topo_scenario *s, struct fl_buf *b)
         const struct topo_nemesis *n = &s->nemeses[i];
         fl_buf_puts(b, i ? ",{" : "{");
         str(b, "name", n->name);
-        fl_buf_puts(b, ",\"faults\":[");
-        for (size_t k = 0; k < n->n_faults; k++) {
-            fl_buf_puts(b, k ? "," : "");
-            fl_buf_json_string(b, n->faults[k]);
-        }
-        fl_buf_puts(b, "],\"nodes\":[");
-        for (size_t k = 0; k < n->n_nodes; k++) {
-            fl_buf_puts(b, k ? "," : "");
-            fl_buf_json_string(b, s->nodes[n->nodes[k]].name);
-        }
-        fl_buf_puts(b, "],");
+        fl_buf_puts(b, ",\"faults\":");
+        strings(b, n->faults, n->n_faults);
+        fl_buf_puts(b, ",\"nodes\":");
+        node_names(b, s, n->nodes, n->n_nodes);
+        fl_buf_puts(b, ",");
         dur(b, "every_min", n->every_min_ns);
         fl_buf_puts(b, ",");
         dur(b, "every_max", n->every_max_ns);

@@ -1,6 +1,9 @@
 /*
- * Internal to topology/: the loader's context, diagnostics and the value
- * parsers shared by the schema files (parse.c, timeline.c, nemesis.c).
+ * Internal to topology/: the loader's context, diagnostics (diag.c) and
+ * the value parsers (values.c, impairs.c, selectors.c) shared by the
+ * section files (run.c, image.c, networks.c, nodes.c, disks.c,
+ * addresses.c, links.c, timeline.c, payloads.c, nemesis.c); timeline.h
+ * adds what the timeline's files share.
  *
  * Every error goes through tc_err*(): it is recorded with its location and
  * the current key path, and loading carries on so that ALL errors are
@@ -15,12 +18,16 @@
 
 #include "core/core.h"
 #include "impair/impair.h"
+#include "topology/keyset.h"
 #include "topology/topology.h"
 #include "topology/ytree.h"
 
 #define TC_MAX_ERRORS 200
 #define TC_MAX_NODES  254
-#define TC_MAX_EVENTS 100000 /* after expansion of every/nemesis */
+/* Every node joins every network by default: NICs, addresses and links
+ * grow with nodes x networks, and their checks with its square. */
+#define TC_MAX_NETWORKS 1024
+#define TC_MAX_EVENTS   100000 /* after expansion of every/nemesis */
 /* Cut directions and link changes summed over the timeline (and the work
  * of computing cut sets): bounds time and memory for hostile files. */
 #define TC_MAX_WORK 20000000ull
@@ -118,7 +125,8 @@ struct tc {
     /* Timeline items and expanded events. */
     struct tc_item *items; /* timeline: items */
     size_t n_items;
-    struct tc_item *citems; /* checks: items */
+    struct tc_keyset item_names; /* event name -> the last item named so */
+    struct tc_item *citems;      /* checks: items */
     size_t n_citems;
     struct topo_event *events;
     size_t n_events, alloc_events;
@@ -190,6 +198,12 @@ struct tc_key_home {
 /* tc_check_map, with `homes` ({NULL, NULL}-terminated) for misplaced keys. */
 bool tc_check_map_homes(struct tc *c, const struct ty_node *n, const char *const *allowed,
                         const char *what, const struct tc_key_home *homes);
+/* Entries named by their keys (networks, nodes, disks, nemeses) are
+ * defined once.  `names` maps each name defined so far to its key node:
+ * tc_defined_twice reports "'x' is defined twice (first at ...)" at k and
+ * returns true when k's name is there; tc_define adds k's. */
+bool tc_defined_twice(struct tc *c, const struct tc_keyset *names, const struct ty_node *k);
+void tc_define(struct tc_keyset *names, const struct ty_node *k);
 /* Suggestion: the nearest of `names` within distance 2 (or a third of the
  * length), or NULL. */
 const char *tc_suggest(const char *word, const char *const *names, size_t n);
@@ -213,12 +227,13 @@ bool tc_enum(struct tc *c, const struct ty_node *n, const char *const *names, si
 /* A node reference by name; -1 and an error (with suggestion) if unknown. */
 int tc_node_ref(struct tc *c, const struct ty_node *n);
 int tc_network_ref(struct tc *c, const struct ty_node *n);
-/* A name matching [A-Za-z0-9][A-Za-z0-9_-]{0,max-1}. */
+/* A name by the one rule of every room (fl_name_valid, core/name.c). */
 bool tc_name(struct tc *c, const struct ty_node *n, size_t max, const char *what);
 /* A list of node names (scalar or list) into a malloc'ed array; NULL on error. */
 uint32_t *tc_node_list(struct tc *c, const struct ty_node *n, size_t *count);
 /* Resolves a host path against base_dir; the file must exist. */
 char *tc_host_path(struct tc *c, const struct ty_node *n, const char *s, bool want_dir_ok);
+/* ---- impairment settings (impairs.c) ---- */
 /* Link settings mapping (links: values, link events). */
 bool tc_link_settings(struct tc *c, const struct ty_node *n, struct tc_link_settings *out);
 void tc_link_apply(struct impair_link_params *dst, const struct tc_link_settings *src);
@@ -227,27 +242,49 @@ void tc_link_apply(struct impair_link_params *dst, const struct tc_link_settings
 bool tc_disk_settings(struct tc *c, const struct ty_node *n, const char *const *allowed_extra,
                       struct tc_disk_settings *out);
 void tc_disk_apply(struct impair_disk_params *dst, const struct tc_disk_settings *src);
+/* ---- link selectors (selectors.c) ---- */
 /* A link selector string. */
 bool tc_selector(struct tc *c, const struct ty_node *n, struct tc_selector *out);
 bool tc_selector_matches(const struct tc *c, const struct tc_selector *sel,
                          const struct topo_link *l);
 
-/* ---- schema (parse.c, timeline.c, nemesis.c) ---- */
+/* ---- schema: one file per section, called in load order (load.c) ---- */
+/* run.c, image.c, networks.c, nodes.c (disks.c for each disk) */
 void tc_parse_run(struct tc *c, const struct ty_node *n);
 void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *img);
 void tc_parse_networks(struct tc *c, const struct ty_node *n);
 void tc_parse_nodes(struct tc *c, const struct ty_node *n);
+/* addresses.c, links.c */
 void tc_assign_addresses(struct tc *c);
 void tc_build_links(struct tc *c, const struct ty_node *links);
+/* timeline.c (payloads.c for each kind's value) */
 void tc_parse_checks(struct tc *c, const struct ty_node *n);
 void tc_parse_timeline(struct tc *c, const struct ty_node *n);
+/* nemesis.c */
 void tc_parse_nemesis(struct tc *c, const struct ty_node *n);
 void tc_finish_timeline(struct tc *c);
+/* expand.c: resolve, expand and sort (tc_expand_timeline also runs
+ * tc_simulate_static, simulate.c) */
 void tc_sort_events(struct tc *c);
-void tc_simulate_static(struct tc *c);
 void tc_expand_timeline(struct tc *c);
+void tc_simulate_static(struct tc *c);
 
-/* Adds an event (zeroed, kind/origin/at set) and its sort key. */
+/* Shared between the section files. */
+/* image.c: an absolute guest path without a '..' component. */
+bool tc_guest_path(const char *s);
+/* image.c: dst = base + extra (packages merged and sorted; extra's files
+ * win at the same guest path). */
+void tc_merge_image(struct topo_image *dst, const struct topo_image *base,
+                    const struct topo_image *extra);
+/* disks.c: one disk of a node (k: its name, v: its value). */
+void tc_parse_disk(struct tc *c, struct topo_node *node, const struct ty_node *k,
+                   const struct ty_node *v);
+/* networks.c: a dotted IPv4 address (host byte order); the netmask of a
+ * prefix length. */
+bool tc_parse_ipv4(const char *s, uint32_t *out);
+uint32_t tc_prefix_mask(uint8_t len);
+
+/* expand.c: adds an event (zeroed, kind/origin/at set) and its sort key. */
 struct topo_event *tc_add_event(struct tc *c, enum topo_event_kind kind, enum topo_origin origin,
                                 int64_t at, const struct tc_evkey *key);
 

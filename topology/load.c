@@ -76,6 +76,7 @@ static void tc_free(struct tc *c)
         tc_item_clear(&c->items[i]);
     }
     free(c->items);
+    tc_keyset_free(&c->item_names);
     for (size_t i = 0; i < c->n_citems; i++) {
         tc_item_clear(&c->citems[i]);
     }

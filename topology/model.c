@@ -208,3 +208,10 @@ void topo_scenario_free(struct topo_scenario *s)
     free(s->nemeses);
     free(s);
 }
+
+char *tc_format_duration(int64_t ns)
+{
+    char buf[IMPAIR_FMT_LEN];
+    impair_format_duration(ns, buf, sizeof(buf));
+    return fl_xstrdup(buf);
+}

@@ -264,6 +264,7 @@ void tc_parse_nemesis(struct tc *c, const struct ty_node *n)
         return;
     }
     s->nemeses = fl_xcalloc(n->n_pairs ? n->n_pairs : 1, sizeof(*s->nemeses));
+    struct tc_keyset names = {0};
     for (size_t i = 0; i < n->n_pairs; i++) {
         const struct ty_node *k = n->pairs[i].key, *v = n->pairs[i].value;
         size_t m = tc_path_keyn(c, k);
@@ -272,16 +273,7 @@ void tc_parse_nemesis(struct tc *c, const struct ty_node *n)
             tc_path_pop(c, m);
             continue;
         }
-        bool dup = false;
-        for (size_t j = 0; j < s->n_nemeses && !dup; j++) {
-            if (!strcmp(s->nemeses[j].name, k->str)) {
-                char *see = tc_see(c, s->nemeses[j].loc);
-                tc_err_val(c, k, "is defined twice (first at %s)", see);
-                free(see);
-                dup = true;
-            }
-        }
-        if (dup) {
+        if (tc_defined_twice(c, &names, k)) {
             tc_path_pop(c, m);
             continue;
         }
@@ -431,11 +423,13 @@ void tc_parse_nemesis(struct tc *c, const struct ty_node *n)
         }
         size_t idx = s->n_nemeses++;
         s->nemeses[idx] = nm;
+        tc_define(&names, k);
         if (ok && c->busy) {
             expand(c, &s->nemeses[idx], idx, faults, n_faults, skew);
         }
         tc_path_pop(c, m);
     }
+    tc_keyset_free(&names);
     tc_path_pop(c, m0);
 }
 

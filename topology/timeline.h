@@ -1,5 +1,6 @@
-/* Internal to topology/: timeline items, their expansion, and the state
- * simulation that finds contradictions (timeline.c, nemesis.c). */
+/* Internal to topology/: timeline items (timeline.c), their payloads
+ * (payloads.c), their expansion (expand.c) and the state simulation that
+ * finds contradictions (simulate.c); nemesis.c adds its events. */
 #ifndef FL_TOPOLOGY_TIMELINE_H
 #define FL_TOPOLOGY_TIMELINE_H
 
@@ -15,6 +16,8 @@ struct tc_item {
     enum topo_event_kind kind;
     char *name;
     const struct ty_node *name_node;
+    size_t prev_same_name; /* the previous item of the same name, or TC_KEYSET_NONE */
+    size_t n_same_name;    /* how many earlier items have that name */
     /* timing */
     const struct ty_node *at_node, *after_node, *every_node, *for_node, *times_node, *duration_node;
     int64_t at;
@@ -74,7 +77,19 @@ struct tc_evx {
     int64_t extent; /* how long the event occupies its node after at */
 };
 
+/* Defaults of the exec/wait payloads and of checks. */
+#define DEFAULT_EXEC_TIMEOUT  (30 * FL_NS_PER_SEC)
+#define DEFAULT_WAIT_TIMEOUT  (60 * FL_NS_PER_SEC)
+#define DEFAULT_CHECK_TIMEOUT (10 * FL_NS_PER_SEC)
+#define DEFAULT_INTERVAL      (1 * FL_NS_PER_SEC)
+
+/* payloads.c: an item's kind value, by kind (the caller has pushed the
+ * kind key on the path); `exit`/`output` expectations. */
+bool tc_parse_payload(struct tc *c, struct tc_item *it);
+/* A heal's value: parsed after every item, since it names others. */
+bool tc_parse_heal(struct tc *c, struct tc_item *it, const struct ty_node *v);
 bool tc_parse_expect(struct tc *c, const struct ty_node *map, struct topo_expect *out);
+/* timeline.c */
 void tc_item_clear(struct tc_item *it);
 
 #endif /* FL_TOPOLOGY_TIMELINE_H */

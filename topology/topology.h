@@ -9,6 +9,22 @@
  *        partition cut sets  ──▶ simulate the node states along the sorted timeline
  *        (contradictions are errors)  ──▶ struct topo_scenario (const after load)
  *
+ * Files, in the order of that pipeline (internal.h, timeline.h):
+ *
+ *   ytree.c                    libyaml events ─▶ located tree (anchors, merges, nesting limit)
+ *   load.c                     the phases in order; the error report
+ *   diag.c                     errors (place, key path), unknown keys, "did you mean"
+ *   keyset.c                   string sets: duplicates and lookups in O(1) (hostile files)
+ *   values.c impairs.c         scalar values; link and disk impairment settings
+ *   selectors.c                link selectors ("n1 -> n2 @ lan")
+ *   run.c image.c networks.c   the run, the guest image, the networks
+ *   nodes.c disks.c            nodes (NICs, commands, env), their disks
+ *   addresses.c links.c        IP/MAC assignment; per-link parameter sets
+ *   timeline.c payloads.c      timeline:/checks: items; each event kind's value
+ *   expand.c simulate.c        times, expansion, sorting; node-state contradictions
+ *   nemesis.c shapes.c         seeded fault schedules; partition shapes to cut sets
+ *   model.c dump.c             freeing, names; the JSON dump (validate --dump)
+ *
  * Everything in the model is resolved: the runner plays `events` in order
  * (they are sorted by time, ties in declaration order), and never needs to
  * compute a default, an address, a random draw or a cut set itself.
@@ -74,7 +90,12 @@ struct topo_network {
     uint32_t index;  /* position in scenario->networks */
     uint32_t subnet; /* network address, host byte order (10.0.1.0 = 0x0a000100) */
     uint8_t prefix_len;
-    uint32_t mtu;    /* guest NIC MTU, bytes (default 1500) */
+    uint32_t mtu; /* guest NIC MTU, bytes (default 1500) */
+    /* false (default): port security — the switch drops a frame whose
+     * source MAC is not the sending NIC's (counted as `spoofed`) and never
+     * moves a MAC to another port.  true: MAC learning, for MACs that move
+     * (VRRP/keepalived virtual MACs, bridges inside guests). */
+    bool learning;
     uint32_t *nodes; /* indices of the nodes attached, ascending */
     size_t n_nodes;
     struct topo_loc loc;
@@ -247,6 +268,16 @@ enum topo_event_kind {
         TOPO_EV__COUNT
 };
 const char *topo_event_kind_name(enum topo_event_kind kind);
+/* The case labels of the node operations (their payload is u.node), so
+ * that every switch over event kinds names them once:
+ *     switch (e->kind) { TOPO_EV_NODE_CASES: ...; break; ... } */
+#define TOPO_EV_NODE_CASES                                                                         \
+    case TOPO_EV_CRASH:                                                                            \
+    case TOPO_EV_RESTART:                                                                          \
+    case TOPO_EV_SHUTDOWN:                                                                         \
+    case TOPO_EV_PAUSE:                                                                            \
+    case TOPO_EV_RESUME:                                                                           \
+    case TOPO_EV_REBOOT
 
 #define TOPO_PARTITION_SHAPES(X)                                                                   \
     X(GROUPS, "groups")                       /* explicit groups */                                \

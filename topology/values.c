@@ -32,9 +32,31 @@ bool tc_string(struct tc *c, const struct ty_node *n, const char **out)
     return true;
 }
 
+/* impair/'s messages quote the whole value: a hostile one (megabytes of
+ * digits) is shown cut, as tc_quote shows values, and so is the rest. */
 static void impair_err(struct tc *c, const struct ty_node *n, struct fl_error *e)
 {
-    tc_err(c, n, "%s", e ? e->msg : "invalid value");
+    const char *msg = e ? e->msg : "invalid value";
+    struct fl_buf b = {0};
+    size_t vlen = n->len;
+    if (vlen > 60 && strlen(msg) >= vlen + 2 && msg[0] == '\'' && !memcmp(msg + 1, n->str, vlen) &&
+        msg[vlen + 1] == '\'') {
+        tc_quote(&b, n->str, vlen);
+        msg += vlen + 2;
+    }
+    size_t rest = strlen(msg);
+    if (rest > 400) {
+        rest = 400;
+        while (rest > 0 && ((unsigned char)msg[rest] & 0xc0) == 0x80) {
+            rest--; /* not inside a UTF-8 sequence */
+        }
+    }
+    fl_buf_append(&b, msg, rest);
+    if (rest < strlen(msg)) {
+        fl_buf_puts(&b, "...");
+    }
+    tc_err(c, n, "%s", b.data ? b.data : "");
+    fl_buf_free(&b);
     fl_error_free(e);
 }
 
@@ -294,16 +316,8 @@ bool tc_name(struct tc *c, const struct ty_node *n, size_t max, const char *what
     if (!scalar(c, n, what)) {
         return false;
     }
-    bool ok = n->len >= 1 && n->len <= max && isalnum((unsigned char)n->str[0]);
-    for (size_t i = 1; i < n->len && ok; i++) {
-        unsigned char ch = (unsigned char)n->str[i];
-        ok = isalnum(ch) || ch == '_' || ch == '-';
-    }
-    if (!ok) {
-        tc_err_val(c, n,
-                   "is not a valid %s: use 1 to %zu letters, digits, '-' or '_', starting "
-                   "with a letter or digit",
-                   what, max);
+    if (!fl_name_valid(n->str, max)) {
+        tc_err_val(c, n, "is not a valid %s: use " FL_NAME_RULE, what, max);
         return false;
     }
     return true;

@@ -1,6 +1,8 @@
 /*
  * Internal to topology/: a YAML document as a tree whose every node knows
- * where it came from (line:col), built from libyaml's document (node) API.
+ * where it came from (line:col), built from libyaml's events as they are
+ * parsed: the nesting limit (64 levels) stops the parser where it is
+ * crossed, so hostile depth costs nothing beyond it.
  *
  * Aliases share nodes (the tree is a DAG; recursive aliases are errors),
  * `<<` merge keys are applied (keys written in the mapping win over merged

@@ -105,7 +105,7 @@ int64_t trace_node_id(struct trace_db *db, const char *name)
 
 int64_t trace_network_id(struct trace_db *db, const char *name)
 {
-    if (!db || !valid_name(name)) {
+    if (!db || !fl_name_valid(name, FL_NAME_MAX)) {
         return -EINVAL;
     }
     return intern(db, &db->networks, REC_NETWORK, 0, 0, 0, name, NULL, 0);
@@ -114,7 +114,7 @@ int64_t trace_network_id(struct trace_db *db, const char *name)
 int64_t trace_nic_id(struct trace_db *db, int64_t node_id, int64_t network_id, const char *nic_name,
                      const char *mac)
 {
-    if (!db || !valid_name(nic_name)) {
+    if (!db || !fl_name_valid(nic_name, FL_NAME_MAX)) {
         return -EINVAL;
     }
     if (db->readonly) {
@@ -151,7 +151,7 @@ int64_t trace_link_id(struct trace_db *db, int64_t network_id, int64_t src_node_
 int64_t trace_disk_id(struct trace_db *db, int64_t node_id, const char *disk_name,
                       uint64_t size_bytes)
 {
-    if (!db || !valid_name(disk_name)) {
+    if (!db || !fl_name_valid(disk_name, FL_NAME_MAX)) {
         return -EINVAL;
     }
     if (db->readonly) {

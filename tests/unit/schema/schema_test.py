@@ -221,7 +221,8 @@ KEY_MAP = [
 
 
 def c_word_lists(src):
-    """name -> strings, for `const char *const NAME[...] = {...}` arrays and
+    """name -> strings, for `const char *const NAME[...] = {...}` arrays,
+    `{key, kind}` struct tables (their first strings) and
     `#define NAME(X) X(A, "a") ...` word lists in topology/ and impair/."""
     lists = {}
     for path in sorted(glob.glob(os.path.join(src, "topology", "*.[ch]")) +
@@ -230,6 +231,9 @@ def c_word_lists(src):
             text = f.read()
         for m in re.finditer(r"const char \*const (\w+)\[[^\]]*\] = \{(.*?)\};", text, re.S):
             lists.setdefault(m.group(1), re.findall(r'"([^"]*)"', m.group(2)))
+        # {key, kind} tables: `} NAME[] = { {"key", ...}, ... };`, the key first
+        for m in re.finditer(r"\}\s*(\w+)\[[^\]]*\]\s*=\s*\{(.*?)\n\};", text, re.S):
+            lists.setdefault(m.group(1), re.findall(r'\{\s*"([^"]*)"', m.group(2)))
         for m in re.finditer(r"#define (\w+)\(X\)((?:[^\n]*\\\n)*[^\n]*)", text):
             lists.setdefault(m.group(1), re.findall(r'X\(\w+, "([^"]*)"\)', m.group(2)))
     return lists

@@ -782,6 +782,30 @@ static void test_random_shape_in_timeline_seeded(void **state)
 
 /* ---- dump ------------------------------------------------------------- */
 
+/* learning: off by default (port security), on where written; the dump
+ * says which. */
+static void test_network_learning(void **state)
+{
+    struct topo_scenario *s = load("networks: {lan: {}, vrrp: {learning: true}, "
+                                   "off: {subnet: 10.9.0.0/24, learning: no}}\n"
+                                   "nodes: {n1: {}, n2: {}}\n");
+    assert_int_equal(s->n_networks, 3);
+    assert_false(s->networks[0].learning);
+    assert_true(s->networks[1].learning);
+    assert_false(s->networks[2].learning);
+    struct fl_buf b = {0};
+    assert_true(topo_dump_json(s, &b));
+    assert_non_null(strstr(b.data, "\"name\":\"lan\",\"subnet\":\"10.0.1.0/24\",\"mtu\":1500,"
+                                   "\"learning\":false,"));
+    assert_non_null(strstr(b.data, "\"name\":\"vrrp\",\"subnet\":\"10.0.2.0/24\",\"mtu\":1500,"
+                                   "\"learning\":true,"));
+    fl_buf_free(&b);
+    topo_scenario_free(s);
+    s = load("nodes: {n1: {}}\n");
+    assert_false(s->networks[0].learning);
+    topo_scenario_free(s);
+}
+
 static void test_dump_json(void **state)
 {
     struct topo_scenario *s =
@@ -908,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_nemesis_determinism),
         cmocka_unit_test(test_random_shape_in_timeline_seeded),
         cmocka_unit_test(test_dump_json),
+        cmocka_unit_test(test_network_learning),
         cmocka_unit_test(test_every_scenario_is_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,6 +93,12 @@ static const struct ecase cases[] = {
     {N3 "networks: {a: {mtu: 20}}\n",
      "networks.a.mtu: '20' is not an MTU (valid: 68..65535 bytes)"},
     {N3 "networks: {a: [1]}\n", "networks.a: a list is not a network: give a subnet"},
+    {N3 "networks: {a: {learning: maybe}}\n",
+     "networks.a.learning: 'maybe' is not a boolean (valid: true, false)"},
+    {N3 "networks: {a: {learning: [true]}}\n",
+     "networks.a.learning: a list is not a boolean (valid: true, false)"},
+    {N3 "networks: {a: {learnig: true}}\n",
+     "networks.a.learnig: unknown key 'learnig' in a network; did you mean 'learning'?"},
     {N3 "networks: {a: {}, a: {}}\n", "networks.a: 'a' is defined twice (first at t.yaml:2:12)"},
     {N3 "networks: {\"a b\": {}}\n", "is not a valid network name"},
     {N3 "networks: {a: {subnet: 10.0.0.0/24, mtux: 1}}\n",
@@ -625,6 +631,25 @@ static void test_deep_nesting(void **state)
     fl_buf_free(&b);
 }
 
+/* The limit stops the parser where it is crossed: 100 000 unclosed '['
+ * under an x- key end in the nesting error at the 65th level (1:73), not
+ * in the syntax error at the end of the file that a parser which read the
+ * whole document (and built its tree) first would report, after ~40 s. */
+static void test_deep_nesting_stops_parsing(void **state)
+{
+    struct fl_buf b = {0};
+    fl_buf_puts(&b, "x-deep: ");
+    for (int i = 0; i < 100000; i++) {
+        fl_buf_puts(&b, "[");
+    }
+    fl_buf_puts(&b, "\nnodes: {n1: {}}\n");
+    struct fl_error *err = NULL;
+    assert_null(topo_load_string("t.yaml", b.data, b.size, &err));
+    assert_string_equal(err->msg, "t.yaml:1:73: nesting deeper than 64 levels");
+    fl_error_free(err);
+    fl_buf_free(&b);
+}
+
 /* Exponential alias expansion ("billion laughs") stays cheap: aliases are
  * shared, never copied. */
 static void test_alias_bomb(void **state)
@@ -668,10 +693,11 @@ static void test_nul_and_null_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_error),  cmocka_unit_test(test_all_errors_reported),
-        cmocka_unit_test(test_error_cap),    cmocka_unit_test(test_work_budget),
-        cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_alias_bomb),
-        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_nul_and_null_args),
+        cmocka_unit_test(test_every_error),       cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_error_cap),         cmocka_unit_test(test_work_budget),
+        cmocka_unit_test(test_deep_nesting),      cmocka_unit_test(test_deep_nesting_stops_parsing),
+        cmocka_unit_test(test_alias_bomb),        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_nul_and_null_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
