@@ -54,9 +54,9 @@ static bool check_node(struct run *run, size_t i, struct fl_error **errp)
     const struct topo_node *tn = &s->nodes[i];
     if (tn->vcpus > 1) {
         fl_error_setf(errp, EINVAL,
-                      "%s: node %s: vcpus: %u: a recorded node needs exactly 1 vCPU (QEMU's "
-                      "record/replay refuses more)",
-                      s->file, tn->name, tn->vcpus);
+                      "%s:%u:%u: node %s: vcpus: %u: a recorded node needs exactly 1 vCPU "
+                      "(QEMU's record/replay refuses more)",
+                      s->file, tn->loc.line, tn->loc.col, tn->name, tn->vcpus);
         return false;
     }
     struct impair_disk_params none;
@@ -65,18 +65,18 @@ static bool check_node(struct run *run, size_t i, struct fl_error **errp)
         const struct topo_disk *td = &tn->disks[d];
         if (td->base_image) {
             fl_error_setf(errp, EINVAL,
-                          "%s: node %s: disk %s: base image '%s': a recorded node's disk must "
-                          "be a plain disk (its content at each segment start is copied; a "
-                          "copy-on-write overlay cannot be copied yet)",
-                          s->file, tn->name, td->name, td->base_image);
+                          "%s:%u:%u: node %s: disk %s: base image '%s': a recorded node's disk "
+                          "must be a plain disk (its content at each segment start is copied; "
+                          "a copy-on-write overlay cannot be copied yet)",
+                          s->file, td->loc.line, td->loc.col, tn->name, td->name, td->base_image);
             return false;
         }
         if (!impair_disk_params_equal(&td->faults, &none)) {
             fl_error_setf(errp, EINVAL,
-                          "%s: node %s: disk %s: faults: a recorded node's disk cannot have "
-                          "faults yet (QEMU's blkreplay records completion order only, not "
-                          "errors or data)",
-                          s->file, tn->name, td->name);
+                          "%s:%u:%u: node %s: disk %s: faults: a recorded node's disk cannot "
+                          "have faults yet (QEMU's blkreplay records completion order only, "
+                          "not errors or data)",
+                          s->file, td->loc.line, td->loc.col, tn->name, td->name);
             return false;
         }
     }

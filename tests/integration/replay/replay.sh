@@ -3,19 +3,9 @@
 # record.yaml, then `faultline replay RUN --verify` must find every segment
 # of every node identical; a corrupted log must make it fail naming the
 # node and the segment.  What cannot be recorded is refused up front.
-set -euo pipefail
-: "${FAULTLINE:?FAULTLINE must name the faultline binary (ctest sets it)}"
 here=$(cd "$(dirname "$0")" && pwd)
-TMP=$(mktemp -d /tmp/fl-replay-XXXXXX)
-cleanup() {
-    local left
-    left=$(pgrep -f -- "$TMP" || true)
-    [ -n "$left" ] && kill -9 $left 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
+# TMP, cleanup (no QEMU of this test survives it), fail, ok, no_qemu_left
+. "$here/../runner/lib.sh"
 expect_code() { # expected-code output-file command...
     local want=$1 out=$2 code=0
     shift 2
@@ -28,7 +18,7 @@ command -v zstd >/dev/null || { echo "zstd is not installed (deps/hv.txt)"; exit
 expect_code 2 "$TMP/r1.txt" "$FAULTLINE" run --plain --record=n9 --out "$TMP/r1" "$here/record.yaml"
 grep -q "has no node 'n9' (nodes: n1, n2)" "$TMP/r1.txt" || { cat "$TMP/r1.txt"; fail "--record=n9 not named"; }
 expect_code 2 "$TMP/r2.txt" "$FAULTLINE" run --plain --record --out "$TMP/r2" "$here/refuse-vcpus.yaml"
-grep -q "node n1: vcpus: 2: a recorded node needs exactly 1 vCPU" "$TMP/r2.txt" || { cat "$TMP/r2.txt"; fail "2 vCPUs not refused"; }
+grep -q "refuse-vcpus.yaml:6:3: node n1: vcpus: 2: a recorded node needs exactly 1 vCPU" "$TMP/r2.txt" || { cat "$TMP/r2.txt"; fail "2 vCPUs not refused"; }
 expect_code 2 "$TMP/r3.txt" "$FAULTLINE" run --plain --record --accel kvm --out "$TMP/r3" "$here/record.yaml"
 grep -q "needs TCG" "$TMP/r3.txt" || { cat "$TMP/r3.txt"; fail "KVM not refused"; }
 ok "what cannot be recorded is refused, naming the node and the reason"
@@ -36,8 +26,7 @@ ok "what cannot be recorded is refused, naming the node and the reason"
 # ---- the recorded run ----
 run="$TMP/run"
 expect_code 0 "$TMP/run.txt" "$FAULTLINE" run --plain --record --out "$run" "$here/record.yaml"
-left=$(pgrep -f -- "qemu-system.*$run" || true)
-[ -z "$left" ] || fail "QEMU left behind: $left"
+no_qemu_left "$run"
 for seg in n1/0 n2/0 n2/1; do
     for f in segment.json replay.log.zst console.log agent.log; do
         [ -s "$run/rr/$seg/$f" ] || fail "rr/$seg/$f is missing or empty"
