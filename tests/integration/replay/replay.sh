@@ -21,6 +21,9 @@ expect_code 2 "$TMP/r2.txt" "$FAULTLINE" run --plain --record --out "$TMP/r2" "$
 grep -q "refuse-vcpus.yaml:6:3: node n1: vcpus: 2: a recorded node needs exactly 1 vCPU" "$TMP/r2.txt" || { cat "$TMP/r2.txt"; fail "2 vCPUs not refused"; }
 expect_code 2 "$TMP/r3.txt" "$FAULTLINE" run --plain --record --accel kvm --out "$TMP/r3" "$here/record.yaml"
 grep -q "needs TCG" "$TMP/r3.txt" || { cat "$TMP/r3.txt"; fail "KVM not refused"; }
+expect_code 2 "$TMP/r4.txt" "$FAULTLINE" run --plain --record --out "$TMP/r4" "$here/refuse-reboot.yaml"
+grep -q "refuse-reboot.yaml:9:5: timeline\[0\]: reboot of n1: a recorded node cannot be reset" "$TMP/r4.txt" ||
+    { cat "$TMP/r4.txt"; fail "a reboot of a recorded node was not refused"; }
 ok "what cannot be recorded is refused, naming the node and the reason"
 
 # ---- the recorded run ----
