@@ -29,6 +29,8 @@ static const char usage_text[] =
     "      --no-frames     do not record a fate row per frame in run.db\n"
     "      --no-pcap       do not write pcaps\n"
     "      --no-report     do not write report.html\n"
+    "      --record[=NODES] record every node (or the comma-separated NODES) for\n"
+    "                      'faultline replay' (TCG, 1 vCPU; docs/record-replay.md)\n"
     "      --plain         plain event lines, no live view (default when stdout is\n"
     "                      not a terminal or CI is set)\n"
     "      --live          the live view even when stdout is not a terminal\n"
@@ -51,7 +53,8 @@ enum {
     OPT_NO_PCAP,
     OPT_NO_REPORT,
     OPT_PLAIN,
-    OPT_LIVE
+    OPT_LIVE,
+    OPT_RECORD
 };
 
 static int run_main(int argc, char **argv)
@@ -67,6 +70,7 @@ static int run_main(int argc, char **argv)
         {"no-report", no_argument, NULL, OPT_NO_REPORT},
         {"plain", no_argument, NULL, OPT_PLAIN},
         {"live", no_argument, NULL, OPT_LIVE},
+        {"record", optional_argument, NULL, OPT_RECORD},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -116,6 +120,9 @@ static int run_main(int argc, char **argv)
             break;
         case OPT_LIVE:
             o.view = RUNNER_VIEW_LIVE;
+            break;
+        case OPT_RECORD:
+            o.record = optarg ? optarg : "";
             break;
         case 'q':
             o.view = RUNNER_VIEW_QUIET;

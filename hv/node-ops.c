@@ -31,6 +31,9 @@ bool hv_node_resume(struct hv_node *n, struct fl_error **errp)
 
 bool hv_node_reset(struct hv_node *n, struct fl_error **errp)
 {
+    if (hv_rr_refuse_reset(n, errp)) {
+        return false;
+    }
     return need_running(n, "reset", errp) && hv_qmp_cmd(n, "system_reset", errp);
 }
 
@@ -38,6 +41,9 @@ bool hv_node_crash(struct hv_node *n, struct fl_error **errp)
 {
     if (!need_running(n, "crash", errp)) {
         return false;
+    }
+    if (hv_rr_quit(n)) {
+        return true; /* recorded: a SIGKILLed recording cannot be replayed */
     }
     hv_node_kill_qemu(n);
     return true;

@@ -254,6 +254,9 @@ void hv_node_setup_done(struct hv_node *n, const struct hv_exec_result *res)
 
 void hv_node_poweroff_done(struct hv_node *n)
 {
+    if (hv_rr_quit(n)) {
+        return;
+    }
     if (n->pid > 0) {
         struct fl_error *err = NULL;
         if (!hv_qmp_cmd(n, "quit", &err)) {
@@ -364,6 +367,9 @@ bool hv_node_boot(struct hv_node *n, struct fl_error **errp)
             return false;
         }
     }
+    if (!hv_rr_boot_check(n, errp)) {
+        return false;
+    }
     if (!qemu_runnable(n->argv.v[0])) {
         fl_error_setf(errp, ENOENT,
                       "node %s: QEMU '%s' was not found%s: install it (Debian: apt-get install "
@@ -463,6 +469,7 @@ bool hv_node_boot(struct hv_node *n, struct fl_error **errp)
     }
     n->pid = pid;
     n->pidfd = pidfd;
+    hv_rr_booted(n);
     n->qmp_fd = qmp[0];
     n->agent_fd = ag[0];
     n->expected_exit = false;
@@ -515,5 +522,6 @@ void hv_node_destroy(struct hv_node *n)
     fl_timer_destroy(n->ready_timer);
     fl_timer_destroy(n->kill_timer);
     n->ready_timer = n->kill_timer = NULL;
+    hv_rr_destroy(n);
     hv_node_unref(n);
 }

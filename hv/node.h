@@ -11,6 +11,8 @@
  *                    their timers, answers decoded; HELLO handed to node.c
  *   node-ops.c       operations (pause ... exec, ping, clock) and the
  *                    synchronous helpers
+ *   node-record.c    recording (hv/record.h): segment command line, clean
+ *                    end (stop ▸ query-replay ▸ quit), stuck-count watch
  *
  * Arrows: node-ops -> {qmp, agent-channel, node}; qmp and agent-channel
  * -> node (state changes, failures); node -> {node-config, qemu-cmdline}.
@@ -65,6 +67,19 @@ struct hv_req {
     void *arg;
 };
 
+/* Recording state (node-record.c, hv/record.h). */
+struct hv_node_rr {
+    bool on;                /* argv is a recording argv */
+    bool booted;            /* that argv was used: a new segment is needed */
+    bool quitting;          /* stop ▸ query-replay ▸ quit sent */
+    bool have_icount;       /* query-replay answered while quitting */
+    uint64_t icount;        /* ... with this count */
+    struct fl_timer *watch; /* samples query-replay while the guest runs */
+    uint64_t seen;
+    int64_t seen_ns, stuck_ns;
+    bool stuck_reported;
+};
+
 struct hv_node {
     struct fl_loop *loop;
     struct hv_callbacks cb;
@@ -109,6 +124,8 @@ struct hv_node {
 
     int refs;
     bool destroyed;
+
+    struct hv_node_rr rr;
 };
 
 /* ---- node.c ---- */
@@ -156,5 +173,17 @@ void hv_agent_send_exec(struct hv_node *n, struct hv_req *r, const char *cmd, in
 /* The loop callback of n->agent_fd. */
 void hv_agent_on_readable(struct fl_loop *loop, int fd, uint32_t events, void *arg);
 void hv_agent_reset(struct hv_node *n); /* QEMU gone: buffers emptied */
+
+/* ---- node-record.c (hooks; the API is hv/record.h) ---- */
+/* Before QEMU starts: false when a recorded node's segment is used up. */
+bool hv_rr_boot_check(struct hv_node *n, struct fl_error **errp);
+void hv_rr_booted(struct hv_node *n); /* QEMU started */
+/* A recorded, running QEMU: stop ▸ query-replay ▸ quit sent (the exit is
+ * expected) and true; false (nothing done) when not recorded. */
+bool hv_rr_quit(struct hv_node *n);
+void hv_rr_qmp_return(struct hv_node *n, const struct hv_json *ret); /* QMP "return" */
+/* true (and *errp) when a reset must be refused: a recorded node runs. */
+bool hv_rr_refuse_reset(struct hv_node *n, struct fl_error **errp);
+void hv_rr_destroy(struct hv_node *n);
 
 #endif /* FL_HV_NODE_H */

@@ -76,6 +76,11 @@ static void qmp_message(struct hv_node *n, const struct hv_json *msg)
         hv_node_qmp_event(n, ev);
         return;
     }
+    const struct hv_json *ret = hv_json_get(msg, "return");
+    if (ret) {
+        hv_rr_qmp_return(n, ret);
+        return;
+    }
     const struct hv_json *e = hv_json_get(msg, "error");
     if (e) {
         const char *desc = hv_json_get_str(e, "desc");

@@ -12,6 +12,7 @@
  *     │        │         │    timeline.h  wiring the rooms; checks, execs
  *     │        │         │        ▲       and waits; the timeline's events
  *     └────────┴─────────┴──── run.c      phases, verdict, teardown
+ *   record.h (recorded nodes, their segments) ◀── run.c, timeline.c
  *
  * Nothing below run.c calls up: what run.c must learn (a check finished,
  * the timeline is over) reaches it through the hooks in struct run.
@@ -161,6 +162,9 @@ struct run {
     bool report_written;
     struct fl_error *infra; /* first infrastructure error */
     enum runner_result result;
+
+    /* Recorded nodes (runner/record.c); NULL when nothing is recorded. */
+    struct rn_record *record;
 
     /* Live view. */
     bool live;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "runner/checks.h"
+#include "runner/record.h"
 #include "runner/rundir.h"
 #include "runner/setup.h"
 #include "runner/timeline.h"
@@ -158,6 +159,7 @@ static void on_exit_cb(struct hv_node *hv, bool unexpected, int status, void *ar
     struct rn_node *n = arg;
     struct run *run = n->run;
     n->ready = false;
+    rn_record_segment_end(run, (size_t)(n - run->nodes), status);
     if (!unexpected || n->expect_exit) {
         return;
     }
@@ -273,7 +275,7 @@ static bool boot_all(struct run *run, struct fl_error **errp)
     fl_timer_arm(run->boot_timer, run->boot_start_ns + run->scen->boot_timeout_ns + FL_NS_PER_SEC);
     for (size_t i = 0; i < run->scen->n_nodes; i++) {
         run->nodes[i].boot_start_ns = fl_loop_now(run->loop);
-        if (!hv_node_boot(run->nodes[i].hv, errp)) {
+        if (!rn_record_segment_start(run, i, errp) || !hv_node_boot(run->nodes[i].hv, errp)) {
             return false; /* hv's messages name the node */
         }
         if (run->db) {
@@ -400,6 +402,7 @@ static void teardown(struct run *run)
     fl_timer_destroy(run->boot_timer);
     fl_timer_destroy(run->drain_timer);
     run->timeline_timer = run->boot_timer = run->drain_timer = NULL;
+    rn_record_stop_all(run);
     if (run->nodes) {
         for (size_t i = 0; i < run->scen->n_nodes; i++) {
             hv_node_destroy(run->nodes[i].hv);
@@ -454,6 +457,7 @@ static void free_run(struct run *run)
     free(run->link_ids);
     free(run->network_ids);
     free(run->partition_label);
+    rn_record_free(run);
     fl_buf_free(&run->unrecorded);
     if (run->events_log) {
         fclose(run->events_log);
@@ -519,7 +523,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     run->result = RUNNER_ERROR;
     struct fl_error *err = NULL;
 
-    if (!load(run, &err)) {
+    if (!load(run, &err) || !rn_record_check(run, &err)) {
         out->result = RUNNER_INVALID;
         fl_error_propagate(errp, err);
         free_run(run);
@@ -560,7 +564,8 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
 
     bool ok = rn_setup_trace(run, &err) && rn_build_images(run, &err) &&
               rn_setup_net(run, &nb_events, &err) && rn_setup_disks(run, on_host_error, &err) &&
-              rn_setup_nodes(run, &node_callbacks, &err) && boot_all(run, &err);
+              rn_setup_nodes(run, &node_callbacks, &err) && rn_record_setup(run, &err) &&
+              boot_all(run, &err);
     if (!ok && run->interrupted) {
         fl_error_free(err); /* a setup step stopped by the signal: not an error */
         err = NULL;

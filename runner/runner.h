@@ -72,6 +72,9 @@ struct runner_options {
     bool no_frames;        /* no frame fate records (pcaps and events stay) */
     bool no_pcap;          /* no pcaps */
     bool no_report;        /* do not write report.html */
+    /* Record nodes for replay (docs/record-replay.md): NULL none, "" every
+     * node, "n1,n2" those. */
+    const char *record;
     enum runner_view view;
 };
 

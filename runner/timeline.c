@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "runner/checks.h"
+#include "runner/record.h"
 #include "runner/timeline.h"
 
 static void schedule(struct run *run)
@@ -173,7 +174,7 @@ static void apply_node(struct run *run, const struct topo_event *ev)
         n->restarting = true;
         n->expect_exit = false;
         n->boot_start_ns = fl_loop_now(run->loop);
-        ok = hv_node_boot(n->hv, &err);
+        ok = rn_record_segment_start(run, ev->u.node.node, &err) && hv_node_boot(n->hv, &err);
         trace_ev(run, "restart", n->trace_id, NULL);
         break;
     case TOPO_EV_SHUTDOWN:

@@ -80,8 +80,8 @@ out=$(cd "$tmp/work" && PATH=$prefix/bin:/usr/bin:/bin bash --norc --noprofile -
     c faultline trace ""
     c faultline net ""
 ' _ "$prefix/share/bash-completion/completions/faultline") || fail "completion script: rc $?"
-want='faultline r|report run 
-faultline run --re|--replay-of 
+want='faultline r|replay report run 
+faultline run --re|--record --replay-of 
 faultline validate |a.yaml runs sub 
 faultline trace |runs 
 faultline net |ctl serve '

@@ -17,10 +17,12 @@ declare -A allowed=(
     [view.c]="view.h"
     [rundir.c]="rundir.h"
     [checks.c]="checks.h"
-    [timeline.c]="timeline.h checks.h"
+    [timeline.c]="timeline.h checks.h record.h"
     [setup.h]="internal.h"
     [setup.c]="setup.h"
-    [run.c]="checks.h rundir.h setup.h timeline.h view.h"
+    [run.c]="checks.h record.h rundir.h setup.h timeline.h view.h"
+    [record.h]="internal.h"
+    [record.c]="record.h"
 )
 bad=0
 for f in *.c *.h; do
