@@ -21,6 +21,7 @@
  *   setup.c     wiring the scenario into trace, hv, netback, blkback
  *   checks.c    checks, execs and waits in guests (through rn_guest_ops)
  *   timeline.c  playing the events; hands the end of the timeline up
+ *   record.c    recorded nodes (--record): segment directories under rr/
  *   run.c       callbacks, phases (set_phase is the one place they
  *               change), the verdict, teardown
  *
@@ -30,6 +31,7 @@
  *   pcap/           one pcap per NIC             console/    one console log per node
  *   disks/          the disks' backing files     junit.xml   one test case per check
  *   summary.json    verdict, checks, paths       report.html the report
+ *   rr/             recorded nodes' segments (docs/record-replay.md)
  */
 #ifndef FL_RUNNER_H
 #define FL_RUNNER_H
