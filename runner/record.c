@@ -125,6 +125,11 @@ bool rn_record_check(struct run *run, struct fl_error **errp)
     return true;
 }
 
+bool rn_record_on(const struct run *run, size_t i)
+{
+    return run->record && i < run->record->n && run->record->nodes[i].on;
+}
+
 bool rn_record_setup(struct run *run, struct fl_error **errp)
 {
     struct rn_record *rec = run->record;
