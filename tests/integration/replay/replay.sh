@@ -68,6 +68,20 @@ grep -q "n2 segment 1: stopped at instruction $(python3 -c 'import json,sys; pri
 cmp "$TMP/one.txt" "$run/rr/n2/1/console.log" || fail "the replayed console of n2 segment 1 differs"
 ok "faultline replay COPY n2 --segment 1, from a copy of rr/ alone, prints the recorded console"
 
+# ---- a bundle of n2, replayed later from a fresh directory ----
+mkdir "$TMP/fresh"
+"$FAULTLINE" bundle "$run" n2 -o "$TMP/fresh/n2.tar.zst" >"$TMP/bundle.txt" 2>&1 ||
+    { cat "$TMP/bundle.txt"; fail "faultline bundle RUN n2 failed"; }
+cat "$TMP/bundle.txt"
+expect_code 2 "$TMP/b-n1.txt" "$FAULTLINE" replay "$TMP/fresh/n2.tar.zst" n1
+grep -q "node 'n1' is not in the bundle $TMP/fresh/n2.tar.zst (it holds: n2)" "$TMP/b-n1.txt" ||
+    { cat "$TMP/b-n1.txt"; fail "a node not in the bundle was not named"; }
+head -c 100000 "$TMP/fresh/n2.tar.zst" >"$TMP/truncated.tar.zst"
+expect_code 2 "$TMP/b-trunc.txt" "$FAULTLINE" replay "$TMP/truncated.tar.zst" --verify
+grep -q "'$TMP/truncated.tar.zst' is not a faultline bundle, or it is damaged or truncated" "$TMP/b-trunc.txt" ||
+    { cat "$TMP/b-trunc.txt"; fail "a truncated bundle was not refused, named"; }
+ok "faultline bundle RUN n2: $(cut -d' ' -f2- "$TMP/bundle.txt"); a node not in it and a truncated one refused"
+
 # ---- stopped at an instruction, under gdb ----
 if command -v gdb >/dev/null; then
     half=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["icount"] // 2)' "$run/rr/n2/1/segment.json")
@@ -102,3 +116,16 @@ cat "$TMP/bad.txt"
 grep -q "^n2 segment 0: DIVERGED: " "$TMP/bad.txt" || fail "the corrupted segment was not named"
 grep -q "^n2 segment 1: identical" "$TMP/bad.txt" || fail "the intact segment after it did not verify"
 ok "a truncated log: --verify exits 1 naming n2 segment 0"
+
+# ---- the bundle, with the run directory gone ----
+# (made before the log above was corrupted; the replay must not need the
+# run: rr/, the disks at segment start and the kernel and initrd are in it)
+rm -rf "$run"
+mkdir "$TMP/tmpdir"
+(cd "$TMP/fresh" && TMPDIR="$TMP/tmpdir" "$FAULTLINE" replay n2.tar.zst --verify) >"$TMP/b-verify.txt" 2>&1 ||
+    { cat "$TMP/b-verify.txt"; fail "faultline replay BUNDLE --verify failed with the run deleted"; }
+cat "$TMP/b-verify.txt"
+[ "$(grep -c '^n2 segment [01]: identical' "$TMP/b-verify.txt")" = 2 ] || fail "not 2 identical segments from the bundle"
+[ "$(ls -A "$TMP/fresh")" = n2.tar.zst ] || fail "the replay left files in the fresh directory: $(ls -A "$TMP/fresh")"
+[ -z "$(ls -A "$TMP/tmpdir")" ] || fail "the unpacked bundle was not removed: $(ls -A "$TMP/tmpdir")"
+ok "faultline replay BUNDLE --verify, the run directory deleted: n2's 2 segments identical"
