@@ -130,6 +130,15 @@ bool rn_record_on(const struct run *run, size_t i)
     return run->record && i < run->record->n && run->record->nodes[i].on;
 }
 
+int rn_record_segment_now(const struct run *run, size_t i)
+{
+    if (!rn_record_on(run, i)) {
+        return -1;
+    }
+    const struct rn_rec_node *rn = &run->record->nodes[i];
+    return rn->active ? (int)rn->seg.index : rn->next ? (int)rn->next - 1 : 0;
+}
+
 bool rn_record_setup(struct run *run, struct fl_error **errp)
 {
     struct rn_record *rec = run->record;
@@ -302,6 +311,22 @@ void rn_record_segment_end(struct run *run, size_t i, int wait_status)
         fl_error_free(err);
     }
     free(meta);
+    if (run->db && run->nodes[i].trace_id > 0) {
+        struct trace_rr_segment row = {
+            .node_id = run->nodes[i].trace_id,
+            .segment = s->index,
+            .start_ns = rn->start_ns,
+            .end_ns = rn->start_ns + s->duration_ns,
+            .ended = hv_rr_end_name(s->end),
+            .has_icount = s->has_icount,
+            .icount = s->icount,
+        };
+        int r = trace_rr_segment(run->db, &row);
+        if (r < 0) {
+            rn_log(&run->log, "error", "record %s segment %u: run.db: %s", s->node, s->index,
+                   strerror(-r));
+        }
+    }
     if (s->end == HV_RR_END_QUIT) {
         rn_log(&run->log, "record", "%s segment %u: %llu instructions in %.1fs", s->node, s->index,
                (unsigned long long)s->icount, (double)s->duration_ns / 1e9);

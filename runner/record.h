@@ -18,6 +18,9 @@
 bool rn_record_check(struct run *run, struct fl_error **errp);
 /* Whether node i is recorded (after rn_record_check). */
 bool rn_record_on(const struct run *run, size_t i);
+/* Node i's segment now (the one running, else the last one that ran:
+ * what a check that fails now is replayed from); -1: not recorded. */
+int rn_record_segment_now(const struct run *run, size_t i);
 /* After the nodes exist, before they boot: QEMU's version, rr/. */
 bool rn_record_setup(struct run *run, struct fl_error **errp);
 /* Right before every hv_node_boot of node `i` (first boot and restarts):
