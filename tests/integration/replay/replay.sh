@@ -24,12 +24,31 @@ grep -q "needs TCG" "$TMP/r3.txt" || { cat "$TMP/r3.txt"; fail "KVM not refused"
 expect_code 2 "$TMP/r4.txt" "$FAULTLINE" run --plain --record --out "$TMP/r4" "$here/refuse-reboot.yaml"
 grep -q "refuse-reboot.yaml:9:5: timeline\[0\]: reboot of n1: a recorded node cannot be reset" "$TMP/r4.txt" ||
     { cat "$TMP/r4.txt"; fail "a reboot of a recorded node was not refused"; }
-ok "what cannot be recorded is refused, naming the node and the reason"
+for cmd in validate run; do
+    expect_code 2 "$TMP/r5.txt" "$FAULTLINE" $cmd "$here/refuse-record-vcpus.yaml"
+    grep -q "refuse-record-vcpus.yaml:8:3: node n1: vcpus: 2: a recorded node needs exactly 1 vCPU .*; it is recorded by run.record at .*refuse-record-vcpus.yaml:6:11" "$TMP/r5.txt" ||
+        { cat "$TMP/r5.txt"; fail "faultline $cmd: run.record of a 2-vCPU node not refused at its place"; }
+    ! grep -q "node n2" "$TMP/r5.txt" || { cat "$TMP/r5.txt"; fail "n2 is not recorded, yet refused"; }
+done
+ok "what cannot be recorded is refused, naming the node and the reason (run.record: by faultline validate)"
 
-# ---- the recorded run ----
+# ---- the recorded run (run.record: true) ----
 run="$TMP/run"
-expect_code 0 "$TMP/run.txt" "$FAULTLINE" run --plain --record --out "$run" "$here/record.yaml"
+expect_code 1 "$TMP/run.txt" "$FAULTLINE" run --plain --out "$run" "$here/record.yaml"
 no_qemu_left "$run"
+grep -q "^e2e-record: fail (1 of 2 checks passed)" "$TMP/run.txt" || { cat "$TMP/run.txt"; fail "not exactly the deliberate check failed"; }
+grep -q "^ *replay n2: faultline replay $run n2 --segment 1\$" "$TMP/run.txt" ||
+    { cat "$TMP/run.txt"; fail "the summary did not give the failed check's replay command"; }
+grep -q "replay n2: faultline replay $run n2 --segment 0" "$TMP/run.txt" && fail "the passed check got a replay command"
+python3 - "$run/run.db" <<'PY' || fail "run.db has not the 3 segments"
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT n.name, s.segment, s.ended, s.icount > 100000000, s.end_ns > s.start_ns"
+    " FROM rr_segments s JOIN nodes n ON n.id = s.node_id ORDER BY 1, 2").fetchall()
+assert rows == [("n1", 0, "quit", 1, 1), ("n2", 0, "quit", 1, 1), ("n2", 1, "quit", 1, 1)], rows
+PY
+grep -q '"rr_segments":\[\[' "$run/report.html" || fail "report.html has no segments"
+ok "the summary gives 'faultline replay RUN n2 --segment 1' for the check that failed after the restart; run.db and report.html have the segments"
 for seg in n1/0 n2/0 n2/1; do
     for f in segment.json replay.log.zst console.log agent.log; do
         [ -s "$run/rr/$seg/$f" ] || fail "rr/$seg/$f is missing or empty"
