@@ -119,7 +119,8 @@ static char *make_temp_dir(const char *what, struct fl_error **errp)
     return dir;
 }
 
-/* tar's complaint (its last line), for an error message. */
+/* tar's complaint, for an error message: its first line that says what
+ * was wrong (not "Exiting with failure status ..."), without "tar: ". */
 static char *tar_said(int st, const char *err)
 {
     if (st < 0) {
@@ -128,9 +129,24 @@ static char *tar_said(int st, const char *err)
     if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
         return fl_xstrdup("tar is not installed (apt-get install tar zstd)");
     }
-    const char *last = err ? strrchr(err, '\n') : NULL;
-    last = last ? last + 1 : err;
-    return fl_xstrdup(last && *last ? last : "tar failed");
+    static const char *const noise[] = {"Exiting with failure", "Child returned status",
+                                        "Error is not recoverable", "Skipping to next header"};
+    const char *first = NULL;
+    for (const char *p = err; p && *p;) {
+        size_t len = strcspn(p, "\n");
+        bool tar = len > 5 && !strncmp(p, "tar: ", 5), quiet = false;
+        for (size_t i = 0; tar && i < FL_ARRAY_LEN(noise); i++) {
+            quiet = quiet || !strncmp(p + 5, noise[i], strlen(noise[i]));
+        }
+        if (tar && !quiet) {
+            return fl_xstrndup(p + 5, len - 5);
+        }
+        if (!first && len) {
+            first = p;
+        }
+        p += len + (p[len] == '\n');
+    }
+    return first ? fl_xstrndup(first, strcspn(first, "\n")) : fl_xstrdup("tar failed");
 }
 
 /* The -kernel and -initrd files of a segment's replay command line. */
