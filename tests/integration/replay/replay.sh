@@ -36,7 +36,7 @@ ok "what cannot be recorded is refused, naming the node and the reason (run.reco
 run="$TMP/run"
 expect_code 1 "$TMP/run.txt" "$FAULTLINE" run --plain --out "$run" "$here/record.yaml"
 no_qemu_left "$run"
-grep -q "^e2e-record: fail (1 of 2 checks passed)" "$TMP/run.txt" || { cat "$TMP/run.txt"; fail "not exactly the deliberate check failed"; }
+grep -q "^e2e-record: fail (2 of 3 checks passed)" "$TMP/run.txt" || { cat "$TMP/run.txt"; fail "not exactly the deliberate check failed"; }
 grep -q "^ *replay n2: faultline replay $run n2 --segment 1\$" "$TMP/run.txt" ||
     { cat "$TMP/run.txt"; fail "the summary did not give the failed check's replay command"; }
 grep -q "replay n2: faultline replay $run n2 --segment 0" "$TMP/run.txt" && fail "the passed check got a replay command"
