@@ -13,15 +13,16 @@
 #include "hv/record.h"
 
 static const char usage_text[] =
-    "usage: faultline replay RUN NODE [--segment N] [--until-icount N] [--gdb[=PORT]]\n"
-    "       faultline replay RUN --verify [NODE...]\n"
+    "usage: faultline replay RUN|BUNDLE NODE [--segment N] [--until-icount N] [--gdb[=PORT]]\n"
+    "       faultline replay RUN|BUNDLE --verify [NODE...]\n"
     "\n"
     "Replays a node recorded by 'faultline run --record' alone: no other node,\n"
     "no network or disk backend (the recording's log feeds the frames, the disk is\n"
     "the copy taken when the segment began), instruction for instruction, and\n"
     "prints its console as it was.  A segment is one QEMU process of the node\n"
     "(its first boot, then each restart); without --segment every segment is\n"
-    "replayed in order.\n"
+    "replayed in order.  A BUNDLE (a file written by 'faultline bundle') is\n"
+    "unpacked into a temporary directory, replayed from there, and removed.\n"
     "\n"
     "options:\n"
     "      --segment N       only segment N (0 = the first boot)\n"
@@ -47,71 +48,10 @@ static const char usage_text[] =
     "  faultline run scenarios/quickstart.yaml --record -o runs/q\n"
     "  faultline replay runs/q n1 --segment 0\n"
     "  faultline replay runs/q n1 --segment 0 --until-icount 300000000 --gdb\n"
-    "  faultline replay runs/q --verify\n";
+    "  faultline replay runs/q --verify\n"
+    "  faultline bundle runs/q -o q.tar.zst; faultline replay q.tar.zst n1\n";
 
 enum { OPT_SEGMENT = 256, OPT_UNTIL_ICOUNT, OPT_VERIFY, OPT_STALL, OPT_GDB };
-
-static int cmp_uint(const void *a, const void *b)
-{
-    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Segment numbers of rr/<node>/, sorted; NULL with *n = 0 if none. */
-static unsigned *list_segments(const char *node_dir, size_t *n)
-{
-    *n = 0;
-    DIR *d = opendir(node_dir);
-    if (!d) {
-        return NULL;
-    }
-    unsigned *v = NULL;
-    size_t alloc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        char *end;
-        unsigned long k = strtoul(e->d_name, &end, 10);
-        if (!*e->d_name || *end || e->d_name[0] == '-' || k > 100000) {
-            continue;
-        }
-        v = fl_xgrow(v, &alloc, *n + 1, sizeof *v);
-        v[(*n)++] = (unsigned)k;
-    }
-    closedir(d);
-    if (*n) {
-        qsort(v, *n, sizeof *v, cmp_uint);
-    }
-    return v;
-}
-
-static char **list_nodes(const char *rr_dir, size_t *n)
-{
-    *n = 0;
-    DIR *d = opendir(rr_dir);
-    if (!d) {
-        return NULL;
-    }
-    char **v = NULL;
-    size_t alloc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        v = fl_xgrow(v, &alloc, *n + 1, sizeof *v);
-        v[(*n)++] = fl_xstrdup(e->d_name);
-    }
-    closedir(d);
-    if (*n) {
-        qsort(v, *n, sizeof *v, cmp_str);
-    }
-    return v;
-}
 
 /* Bytes around `at`, printable, for a divergence message. */
 static void show_bytes(struct fl_buf *b, const char *p, size_t size, size_t at)
@@ -164,7 +104,9 @@ static const char *qemu_said(const char *text)
 }
 
 struct opts {
-    const char *run;
+    const char *run;   /* the run directory (a bundle: where it was unpacked) */
+    const char *shown; /* RUN or BUNDLE as given, for messages */
+    bool bundle;
     bool quiet;
     bool has_segment;
     unsigned segment;
@@ -268,7 +210,7 @@ static int verify_segment(const struct opts *o, const char *node, unsigned k)
     }
     if (why) {
         printf("%s segment %u: DIVERGED: %s\n", node, k, why);
-        printf("  replay it: faultline replay %s %s --segment %u\n", o->run, node, k);
+        printf("  replay it: faultline replay %s %s --segment %u\n", o->shown, node, k);
         free(why);
         code = 1;
     }
@@ -285,7 +227,7 @@ static int verify(const struct opts *o, char **nodes, size_t n_nodes)
     size_t n_all = 0;
     char **all = NULL;
     if (!n_nodes) {
-        all = list_nodes(rr, &n_all);
+        all = hv_rr_list_nodes(rr, &n_all);
         nodes = all;
         n_nodes = n_all;
     }
@@ -294,9 +236,10 @@ static int verify(const struct opts *o, char **nodes, size_t n_nodes)
     for (size_t i = 0; i < n_nodes; i++) {
         char *nd = fl_xasprintf("%s/%s", rr, nodes[i]);
         size_t n = 0;
-        unsigned *segs = list_segments(nd, &n);
+        unsigned *segs = hv_rr_list_segments(nd, &n);
         if (!n) {
-            printf("%s: DIVERGED: no recorded segment in %s\n", nodes[i], nd);
+            printf("%s: DIVERGED: no recorded segment in %s\n", nodes[i],
+                   o->bundle ? o->shown : nd);
             worst = 1;
             diverged++;
         }
@@ -309,10 +252,7 @@ static int verify(const struct opts *o, char **nodes, size_t n_nodes)
         free(segs);
         free(nd);
     }
-    for (size_t i = 0; i < n_all; i++) {
-        free(all[i]);
-    }
-    free(all);
+    hv_rr_list_free(all, n_all);
     free(rr);
     printf("verify: %zu segment%s, %s\n", segments, segments == 1 ? "" : "s",
            diverged ? "DIVERGED" : "every one identical");
@@ -326,7 +266,23 @@ static int replay_node(const struct opts *o, const char *node)
 {
     char *nd = fl_xasprintf("%s/rr/%s", o->run, node);
     size_t n = 0;
-    unsigned *segs = list_segments(nd, &n);
+    unsigned *segs = hv_rr_list_segments(nd, &n);
+    if (!n && o->bundle) {
+        char *rr = fl_xasprintf("%s/rr", o->run);
+        size_t na = 0;
+        char **all = hv_rr_list_nodes(rr, &na);
+        struct fl_buf names = {0};
+        for (size_t i = 0; i < na; i++) {
+            fl_buf_printf(&names, "%s%s", i ? ", " : "", all[i]);
+        }
+        fprintf(stderr, "faultline replay: node '%s' is not in the bundle %s (it holds: %s)\n",
+                node, o->shown, names.data ? names.data : "none");
+        fl_buf_free(&names);
+        hv_rr_list_free(all, na);
+        free(rr);
+        free(nd);
+        return CLI_EXIT_USAGE;
+    }
     if (!n) {
         fprintf(stderr, "faultline replay: node '%s' was not recorded in %s (no %s)\n", node,
                 o->run, nd);
@@ -401,6 +357,8 @@ static bool parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *ou
     return true;
 }
 
+static int replay_run(struct opts *op, bool do_verify, int argc, char **argv);
+
 static int replay_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -469,7 +427,31 @@ static int replay_main(int argc, char **argv)
         fputs(usage_text, stderr);
         return CLI_EXIT_USAGE;
     }
-    o.run = argv[optind++];
+    o.run = o.shown = argv[optind++];
+    struct stat bs;
+    if (stat(o.run, &bs) == 0 && S_ISREG(bs.st_mode)) {
+        /* A bundle (faultline bundle): replayed from a temporary copy. */
+        char *dir = NULL;
+        struct fl_error *err = NULL;
+        if (!hv_rr_bundle_unpack(o.shown, &dir, &err)) {
+            fprintf(stderr, "faultline replay: %s\n", err->msg);
+            fl_error_free(err);
+            return CLI_EXIT_USAGE;
+        }
+        o.run = dir;
+        o.bundle = true;
+        int code = replay_run(&o, do_verify, argc, argv);
+        fl_rm_rf(dir);
+        free(dir);
+        return code;
+    }
+    return replay_run(&o, do_verify, argc, argv);
+}
+
+/* After the options: RUN (o->run) and what follows it (argv[optind..]). */
+static int replay_run(struct opts *op, bool do_verify, int argc, char **argv)
+{
+    struct opts o = *op;
     char *rr = fl_xasprintf("%s/rr", o.run);
     struct stat st;
     bool recorded = stat(rr, &st) == 0 && S_ISDIR(st.st_mode);

@@ -59,10 +59,7 @@ bool hv_qemu_version_parse(const char *text, struct hv_qemu_info *out, struct fl
     return true;
 }
 
-/* Runs argv, stdin /dev/null; stdout to *out (may be NULL: discarded),
- * stderr into *err_text (last 4 KiB).  Returns the wait status, or -1
- * when it could not be started (errno). */
-static int run_tool(const char *const *argv, char **out, size_t *out_size, char **err_text)
+int hv_rr_run_tool(const char *const *argv, char **out, size_t *out_size, char **err_text)
 {
     int po[2], pe[2];
     if (pipe2(po, O_CLOEXEC) < 0) {
@@ -194,7 +191,7 @@ bool hv_qemu_probe(const char *binary, struct hv_qemu_info *out, struct fl_error
     }
     const char *argv[] = {path, "--version", NULL};
     char *text = NULL, *err = NULL;
-    int st = run_tool(argv, &text, NULL, &err);
+    int st = hv_rr_run_tool(argv, &text, NULL, &err);
     if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fl_error_setf(errp, EIO, "QEMU '%s' --version failed: %s", path,
                       err && *err ? err : "no output");
@@ -614,7 +611,7 @@ bool hv_rr_zstd(bool compress, const char *src, const char *dst, struct fl_error
     const char *argv_c[] = {"zstd", "-q", "-f", "--rm", "-o", dst, src, NULL};
     const char *argv_d[] = {"zstd", "-d", "-q", "-f", "-o", dst, src, NULL};
     char *err = NULL;
-    int st = run_tool(compress ? argv_c : argv_d, NULL, NULL, &err);
+    int st = hv_rr_run_tool(compress ? argv_c : argv_d, NULL, NULL, &err);
     bool ok = st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
     if (!ok) {
         fl_error_setf(errp, EIO, "zstd %s '%s': %s%s", compress ? "compressing" : "decompressing",

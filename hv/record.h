@@ -186,6 +186,44 @@ bool hv_rr_segment_read(const char *path, struct hv_rr_segment *s, struct fl_err
 bool hv_rr_copy_file(const char *src, const char *dst, struct fl_error **errp);
 /* zstd -q (compress: src -> dst, src removed) or -d (dst written). */
 bool hv_rr_zstd(bool compress, const char *src, const char *dst, struct fl_error **errp);
+/* Runs argv (a tool on $PATH), stdin /dev/null; stdout to *out (may be
+ * NULL: discarded), stderr into *err_text (last 4 KiB, may be NULL).
+ * Returns the wait status, or -1 when it could not be started (errno). */
+int hv_rr_run_tool(const char *const *argv, char **out, size_t *out_size, char **err_text);
+
+/* ---- bundles (faultline bundle) ---- */
+
+/* A bundle is one tar file (zstd-compressed when its name ends in .zst
+ * or .tzst) holding what replaying some recorded nodes of a run needs:
+ *
+ *   faultline-bundle.json   {"format":"faultline-bundle","version":1,
+ *                            "run":..., "nodes":[...], "image":bool}
+ *   rr/<node>/<segment>/    each recorded node's segments, as in the run
+ *   image/<key>/<file>      the guest kernel and initrd the segments boot
+ *                           (unless left out), so that another machine
+ *                           replays without the image cache
+ *
+ * Unpacked, it is a directory `faultline replay` reads like a run. */
+#define HV_RR_BUNDLE_MARK "faultline-bundle.json"
+/* The recorded nodes under rr_dir (sorted names) and the segment numbers
+ * under rr/<node> (sorted); NULL with *n = 0 when none. */
+char **hv_rr_list_nodes(const char *rr_dir, size_t *n);
+unsigned *hv_rr_list_segments(const char *node_dir, size_t *n);
+void hv_rr_list_free(char **v, size_t n);
+struct hv_rr_bundle_opts {
+    const char *run_dir;
+    const char *const *nodes; /* NULL: every recorded node */
+    size_t n_nodes;
+    const char *out; /* the bundle file to write (replaced if it exists) */
+    bool no_image;   /* leave out the kernel and initrd */
+};
+/* false with *errp naming the run, the node or the file. */
+bool hv_rr_bundle_pack(const struct hv_rr_bundle_opts *o, struct fl_error **errp);
+/* Unpacks `bundle` into a new directory under $TMPDIR (*dir; remove it
+ * with fl_rm_rf) and points each segment at the bundled kernel and
+ * initrd.  false with *errp naming the file when it is not a bundle, is
+ * truncated or cannot be read; nothing is left behind then. */
+bool hv_rr_bundle_unpack(const char *bundle, char **dir, struct fl_error **errp);
 
 /* ---- replay ---- */
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "runner/checks.h"
+#include "runner/record.h"
 
 #define OUTPUT_KEEP 4096 /* bytes of output kept in results and the trace */
 
@@ -29,6 +30,7 @@ static size_t result_new(struct run *run, const char *name, uint32_t node, const
                          : fl_xstrdup(source);
     r->exit_code = -1;
     r->at_ns = rn_clock_now(&run->clock);
+    r->rr_segment = rn_record_segment_now(run, node);
     return run->n_results++;
 }
 

@@ -63,6 +63,7 @@ struct rn_result {
     int64_t at_ns; /* timeline time it started */
     int64_t duration_ns;
     unsigned attempts;
+    int rr_segment; /* its node's recorded segment when it began; -1: not recorded */
 };
 
 /* A check in flight (timed, end-of-run, exec with expect, or wait). */

@@ -48,74 +48,50 @@ static bool node_named(const struct run *run, const char *name, size_t len, size
     return false;
 }
 
+/* The rules live in topology (faultline validate applies them to run.record). */
 static bool check_node(struct run *run, size_t i, struct fl_error **errp)
 {
     const struct topo_scenario *s = run->scen;
-    const struct topo_node *tn = &s->nodes[i];
-    if (tn->vcpus > 1) {
-        fl_error_setf(errp, EINVAL,
-                      "%s:%u:%u: node %s: vcpus: %u: a recorded node needs exactly 1 vCPU "
-                      "(QEMU's record/replay refuses more)",
-                      s->file, tn->loc.line, tn->loc.col, tn->name, tn->vcpus);
-        return false;
+    struct topo_record_problem *p;
+    size_t n = topo_record_problems(s, (uint32_t)i, &p);
+    if (n) {
+        fl_error_setf(errp, EINVAL, "%s:%u:%u: %s", s->file, p[0].loc.line, p[0].loc.col, p[0].msg);
     }
-    struct impair_disk_params none;
-    memset(&none, 0, sizeof none);
-    for (size_t d = 0; d < tn->n_disks; d++) {
-        const struct topo_disk *td = &tn->disks[d];
-        if (td->base_image) {
-            fl_error_setf(errp, EINVAL,
-                          "%s:%u:%u: node %s: disk %s: base image '%s': a recorded node's disk "
-                          "must be a plain disk (its content at each segment start is copied; "
-                          "a copy-on-write overlay cannot be copied yet)",
-                          s->file, td->loc.line, td->loc.col, tn->name, td->name, td->base_image);
-            return false;
-        }
-        if (!impair_disk_params_equal(&td->faults, &none)) {
-            fl_error_setf(errp, EINVAL,
-                          "%s:%u:%u: node %s: disk %s: faults: a recorded node's disk cannot "
-                          "have faults yet (QEMU's blkreplay records completion order only, "
-                          "not errors or data)",
-                          s->file, td->loc.line, td->loc.col, tn->name, td->name);
-            return false;
-        }
-    }
-    for (size_t e = 0; e < s->n_events; e++) {
-        const struct topo_event *ev = &s->events[e];
-        bool reboot = ev->kind == TOPO_EV_REBOOT && ev->u.node.node == i;
-        bool disk = ev->kind == TOPO_EV_DISK_SET && ev->u.disk.node == i &&
-                    !impair_disk_params_equal(&ev->u.disk.faults, &none);
-        if (reboot || disk) {
-            fl_error_setf(errp, EINVAL, "%s:%u:%u: %s: %s of %s: a recorded node cannot be %s (%s)",
-                          s->file, ev->loc.line, ev->loc.col, ev->source,
-                          topo_event_kind_name(ev->kind), tn->name,
-                          reboot ? "reset" : "given disk faults",
-                          reboot ? "QEMU 7.2's replay stops at a system_reset; crash and restart "
-                                   "it instead"
-                                 : "QEMU's blkreplay does not record errors or data");
-            return false;
-        }
-    }
-    return true;
+    topo_record_problems_free(p, n);
+    return n == 0;
 }
 
 bool rn_record_check(struct run *run, struct fl_error **errp)
 {
     const char *spec = run->opts->record;
+    bool from_scenario = false;
     if (!spec) {
-        return true;
+        /* run.record of the scenario; --record on the command line wins. */
+        for (size_t i = 0; i < run->scen->n_nodes && !from_scenario; i++) {
+            from_scenario = run->scen->nodes[i].recorded;
+        }
+        if (!from_scenario) {
+            return true;
+        }
+        spec = "-";
     }
     if (run->opts->accel && !strcmp(run->opts->accel, "kvm")) {
         fl_error_setf(errp, EINVAL,
-                      "--record with --accel kvm: QEMU's record/replay needs TCG (recording "
-                      "forces TCG; use --accel auto or tcg)");
+                      "%s with --accel kvm: QEMU's record/replay needs TCG (recording "
+                      "forces TCG; use --accel auto or tcg)",
+                      from_scenario ? "run.record" : "--record");
         return false;
     }
     struct rn_record *rec = fl_xcalloc(1, sizeof *rec);
     rec->n = run->scen->n_nodes;
     rec->nodes = fl_xcalloc(rec->n + 1, sizeof *rec->nodes);
     run->record = rec;
-    if (!*spec) {
+    if (from_scenario) {
+        for (size_t i = 0; i < rec->n; i++) {
+            rec->nodes[i].on = run->scen->nodes[i].recorded;
+        }
+        spec = "";
+    } else if (!*spec) {
         for (size_t i = 0; i < rec->n; i++) {
             rec->nodes[i].on = true;
         }
@@ -147,6 +123,20 @@ bool rn_record_check(struct run *run, struct fl_error **errp)
         }
     }
     return true;
+}
+
+bool rn_record_on(const struct run *run, size_t i)
+{
+    return run->record && i < run->record->n && run->record->nodes[i].on;
+}
+
+int rn_record_segment_now(const struct run *run, size_t i)
+{
+    if (!rn_record_on(run, i)) {
+        return -1;
+    }
+    const struct rn_rec_node *rn = &run->record->nodes[i];
+    return rn->active ? (int)rn->seg.index : rn->next ? (int)rn->next - 1 : 0;
 }
 
 bool rn_record_setup(struct run *run, struct fl_error **errp)
@@ -321,6 +311,22 @@ void rn_record_segment_end(struct run *run, size_t i, int wait_status)
         fl_error_free(err);
     }
     free(meta);
+    if (run->db && run->nodes[i].trace_id > 0) {
+        struct trace_rr_segment row = {
+            .node_id = run->nodes[i].trace_id,
+            .segment = s->index,
+            .start_ns = rn->start_ns,
+            .end_ns = rn->start_ns + s->duration_ns,
+            .ended = hv_rr_end_name(s->end),
+            .has_icount = s->has_icount,
+            .icount = s->icount,
+        };
+        int r = trace_rr_segment(run->db, &row);
+        if (r < 0) {
+            rn_log(&run->log, "error", "record %s segment %u: run.db: %s", s->node, s->index,
+                   strerror(-r));
+        }
+    }
     if (s->end == HV_RR_END_QUIT) {
         rn_log(&run->log, "record", "%s segment %u: %llu instructions in %.1fs", s->node, s->index,
                (unsigned long long)s->icount, (double)s->duration_ns / 1e9);

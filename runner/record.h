@@ -11,10 +11,16 @@
 
 #include "runner/internal.h"
 
-/* After the scenario is loaded: what --record names exists and can be
- * recorded (1 vCPU, not KVM, no disk base image, no disk faults, no
- * reboot of a recorded node).  false: the run is invalid. */
+/* After the scenario is loaded: what --record names (or, without
+ * --record, the scenario's run.record) exists and can be recorded (1
+ * vCPU, not KVM, and topo_record_problems: no disk base image, no disk
+ * faults, no reboot of a recorded node).  false: the run is invalid. */
 bool rn_record_check(struct run *run, struct fl_error **errp);
+/* Whether node i is recorded (after rn_record_check). */
+bool rn_record_on(const struct run *run, size_t i);
+/* Node i's segment now (the one running, else the last one that ran:
+ * what a check that fails now is replayed from); -1: not recorded. */
+int rn_record_segment_now(const struct run *run, size_t i);
 /* After the nodes exist, before they boot: QEMU's version, rr/. */
 bool rn_record_setup(struct run *run, struct fl_error **errp);
 /* Right before every hv_node_boot of node `i` (first boot and restarts):

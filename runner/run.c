@@ -498,6 +498,10 @@ static void print_summary(struct run *run)
         printf("  %s %-28s %s%s", r->passed ? "PASS" : "FAIL", r->name, r->node,
                r->passed ? "" : ": ");
         print_escaped("%s\n", r->passed ? "" : r->message);
+        if (!r->passed && r->rr_segment >= 0) {
+            printf("       replay %s: faultline replay %s %s --segment %d\n", r->node, run->dir,
+                   r->node, r->rr_segment);
+        }
     }
     if (run->infra) {
         print_escaped("  error: %s\n", run->infra->msg);

@@ -240,7 +240,14 @@ bool topo_dump_json(const struct topo_scenario *s, struct fl_buf *b)
     dur(b, "duration", s->duration_ns);
     fl_buf_puts(b, ",");
     dur(b, "boot_timeout", s->boot_timeout_ns);
-    fl_buf_puts(b, ",\"image\":");
+    fl_buf_puts(b, ",\"record\":[");
+    for (size_t i = 0, k = 0; i < s->n_nodes; i++) {
+        if (s->nodes[i].recorded) {
+            fl_buf_puts(b, k++ ? "," : "");
+            fl_buf_json_string(b, s->nodes[i].name);
+        }
+    }
+    fl_buf_puts(b, "],\"image\":");
     image(b, &s->image);
 
     fl_buf_puts(b, ",\"networks\":[");

@@ -221,6 +221,8 @@ bool tc_rate(struct tc *c, const struct ty_node *n, uint64_t *out);
 bool tc_uint(struct tc *c, const struct ty_node *n, uint64_t min, uint64_t max, uint64_t *out);
 bool tc_int(struct tc *c, const struct ty_node *n, int64_t min, int64_t max, int64_t *out);
 bool tc_bool(struct tc *c, const struct ty_node *n, bool *out);
+/* A YAML boolean word (true/yes/on, false/no/off), without an error. */
+bool tc_bool_word(const struct ty_node *n, bool *out);
 /* One of names[0..n) (an X-macro table); *out = index. */
 bool tc_enum(struct tc *c, const struct ty_node *n, const char *const *names, size_t count,
              int *out);
@@ -251,6 +253,9 @@ bool tc_selector_matches(const struct tc *c, const struct tc_selector *sel,
 /* ---- schema: one file per section, called in load order (load.c) ---- */
 /* run.c, image.c, networks.c, nodes.c (disks.c for each disk) */
 void tc_parse_run(struct tc *c, const struct ty_node *n);
+/* run.record, once the nodes are known; its rules once the timeline is. */
+void tc_parse_record(struct tc *c, const struct ty_node *run);
+void tc_check_record(struct tc *c);
 void tc_parse_image(struct tc *c, const struct ty_node *n, struct topo_image *img);
 void tc_parse_networks(struct tc *c, const struct ty_node *n);
 void tc_parse_nodes(struct tc *c, const struct ty_node *n);

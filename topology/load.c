@@ -17,8 +17,9 @@ static const char *const top_keys[] = {"version", "run",      "image",   "networ
                                        "links",   "timeline", "nemesis", "checks",   NULL};
 /* Keys people write at the top that belong in a section. */
 static const struct tc_key_home top_homes[] = {
-    {"name", "run"},         {"description", "run"}, {"seed", "run"},    {"duration", "run"},
-    {"boot-timeout", "run"}, {"packages", "image"},  {"files", "image"}, {NULL, NULL}};
+    {"name", "run"},       {"description", "run"},  {"seed", "run"},
+    {"duration", "run"},   {"boot-timeout", "run"}, {"record", "run"},
+    {"packages", "image"}, {"files", "image"},      {NULL, NULL}};
 
 static uint64_t random_seed(void)
 {
@@ -167,6 +168,7 @@ static struct topo_scenario *load(const char *file, const char *text, size_t len
         }
         tc_parse_networks(&c, ty_map_get(r, "networks"));
         tc_parse_nodes(&c, ty_map_get(r, "nodes"));
+        tc_parse_record(&c, ty_map_get(r, "run"));
         tc_assign_addresses(&c);
         tc_build_links(&c, ty_map_get(r, "links"));
         tc_parse_timeline(&c, ty_map_get(r, "timeline"));
@@ -175,6 +177,7 @@ static struct topo_scenario *load(const char *file, const char *text, size_t len
         tc_parse_nemesis(&c, ty_map_get(r, "nemesis"));
         tc_sort_events(&c);
         tc_finish_timeline(&c);
+        tc_check_record(&c);
         if (c.too_many_events) {
             tc_err_loc(&c, 1, 1,
                        "the timeline expands to too much: more than %d events, or more than "

@@ -12,8 +12,8 @@
 /* run:                                                                */
 /* ------------------------------------------------------------------ */
 
-static const char *const run_keys[] = {"name",     "description",  "seed",
-                                       "duration", "boot-timeout", NULL};
+static const char *const run_keys[] = {"name",         "description", "seed", "duration",
+                                       "boot-timeout", "record",      NULL};
 
 void tc_parse_run(struct tc *c, const struct ty_node *n)
 {

@@ -182,6 +182,7 @@ struct topo_node {
     struct topo_env *env; /* in declaration order */
     size_t n_env;
     struct topo_image image; /* resolved: the scenario image + this node's additions */
+    bool recorded;           /* run.record names it (or is true): recorded for replay */
     struct topo_loc loc;
 };
 
@@ -432,13 +433,14 @@ struct topo_nemesis {
 /* ------------------------------------------------------------------ */
 
 struct topo_scenario {
-    char *file;              /* the path given (or the name given to topo_load_string) */
-    char *name;              /* run.name; default: file name without directory and .yaml */
-    char *description;       /* run.description or NULL */
-    uint64_t seed;           /* run.seed, or drawn from getrandom() */
-    bool seed_random;        /* the seed was drawn, not given */
-    int64_t duration_ns;     /* run.duration: the timeline's length (default 60 s) */
-    int64_t boot_timeout_ns; /* run.boot-timeout: all nodes ready within (default 120 s) */
+    char *file;                 /* the path given (or the name given to topo_load_string) */
+    char *name;                 /* run.name; default: file name without directory and .yaml */
+    char *description;          /* run.description or NULL */
+    uint64_t seed;              /* run.seed, or drawn from getrandom() */
+    bool seed_random;           /* the seed was drawn, not given */
+    int64_t duration_ns;        /* run.duration: the timeline's length (default 60 s) */
+    int64_t boot_timeout_ns;    /* run.boot-timeout: all nodes ready within (default 120 s) */
+    struct topo_loc record_loc; /* run.record (line 0: absent); nodes[i].recorded */
 
     struct topo_image image; /* image: (common to all nodes) */
 
@@ -482,6 +484,21 @@ int topo_node_find(const struct topo_scenario *scen, const char *name);
 int topo_network_find(const struct topo_scenario *scen, const char *name);
 /* Index in scen->links of the directed link, or -1 (not on that network). */
 int topo_link_find(const struct topo_scenario *scen, uint32_t network, uint32_t src, uint32_t dst);
+
+/* Recording (docs/record-replay.md): what keeps node `node` from being
+ * recorded: more than 1 vCPU, a disk with a base image, disk faults
+ * (initial or from the timeline), a reboot on the timeline.  Fills *out
+ * with one entry per problem, in scenario order (NULL when none): loc is
+ * the place in the file, msg the reason without the "FILE:LINE:COL: "
+ * prefix.  The loader applies it to the nodes run.record names; the
+ * runner to those --record names.  Returns the count. */
+struct topo_record_problem {
+    struct topo_loc loc;
+    char *msg;
+};
+size_t topo_record_problems(const struct topo_scenario *scen, uint32_t node,
+                            struct topo_record_problem **out);
+void topo_record_problems_free(struct topo_record_problem *v, size_t n);
 
 /* The address node `viewer` should use for node `target` (the /etc/hosts
  * line of `target` in `viewer`'s guest): its address on the first

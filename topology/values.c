@@ -265,7 +265,7 @@ bool tc_int(struct tc *c, const struct ty_node *n, int64_t min, int64_t max, int
     return true;
 }
 
-bool tc_bool(struct tc *c, const struct ty_node *n, bool *out)
+bool tc_bool_word(const struct ty_node *n, bool *out)
 {
     static const char *const t[] = {"true", "yes", "on", "True", "Yes", "On", "TRUE", "YES", "ON"};
     static const char *const f[] = {"false", "no",    "off", "False", "No",
@@ -281,6 +281,14 @@ bool tc_bool(struct tc *c, const struct ty_node *n, bool *out)
                 return true;
             }
         }
+    }
+    return false;
+}
+
+bool tc_bool(struct tc *c, const struct ty_node *n, bool *out)
+{
+    if (tc_bool_word(n, out)) {
+        return true;
     }
     tc_err_val(c, n, "is not a boolean (valid: true, false)");
     return false;

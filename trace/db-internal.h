@@ -39,6 +39,7 @@ enum rec_type {
     REC_CRASH,
     REC_CRASH_WRITE,
     REC_HOST_ERROR,
+    REC_RR_SEGMENT,
     REC_EPOCH,
     REC_TYPE_COUNT
 };

@@ -426,6 +426,33 @@ int trace_crash_write(struct trace_db *db, int64_t crash_id, int64_t io_id,
     return 0;
 }
 
+int trace_rr_segment(struct trace_db *db, const struct trace_rr_segment *sg)
+{
+    if (!db || !sg || !valid_name(sg->ended) || sg->icount > INT64_MAX) {
+        return -EINVAL;
+    }
+    if (db->readonly) {
+        return -EBADF;
+    }
+    pthread_mutex_lock(&db->mu);
+    if (!id_ok(&db->nodes, sg->node_id)) {
+        pthread_mutex_unlock(&db->mu);
+        return -ENOENT;
+    }
+    LOCKED_REC(db, REC_RR_SEGMENT, r);
+    memset(&r->u.g, 0, sizeof(r->u.g));
+    r->u.g.i[0] = sg->node_id;
+    r->u.g.i[1] = sg->segment;
+    r->u.g.i[2] = sg->start_ns;
+    r->u.g.i[3] = sg->end_ns;
+    r->u.g.i[4] = (int64_t)sg->icount;
+    r->u.g.i[5] = sg->has_icount ? 1 : 0;
+    r->u.g.s[0] = trace_rec_str(db, sg->ended);
+    trace_rec_done(db);
+    pthread_mutex_unlock(&db->mu);
+    return 0;
+}
+
 /* "host error on disk data (/srv/data.img): ENOSPC (No space left on
  * device): destaging 4096 bytes" */
 static char *host_error_detail(const struct trace_host_error *e, const char *errname)

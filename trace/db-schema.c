@@ -55,6 +55,9 @@ const char trace_schema_sql[] =
     "  event_id INTEGER REFERENCES events(id), node_id INTEGER REFERENCES nodes(id),\n"
     "  disk_id INTEGER REFERENCES disks(id), what TEXT NOT NULL, name TEXT, path TEXT,\n"
     "  errnum INTEGER NOT NULL, errname TEXT NOT NULL, message TEXT);\n"
+    "CREATE TABLE IF NOT EXISTS rr_segments(node_id INTEGER NOT NULL REFERENCES nodes(id),\n"
+    "  segment INTEGER NOT NULL, start_ns INTEGER, end_ns INTEGER, ended TEXT NOT NULL,\n"
+    "  icount INTEGER, UNIQUE (node_id, segment));\n"
     "CREATE VIEW IF NOT EXISTS frames_named AS SELECT f.*, sn.name AS src_node,\n"
     "  dn.name AS dst_node, nw.name AS network,\n"
     "  f.delivered_ns - f.sent_ns AS delay_ns\n"
@@ -100,6 +103,8 @@ const char *const trace_insert_sql[REC_TYPE_COUNT] = {
     [REC_HOST_ERROR] =
         "INSERT INTO host_errors(id, t_ns, event_id, node_id, disk_id, what, name,"
         " path, errnum, errname, message) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+    [REC_RR_SEGMENT] = "INSERT OR REPLACE INTO rr_segments(node_id, segment, start_ns, end_ns,"
+                       " ended, icount) VALUES (?1,?2,?3,?4,?5,?6)",
     [REC_EPOCH] = NULL,
 };
 
@@ -112,4 +117,5 @@ const char trace_epoch_shift_sql[] =
     "UPDATE checks SET start_ns = start_ns + ?1, end_ns = end_ns + ?1;"
     "UPDATE crashes SET t_ns = t_ns + ?1;"
     "UPDATE host_errors SET t_ns = t_ns + ?1;"
+    "UPDATE rr_segments SET start_ns = start_ns + ?1, end_ns = end_ns + ?1;"
     "UPDATE run SET ended_ns = ended_ns + ?1;";

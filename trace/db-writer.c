@@ -189,6 +189,18 @@ static int write_rec(struct trace_db *db, const struct batch *b, const struct re
         bind_str(st, 10, trace_batch_str(b, s[3])); /* errname */
         bind_str(st, 11, trace_batch_str(b, s[4])); /* message */
         break;
+    case REC_RR_SEGMENT:
+        bind_id(st, 1, i[0]);
+        sqlite3_bind_int64(st, 2, i[1]);
+        bind_time(st, 3, i[2], ep);
+        bind_time(st, 4, i[3], ep);
+        bind_str(st, 5, trace_batch_str(b, s[0]));
+        if (i[5]) {
+            sqlite3_bind_int64(st, 6, i[4]);
+        } else {
+            sqlite3_bind_null(st, 6);
+        }
+        break;
     case REC_EPOCH:
     case REC_FRAME: /* trace_db_write_frames() */
     case REC_TYPE_COUNT:

@@ -58,6 +58,7 @@ struct report {
     bool failed;
     int64_t t0, t1; /* run-clock range shown */
     int64_t bucket_ns;
+    char *run_dir; /* the database's directory, for replay commands */
 };
 
 static sqlite3_stmt *prep(struct report *r, const char *sql)
@@ -321,6 +322,18 @@ static void gather(struct report *r)
                        REPORT_MAX_OUTPUT, REPORT_MAX_OUTPUT);
     json_rows(r, "checks", sql);
     free(sql);
+    /* recorded segments (docs/record-replay.md); a database written before
+     * rr_segments existed has none */
+    if (one_int(r, "SELECT count(*) FROM sqlite_master WHERE name = 'rr_segments'", 0)) {
+        json_rows(r, "rr_segments",
+                  "SELECT node_id, segment, start_ns, end_ns, ended, icount FROM rr_segments"
+                  " ORDER BY node_id, segment");
+    } else {
+        fl_buf_puts(b, "\"rr_segments\":[],\n");
+    }
+    fl_buf_puts(b, "\"run_dir\":");
+    json_str(b, r->run_dir);
+    fl_buf_puts(b, ",\n");
     fl_buf_puts(b, "\"reasons\":[");
     for (int k = 1; k < TRACE_DROP_COUNT; k++) {
         fl_buf_printf(b, "%s\"%s\"", k > 1 ? "," : "",
@@ -371,6 +384,9 @@ bool trace_report_write_to(const char *db_path, const char *html_path, struct fl
         return false;
     }
     struct report r = {.conn = trace_db_sqlite(db), .errp = errp};
+    const char *slash = strrchr(db_path, '/');
+    r.run_dir = slash ? fl_xstrndup(db_path, slash == db_path ? 1 : (size_t)(slash - db_path))
+                      : fl_xstrdup(".");
     /* one snapshot of a database that may still be written */
     sqlite3_exec(r.conn, "BEGIN", NULL, NULL, NULL);
     gather(&r);
@@ -392,6 +408,7 @@ bool trace_report_write_to(const char *db_path, const char *html_path, struct fl
     }
     sqlite3_exec(r.conn, "COMMIT", NULL, NULL, NULL);
     fl_buf_free(&r.json);
+    free(r.run_dir);
     trace_db_close(db);
     if (r.failed) {
         fl_buf_free(&h);

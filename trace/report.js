@@ -141,6 +141,22 @@
   var checks = D.checks.map(function (c) {
     return { name: c[0], node: c[1], cmd: c[2], exit: c[3], passed: !!c[4], start: c[5], end: c[6], out: c[7], err: c[8] };
   });
+  /* recorded nodes and their segments (docs/record-replay.md) */
+  var segments = (D.rr_segments || []).map(function (s) {
+    return { node: s[0], k: s[1], start: s[2], end: s[3], ended: s[4], icount: s[5] };
+  });
+  var recorded = {};
+  segments.forEach(function (s) { (recorded[s.node] = recorded[s.node] || []).push(s); });
+  function shq(s) { s = String(s); return /^[A-Za-z0-9_.\/:=,+-]+$/.test(s) ? s : "'" + s.replace(/'/g, "'\\''") + "'"; }
+  /* A failed check's node replayed from the segment running when the check
+   * began (else the last one that began before it). */
+  function replayCommand(c) {
+    var list = c.node ? recorded[c.node] : null;
+    if (!list) return null;
+    var pick = list[0];
+    list.forEach(function (s) { if (c.start === null || c.start === undefined || s.start === null || s.start <= c.start) pick = s; });
+    return 'faultline replay ' + shq(D.run_dir || '.') + ' ' + shq(nodeName(c.node)) + ' --segment ' + pick.k;
+  }
   var T0 = D.t0, T1 = D.t1, BW = D.bucket_ns;
   /* drop reasons that occur in this run, in the canonical order */
   function presentReasons() {
@@ -161,6 +177,7 @@
     fact('nodes', nodeOrder.length);
     fact('frames', fmtN(D.frame_count));
     fact('accel', R.accel);
+    fact('recorded', Object.keys(recorded).map(function (id) { return nodeName(+id); }).join(', '));
     fact('host', R.host);
     fact('faultline', R.version);
     if (R.wall) fact('started', new Date(R.wall / 1e6).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'));
@@ -184,6 +201,10 @@
           failed.map(function (c) { return '<code>' + esc(c.name) + '</code>' + (c.err ? ' — ' + esc(c.err.split('\n')[0]) : ''); }).join('; ')
         : 'All ' + checks.length + ' checks passed.');
     }
+    failed.forEach(function (c) {
+      var cmd = replayCommand(c);
+      if (cmd) li('<code>' + esc(c.name) + '</code> failed on a recorded node; replay it instruction for instruction: <code class="replay">' + esc(cmd) + '</code>');
+    });
     /* per window: per link, delivered and dropped by reason */
     var byWin = {};
     D.window_frames.forEach(function (w) {
@@ -645,11 +666,32 @@
       var out = el('td', {}, [el('code', { text: c.cmd || '' })]);
       if (c.out) out.appendChild(el('details', c.passed ? {} : { open: '' }, [el('summary', { text: 'stdout' }), el('pre', { text: c.out })]));
       if (c.err) out.appendChild(el('details', c.passed ? {} : { open: '' }, [el('summary', { text: 'stderr' }), el('pre', { text: c.err })]));
+      var cmd = c.passed ? null : replayCommand(c);
+      if (cmd) out.appendChild(el('div', {}, ['replay: ', el('code', { class: 'replay', text: cmd })]));
       t.appendChild(el('tr', { class: c.passed ? 'passed' : 'failed' }, [
-        el('td', { text: c.name }), el('td', { text: c.node ? nodeName(c.node) : 'controller' }),
+        el('td', { text: c.name }), el('td', { text: c.node ? nodeName(c.node) + (recorded[c.node] ? ' (recorded)' : '') : 'controller' }),
         el('td', { class: c.passed ? 'pass-t' : 'fail-t', text: c.passed ? 'passed' : 'FAILED' }),
         el('td', { class: 'num', text: c.exit === -1 ? 'did not run' : String(c.exit) }),
         el('td', { class: 'num', text: c.start !== null && c.end !== null ? fmtD(c.end - c.start) : '–' }), out]));
+    });
+    app.appendChild(t);
+  }
+  function recordingSection() {
+    if (!segments.length) return;
+    app.appendChild(el('h2', { text: 'Recorded nodes' }));
+    app.appendChild(el('p', { class: 'note', text: 'Each segment is one QEMU process of a recorded node (its first boot, then each restart); ' +
+      'faultline replay runs it again alone, instruction for instruction (docs/record-replay.md).' }));
+    var t = el('table', { id: 'segments' });
+    t.appendChild(el('tr', {}, ['node', 'segment', 'start', 'duration', 'ended', 'instructions', 'replay'].map(function (x) { return el('th', { text: x }); })));
+    segments.forEach(function (s) {
+      var has = function (v) { return v !== null && v !== undefined; };
+      t.appendChild(el('tr', { class: s.ended === 'quit' ? 'passed' : 'failed' }, [
+        el('td', { text: nodeName(s.node) }), el('td', { class: 'num', text: String(s.k) }),
+        el('td', { class: 'num', text: has(s.start) ? fmtT(s.start) : '–' }),
+        el('td', { class: 'num', text: has(s.start) && has(s.end) ? fmtD(s.end - s.start) : '–' }),
+        el('td', { class: s.ended === 'quit' ? 'pass-t' : 'fail-t', text: s.ended === 'quit' ? 'quit (replayable)' : s.ended }),
+        el('td', { class: 'num', text: has(s.icount) ? fmtN(s.icount) : '–' }),
+        el('td', {}, [el('code', { class: 'replay', text: 'faultline replay ' + shq(D.run_dir || '.') + ' ' + shq(nodeName(s.node)) + ' --segment ' + s.k })])]));
     });
     app.appendChild(t);
   }
@@ -672,6 +714,7 @@
     header();
     summary();
     checksSection();
+    recordingSection();
     timeline();
     spacetime();
     linksSection();

@@ -231,6 +231,19 @@ struct trace_check {
 };
 int trace_check(struct trace_db *db, const struct trace_check *check);
 
+/* A recorded node's segment (docs/record-replay.md): one QEMU process of
+ * the node, replayable with `faultline replay RUN NODE --segment N`.
+ * One row of rr_segments, written when the segment ends. */
+struct trace_rr_segment {
+    int64_t node_id;          /* required */
+    uint32_t segment;         /* 0: the first boot, then each restart */
+    int64_t start_ns, end_ns; /* CLOCK_MONOTONIC */
+    const char *ended;        /* required: quit | killed | exited | running */
+    bool has_icount;
+    uint64_t icount; /* instructions it ran (QMP query-replay at its end) */
+};
+int trace_rr_segment(struct trace_db *db, const struct trace_rr_segment *segment);
+
 /* ------------------------------------------------------------------ */
 /* Frames (netback hot path)                                           */
 /* ------------------------------------------------------------------ */

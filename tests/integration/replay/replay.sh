@@ -24,12 +24,31 @@ grep -q "needs TCG" "$TMP/r3.txt" || { cat "$TMP/r3.txt"; fail "KVM not refused"
 expect_code 2 "$TMP/r4.txt" "$FAULTLINE" run --plain --record --out "$TMP/r4" "$here/refuse-reboot.yaml"
 grep -q "refuse-reboot.yaml:9:5: timeline\[0\]: reboot of n1: a recorded node cannot be reset" "$TMP/r4.txt" ||
     { cat "$TMP/r4.txt"; fail "a reboot of a recorded node was not refused"; }
-ok "what cannot be recorded is refused, naming the node and the reason"
+for cmd in validate run; do
+    expect_code 2 "$TMP/r5.txt" "$FAULTLINE" $cmd "$here/refuse-record-vcpus.yaml"
+    grep -q "refuse-record-vcpus.yaml:8:3: node n1: vcpus: 2: a recorded node needs exactly 1 vCPU .*; it is recorded by run.record at .*refuse-record-vcpus.yaml:6:11" "$TMP/r5.txt" ||
+        { cat "$TMP/r5.txt"; fail "faultline $cmd: run.record of a 2-vCPU node not refused at its place"; }
+    ! grep -q "node n2" "$TMP/r5.txt" || { cat "$TMP/r5.txt"; fail "n2 is not recorded, yet refused"; }
+done
+ok "what cannot be recorded is refused, naming the node and the reason (run.record: by faultline validate)"
 
-# ---- the recorded run ----
+# ---- the recorded run (run.record: true) ----
 run="$TMP/run"
-expect_code 0 "$TMP/run.txt" "$FAULTLINE" run --plain --record --out "$run" "$here/record.yaml"
+expect_code 1 "$TMP/run.txt" "$FAULTLINE" run --plain --out "$run" "$here/record.yaml"
 no_qemu_left "$run"
+grep -q "^e2e-record: fail (2 of 3 checks passed)" "$TMP/run.txt" || { cat "$TMP/run.txt"; fail "not exactly the deliberate check failed"; }
+grep -q "^ *replay n2: faultline replay $run n2 --segment 1\$" "$TMP/run.txt" ||
+    { cat "$TMP/run.txt"; fail "the summary did not give the failed check's replay command"; }
+grep -q "replay n2: faultline replay $run n2 --segment 0" "$TMP/run.txt" && fail "the passed check got a replay command"
+python3 - "$run/run.db" <<'PY' || fail "run.db has not the 3 segments"
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT n.name, s.segment, s.ended, s.icount > 100000000, s.end_ns > s.start_ns"
+    " FROM rr_segments s JOIN nodes n ON n.id = s.node_id ORDER BY 1, 2").fetchall()
+assert rows == [("n1", 0, "quit", 1, 1), ("n2", 0, "quit", 1, 1), ("n2", 1, "quit", 1, 1)], rows
+PY
+grep -q '"rr_segments":\[\[' "$run/report.html" || fail "report.html has no segments"
+ok "the summary gives 'faultline replay RUN n2 --segment 1' for the check that failed after the restart; run.db and report.html have the segments"
 for seg in n1/0 n2/0 n2/1; do
     for f in segment.json replay.log.zst console.log agent.log; do
         [ -s "$run/rr/$seg/$f" ] || fail "rr/$seg/$f is missing or empty"
@@ -68,6 +87,20 @@ grep -q "n2 segment 1: stopped at instruction $(python3 -c 'import json,sys; pri
 cmp "$TMP/one.txt" "$run/rr/n2/1/console.log" || fail "the replayed console of n2 segment 1 differs"
 ok "faultline replay COPY n2 --segment 1, from a copy of rr/ alone, prints the recorded console"
 
+# ---- a bundle of n2, replayed later from a fresh directory ----
+mkdir "$TMP/fresh"
+"$FAULTLINE" bundle "$run" n2 -o "$TMP/fresh/n2.tar.zst" >"$TMP/bundle.txt" 2>&1 ||
+    { cat "$TMP/bundle.txt"; fail "faultline bundle RUN n2 failed"; }
+cat "$TMP/bundle.txt"
+expect_code 2 "$TMP/b-n1.txt" "$FAULTLINE" replay "$TMP/fresh/n2.tar.zst" n1
+grep -q "node 'n1' is not in the bundle $TMP/fresh/n2.tar.zst (it holds: n2)" "$TMP/b-n1.txt" ||
+    { cat "$TMP/b-n1.txt"; fail "a node not in the bundle was not named"; }
+head -c 100000 "$TMP/fresh/n2.tar.zst" >"$TMP/truncated.tar.zst"
+expect_code 2 "$TMP/b-trunc.txt" "$FAULTLINE" replay "$TMP/truncated.tar.zst" --verify
+grep -q "'$TMP/truncated.tar.zst' is not a faultline bundle, or it is damaged or truncated" "$TMP/b-trunc.txt" ||
+    { cat "$TMP/b-trunc.txt"; fail "a truncated bundle was not refused, named"; }
+ok "faultline bundle RUN n2: $(cut -d' ' -f2- "$TMP/bundle.txt"); a node not in it and a truncated one refused"
+
 # ---- stopped at an instruction, under gdb ----
 if command -v gdb >/dev/null; then
     half=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["icount"] // 2)' "$run/rr/n2/1/segment.json")
@@ -102,3 +135,16 @@ cat "$TMP/bad.txt"
 grep -q "^n2 segment 0: DIVERGED: " "$TMP/bad.txt" || fail "the corrupted segment was not named"
 grep -q "^n2 segment 1: identical" "$TMP/bad.txt" || fail "the intact segment after it did not verify"
 ok "a truncated log: --verify exits 1 naming n2 segment 0"
+
+# ---- the bundle, with the run directory gone ----
+# (made before the log above was corrupted; the replay must not need the
+# run: rr/, the disks at segment start and the kernel and initrd are in it)
+rm -rf "$run"
+mkdir "$TMP/tmpdir"
+(cd "$TMP/fresh" && TMPDIR="$TMP/tmpdir" "$FAULTLINE" replay n2.tar.zst --verify) >"$TMP/b-verify.txt" 2>&1 ||
+    { cat "$TMP/b-verify.txt"; fail "faultline replay BUNDLE --verify failed with the run deleted"; }
+cat "$TMP/b-verify.txt"
+[ "$(grep -c '^n2 segment [01]: identical' "$TMP/b-verify.txt")" = 2 ] || fail "not 2 identical segments from the bundle"
+[ "$(ls -A "$TMP/fresh")" = n2.tar.zst ] || fail "the replay left files in the fresh directory: $(ls -A "$TMP/fresh")"
+[ -z "$(ls -A "$TMP/tmpdir")" ] || fail "the unpacked bundle was not removed: $(ls -A "$TMP/tmpdir")"
+ok "faultline replay BUNDLE --verify, the run directory deleted: n2's 2 segments identical"

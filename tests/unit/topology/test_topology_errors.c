@@ -569,7 +569,7 @@ static void test_all_errors_reported(void **state)
     assert_non_null(err);
     const char *want =
         "s.yaml:1:7: run.duraton: unknown key 'duraton' in run; did you mean 'duration'? (valid: "
-        "name, description, seed, duration, boot-timeout)\n"
+        "name, description, seed, duration, boot-timeout, record)\n"
         "s.yaml:3:8: nodes.n1.vcpu: unknown key 'vcpu' in a node; did you mean 'vcpus'? (valid: "
         "vcpus, memory, networks, disks, command, env, image)\n"
         "s.yaml:4:16: nodes.n2.memory: '1MiB' is not a guest memory size (valid: 64MiB..64GiB, "

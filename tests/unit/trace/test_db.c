@@ -309,6 +309,49 @@ static void test_run_events_checks(void **state)
     sqlite3_close(c);
 }
 
+/* Recorded segments: one rr_segments row each, times on the run clock,
+ * the icount NULL when the segment has none; a rewrite replaces. */
+static void test_rr_segments(void **state)
+{
+    struct fixture *f = *state;
+    struct trace_db *db = open_db(f->path);
+    int64_t n2 = trace_node_id(db, "n2");
+    const int64_t t0 = 500 * FL_NS_PER_SEC;
+    assert_int_equal(trace_db_set_epoch(db, t0), 0);
+    struct trace_rr_segment s0 = {.node_id = n2,
+                                  .segment = 0,
+                                  .start_ns = t0 - 3 * FL_NS_PER_SEC,
+                                  .end_ns = t0 + 5 * FL_NS_PER_SEC,
+                                  .ended = "quit",
+                                  .has_icount = true,
+                                  .icount = 426151549};
+    assert_int_equal(trace_rr_segment(db, &s0), 0);
+    struct trace_rr_segment s1 = {.node_id = n2,
+                                  .segment = 1,
+                                  .start_ns = t0 + 6 * FL_NS_PER_SEC,
+                                  .end_ns = t0 + 9 * FL_NS_PER_SEC,
+                                  .ended = "killed"};
+    assert_int_equal(trace_rr_segment(db, &s1), 0);
+    struct trace_rr_segment bad = s1;
+    bad.node_id = 7;
+    assert_int_equal(trace_rr_segment(db, &bad), -ENOENT);
+    bad = s1;
+    bad.ended = "";
+    assert_int_equal(trace_rr_segment(db, &bad), -EINVAL);
+    assert_int_equal(trace_rr_segment(NULL, &s1), -EINVAL);
+    struct fl_error *err = NULL;
+    assert_true(trace_db_finish(db, &err));
+
+    sqlite3 *c = sql_open(f->path);
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM rr_segments"), 2);
+    char *v = sql_text(c, "SELECT node_id || '|' || start_ns || '|' || end_ns || '|' || ended ||"
+                          " '|' || icount FROM rr_segments WHERE segment = 0");
+    assert_string_equal(v, "1|-3000000000|5000000000|quit|426151549");
+    free(v);
+    assert_int_equal(sql_int(c, "SELECT icount IS NULL FROM rr_segments WHERE segment = 1"), 1);
+    sqlite3_close(c);
+}
+
 /* Host I/O errors: a host_errors row with its parts and an "error" event
  * on the disk's node that `faultline trace --events` lists. */
 static void test_host_errors(void **state)
@@ -728,6 +771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frames_and_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_events_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ios_and_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rr_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_mismatch_and_bad_paths, setup, teardown),

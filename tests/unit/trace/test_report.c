@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "core/core.h"
 #include "tests/unit/trace/synth.h"
 #include "trace/trace.h"
@@ -106,6 +108,63 @@ static void test_script_breakout_escaped(void **state)
     free(db_path);
 }
 
+/* Recorded segments (rr_segments) and the run directory reach the page,
+ * which renders them and the replay command of a failed check; a
+ * database written before rr_segments existed still gives a report. */
+static void test_recorded_segments(void **state)
+{
+    char *dir = make_dir();
+    char *db_path = fl_xasprintf("%s/run.db", dir);
+    struct trace_db *db = trace_db_open(db_path, NULL);
+    assert_non_null(db);
+    int64_t t0 = fl_clock_mono_ns();
+    assert_int_equal(trace_db_set_epoch(db, t0), 0);
+    int64_t n1 = trace_node_id(db, "n1"), n2 = trace_node_id(db, "n2");
+    assert_true(n1 > 0 && n2 > 0);
+    struct trace_rr_segment s0 = {.node_id = n2,
+                                  .segment = 0,
+                                  .start_ns = t0 - FL_NS_PER_SEC,
+                                  .end_ns = t0 + 5 * FL_NS_PER_SEC,
+                                  .ended = "quit",
+                                  .has_icount = true,
+                                  .icount = 426151549};
+    assert_int_equal(trace_rr_segment(db, &s0), 0);
+    struct trace_check c = {.name = "n2-reaches-n1",
+                            .node_id = n2,
+                            .command = "ping -c 3 n1",
+                            .exit_status = 1,
+                            .passed = false,
+                            .start_ns = t0 + 2 * FL_NS_PER_SEC,
+                            .end_ns = t0 + 3 * FL_NS_PER_SEC};
+    assert_int_equal(trace_check(db, &c), 0);
+    struct fl_error *err = NULL;
+    assert_true(trace_db_finish(db, &err));
+    assert_true(trace_report_write(dir, &err));
+    char *html = read_report(dir);
+    char *want = fl_xasprintf(
+        "\"rr_segments\":[[%lld,0,-1000000000,5000000000,\"quit\",426151549]]", (long long)n2);
+    assert_non_null(strstr(html, want));
+    free(want);
+    want = fl_xasprintf("\"run_dir\":\"%s\"", dir);
+    assert_non_null(strstr(html, want));
+    free(want);
+    assert_non_null(strstr(html, "function recordingSection()"));
+    free(html);
+
+    /* without the table (an older run.db) */
+    sqlite3 *conn = NULL;
+    assert_int_equal(sqlite3_open(db_path, &conn), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(conn, "DROP TABLE rr_segments", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(conn);
+    assert_true(trace_report_write(dir, &err));
+    html = read_report(dir);
+    assert_non_null(strstr(html, "\"rr_segments\":[]"));
+    free(html);
+    fl_rm_rf(dir);
+    free(dir);
+    free(db_path);
+}
+
 static void test_empty_and_missing(void **state)
 {
     char *dir = make_dir();
@@ -139,6 +198,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synthetic_report),
         cmocka_unit_test(test_script_breakout_escaped),
+        cmocka_unit_test(test_recorded_segments),
         cmocka_unit_test(test_empty_and_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
