@@ -105,11 +105,16 @@ static void print_error(const char *file, enum runner_result result, const struc
     }
 }
 
-/* --json when the run made no summary (an invalid scenario, a directory
- * it could not claim): the verdict and the message, still one object. */
-static void print_json_fallback(enum runner_result result, const char *run_dir,
-                                const struct fl_error *err)
+/* --json: the run's JSON (summary.json's or index.json's text), or when
+ * it made none (an invalid scenario, a directory it could not claim) the
+ * verdict and the message, still one object. */
+static void print_json(const char *text, enum runner_result result, const char *run_dir,
+                       const struct fl_error *err)
 {
+    if (text) {
+        fputs(text, stdout);
+        return;
+    }
     struct fl_buf b = {0};
     fl_buf_printf(&b, "{\n  \"verdict\": \"%s\"", runner_result_name(result));
     if (err) {
@@ -146,11 +151,7 @@ static int repeat_main(const struct runner_options *o, size_t count, const char 
         print_error(o->scenario_path, out.result, err);
     }
     if (json) {
-        if (out.index_json) {
-            fputs(out.index_json, stdout);
-        } else {
-            print_json_fallback(out.result, out.dir, err);
-        }
+        print_json(out.index_json, out.result, out.dir, err);
     }
     fl_error_free(err);
     int code = exit_code(out.result);
@@ -307,11 +308,7 @@ static int run_main(int argc, char **argv)
         }
     }
     if (json) {
-        if (out.summary_json) {
-            fputs(out.summary_json, stdout);
-        } else {
-            print_json_fallback(out.result, out.run_dir, err);
-        }
+        print_json(out.summary_json, out.result, out.run_dir, err);
     }
     fl_error_free(err);
     int code = exit_code(out.result);

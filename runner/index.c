@@ -186,26 +186,6 @@ enum runner_result rn_index_verdict(const struct rn_index *index)
     return RUNNER_PASS;
 }
 
-/* A word for sh: as is when it is plain, else in single quotes. */
-static void shell_word(struct fl_buf *b, const char *s)
-{
-    if (*s &&
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+,:=@") ==
-            strlen(s)) {
-        fl_buf_puts(b, s);
-        return;
-    }
-    fl_buf_puts(b, "'");
-    for (; *s; s++) {
-        if (*s == '\'') {
-            fl_buf_puts(b, "'\\''");
-        } else {
-            fl_buf_append(b, s, 1);
-        }
-    }
-    fl_buf_puts(b, "'");
-}
-
 char *rn_index_rerun(const struct rn_index_run *run)
 {
     if (!run->has_seed) {
@@ -216,7 +196,7 @@ char *rn_index_rerun(const struct rn_index_run *run)
     }
     struct fl_buf b = {0};
     fl_buf_puts(&b, "faultline run ");
-    shell_word(&b, run->scenario_file);
+    fl_text_shell(&b, run->scenario_file);
     fl_buf_printf(&b, " --seed %llu", (unsigned long long)run->seed);
     return fl_buf_steal(&b);
 }

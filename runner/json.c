@@ -41,24 +41,6 @@ static bool literal(struct parser *p, const char *word)
     return true;
 }
 
-static void put_utf8(struct fl_buf *b, uint32_t cp)
-{
-    char c[4];
-    size_t n;
-    if (cp < 0x80) {
-        c[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        c[0] = (char)(0xC0 | cp >> 6), c[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-    } else if (cp < 0x10000) {
-        c[0] = (char)(0xE0 | cp >> 12), c[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        c[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-    } else {
-        c[0] = (char)(0xF0 | cp >> 18), c[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        c[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), c[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
-    }
-    fl_buf_append(b, c, n);
-}
-
 static bool hex4(struct parser *p, uint32_t *out)
 {
     if (p->size - p->pos < 4) {
@@ -140,7 +122,7 @@ static bool string(struct parser *p, char **out)
             fl_buf_free(&b);
             return fail(p, cp ? "a lone surrogate in a string" : "a NUL character in a string");
         }
-        put_utf8(&b, cp);
+        fl_utf8_put(&b, cp);
     }
     *out = b.data ? fl_buf_steal(&b) : fl_xstrdup("");
     return true;
