@@ -184,12 +184,12 @@ static void print_table(FILE *f, const struct rn_index *index)
         if (r->duration_ns >= 0) {
             snprintf(dur, sizeof dur, "%.1fs", (double)r->duration_ns / 1e9);
         }
-        fprintf(f, "  %3zu  %-20s  %-11s  %9s  ", i + 1, seed, r->verdict, dur);
+        fprintf(f, "  %3zu  %-20s  %-11s  %9s", i + 1, seed, r->verdict, dur);
         for (size_t k = 0; k < r->n_failed; k++) {
-            print_terminal(f, k ? ", %s" : "%s", r->failed[k]);
+            print_terminal(f, k ? ", %s" : "  %s", r->failed[k]);
         }
         if (r->error) {
-            print_terminal(f, r->n_failed ? "; error: %s" : "error: %s", r->error);
+            print_terminal(f, r->n_failed ? "; error: %s" : "  error: %s", r->error);
         }
         fputs("\n", f);
     }
