@@ -90,7 +90,7 @@ bool rn_build_images(struct run *run, struct fl_error **errp)
             ok = hv_image_build(&spec, &run->images[k], progress, run, errp);
             free(files);
             if (run->live) {
-                printf("\r\033[K");
+                fprintf(run->human, "\r\033[K");
             }
             if (!ok) {
                 /* A Ctrl-C also reaches apt-get directly, which then fails

@@ -75,6 +75,13 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["verdict"]
 grep -q "run directory: $one" err || fail "run --json: the summary did not go to stderr: $(cat err)"
 echo "ok: run --json prints summary.json on stdout; runs/latest names the run"
 
+# With the live view (--live: as on a terminal) the view and the image
+# progress go to stderr too: stdout stays one JSON document.
+[ "$(code "$FAULTLINE" run --live --json --cache /dev/null/no-cache -o live s.yaml)" = 3 ] ||
+    fail "run --live --json: $(cat err)"
+cmp -s out live/summary.json || fail "run --live --json: stdout is not summary.json: $(head -c 80 out | od -c | head -3)"
+echo "ok: run --live --json: stdout holds the JSON alone"
+
 # --json when there is no summary: still one JSON object.
 printf 'run: {name: bad}\nnodes: {n1: {vcpu: 2}}\n' >bad.yaml
 [ "$(code fl --json bad.yaml)" = 2 ] || fail "an invalid scenario with --json: not exit 2"
