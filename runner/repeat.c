@@ -50,6 +50,12 @@ static bool seed_value(const char *text, const char *s, size_t len, uint64_t *ou
     return ok;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 bool runner_seeds_parse(const char *text, uint64_t **seeds, size_t *n, struct fl_error **errp)
 {
     uint64_t *v = NULL;
@@ -80,14 +86,6 @@ bool runner_seeds_parse(const char *text, uint64_t **seeds, size_t *n, struct fl
             return false;
         }
         for (uint64_t s = a;; s++) {
-            for (size_t i = 0; i < count; i++) {
-                if (v[i] == s) {
-                    fl_error_setf(errp, EINVAL, "--seeds '%s': seed %llu is given twice", text,
-                                  (unsigned long long)s);
-                    free(v);
-                    return false;
-                }
-            }
             if (count == alloc) {
                 alloc = alloc ? alloc * 2 : 16;
                 v = fl_xrealloc(v, alloc * sizeof *v);
@@ -102,6 +100,20 @@ bool runner_seeds_parse(const char *text, uint64_t **seeds, size_t *n, struct fl
         }
         p += len + 1;
     }
+    /* A seed given twice: sorted, duplicates are neighbours. */
+    uint64_t *sorted = fl_xmalloc(count * sizeof *sorted);
+    memcpy(sorted, v, count * sizeof *sorted);
+    qsort(sorted, count, sizeof *sorted, cmp_u64);
+    for (size_t i = 1; i < count; i++) {
+        if (sorted[i] == sorted[i - 1]) {
+            fl_error_setf(errp, EINVAL, "--seeds '%s': seed %llu is given twice", text,
+                          (unsigned long long)sorted[i]);
+            free(sorted);
+            free(v);
+            return false;
+        }
+    }
+    free(sorted);
     *seeds = v;
     *n = count;
     return true;

@@ -68,6 +68,12 @@ static void test_seeds(void **state)
     assert_int_equal(n, 50);
     assert_true(seeds[0] == 1 && seeds[49] == 50);
     free(seeds);
+    /* The most seeds there may be, and one too many at the end. */
+    assert_true(runner_seeds_parse("0-99999", &seeds, &n, &err));
+    assert_int_equal(n, RUNNER_MAX_SEEDS);
+    free(seeds);
+    expect_bad_seeds("0-49999,50000-99999,5", "more than 100000 seeds");
+    expect_bad_seeds("0-49999,50000-99998,5", "seed 5 is given twice");
 
     expect_bad_seeds("", "'' is not a seed");
     expect_bad_seeds("3-1", "'3-1' ends before it starts");
