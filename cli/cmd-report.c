@@ -1,14 +1,20 @@
 /* `faultline report RUN`: writes RUN/report.html from RUN/run.db (the
  * runner also writes it at the end of every run).  The report lives in
- * trace/. */
+ * trace/.  `faultline report DIR` on a directory of run directories (a
+ * repeat's, or runs/) writes DIR/index.html and DIR/index.json instead
+ * (runner/index.c). */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/core.h"
+#include "runner/runner.h"
 #include "trace/trace.h"
 
 static const char usage_text[] =
@@ -21,6 +27,12 @@ static const char usage_text[] =
     "diagram of the frames between nodes, disk I/O and what each crash lost.\n"
     "\n"
     "RUN is a run directory (containing run.db) or a run.db file.\n"
+    "\n"
+    "DIR, a directory of run directories (a 'run --repeat' directory, or runs/),\n"
+    "gets an index instead: DIR/index.html (each run's seed, verdict, failed\n"
+    "checks, duration, a link to its report, the command that reruns it) and\n"
+    "DIR/index.json (the same as JSON).\n"
+    "\n"
     "  -o, --output FILE   write FILE instead of report.html next to run.db\n"
     "  -h, --help          this text\n";
 
@@ -59,6 +71,34 @@ static int report_main(int argc, char **argv)
     }
     const char *run = argv[optind];
     size_t n = strlen(run);
+    /* A directory that is no run directory itself (no run.db, no seed
+     * file) is indexed. */
+    char *probe = fl_xasprintf("%s/run.db", run);
+    char *seed = fl_xasprintf("%s/seed", run);
+    struct stat st;
+    bool is_index = access(probe, F_OK) != 0 && access(seed, F_OK) != 0 && stat(run, &st) == 0 &&
+                    S_ISDIR(st.st_mode);
+    free(probe);
+    free(seed);
+    if (is_index) {
+        struct fl_error *err = NULL;
+        char *index = NULL;
+        if (output) {
+            fputs("faultline report: -o is for one run's report; an index is written as "
+                  "DIR/index.html\n",
+                  stderr);
+            return CLI_EXIT_USAGE;
+        }
+        if (!runner_index_dir(run, &index, &err)) {
+            fprintf(stderr, "faultline report: %s\n", err->msg);
+            int rc = err->code == ENOENT ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
+            fl_error_free(err);
+            return rc;
+        }
+        printf("%s\n", index);
+        free(index);
+        return CLI_EXIT_OK;
+    }
     char *db_path, *html;
     if (n >= 3 && !strcmp(run + n - 3, ".db")) {
         db_path = fl_xstrdup(run);

@@ -329,6 +329,12 @@ void fl_text_json(struct fl_buf *b, const char *s, size_t size, bool script_safe
 void fl_text_terminal(struct fl_buf *b, const char *s, size_t size);
 /* fl_text_terminal of a NUL-terminated string (NULL = ""), newly allocated. */
 char *fl_text_terminal_dup(const char *s);
+/* Appends s as one word for sh: unchanged when every byte is plain
+ * (letters, digits, _ . / - + , : = @ %), else in single quotes (a quote
+ * inside as '\''). */
+void fl_text_shell(struct fl_buf *b, const char *s);
+/* Appends code point cp (at most U+10FFFF) as UTF-8. */
+void fl_utf8_put(struct fl_buf *b, uint32_t cp);
 
 /* ------------------------------------------------------------------ */
 /* Names (name.c)                                                      */

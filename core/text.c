@@ -9,6 +9,7 @@
  *      ├─▶ fl_text_json      controls as \uXXXX, optionally < > & too
  *      └─▶ fl_text_terminal  controls as \xNN (\r \n \t by name), C1 and
  *                            bidi controls as \uXXXX: visible, inert
+ *   fl_text_shell  a word for sh (a command shown for copy and paste)
  *
  * The decoder is strict (RFC 3629): overlong forms, surrogates (ED A0..BF)
  * and anything above U+10FFFF are invalid; each invalid sequence costs one
@@ -80,7 +81,7 @@ size_t fl_utf8_cut(const char *s, size_t size, size_t max)
     return max; /* only continuation bytes: invalid ones, each a character */
 }
 
-static void put_cp(struct fl_buf *b, uint32_t cp)
+void fl_utf8_put(struct fl_buf *b, uint32_t cp)
 {
     char out[4];
     size_t n;
@@ -123,7 +124,7 @@ void fl_text_xml(struct fl_buf *b, const char *s, size_t size)
         if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE || cp == 0xFFFF) {
             cp = REPLACEMENT;
         }
-        put_cp(b, cp);
+        fl_utf8_put(b, cp);
     }
 }
 
@@ -154,7 +155,7 @@ void fl_text_json(struct fl_buf *b, const char *s, size_t size, bool script_safe
             cp == 0x2028 || cp == 0x2029) {
             fl_buf_printf(b, "\\u%04x", (unsigned)cp);
         } else {
-            put_cp(b, cp);
+            fl_utf8_put(b, cp);
         }
     }
     fl_buf_append(b, "\"", 1);
@@ -198,4 +199,23 @@ char *fl_text_terminal_dup(const char *s)
     struct fl_buf b = {0};
     fl_text_terminal(&b, s ? s : "", s ? strlen(s) : 0);
     return fl_buf_steal(&b);
+}
+
+void fl_text_shell(struct fl_buf *b, const char *s)
+{
+    static const char plain[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+,:=@%";
+    if (*s && strspn(s, plain) == strlen(s)) {
+        fl_buf_puts(b, s);
+        return;
+    }
+    fl_buf_puts(b, "'");
+    for (; *s; s++) {
+        if (*s == '\'') {
+            fl_buf_puts(b, "'\\''");
+        } else {
+            fl_buf_append(b, s, 1);
+        }
+    }
+    fl_buf_puts(b, "'");
 }

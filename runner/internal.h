@@ -14,6 +14,11 @@
  *     └────────┴─────────┴──── run.c      phases, verdict, teardown
  *   record.h (recorded nodes, their segments) ◀── run.c, timeline.c
  *
+ * Repeating (runner.h, "Repeating") sits beside a run, not inside it:
+ *   json.h (a leaf: a JSON reader) ◀── index.h (a directory of runs) ◀──
+ *   repeat.c (the loop over runner_run) ──▶ rundir.h (directory names,
+ *   runs/latest)
+ *
  * Nothing below run.c calls up: what run.c must learn (a check finished,
  * the timeline is over) reaches it through the hooks in struct run.
  */
@@ -161,6 +166,7 @@ struct run {
     int unrecorded_code;      /* errno of the first */
     bool host_error_seen;     /* blkback reported a host I/O error (recorded once) */
     bool report_written;
+    char *summary_text;     /* summary.json as written (runner_outcome.summary_json) */
     struct fl_error *infra; /* first infrastructure error */
     enum runner_result result;
 
@@ -168,6 +174,7 @@ struct run {
     struct rn_record *record;
 
     /* Live view. */
+    FILE *human; /* stdout, or stderr with runner_options.human_to_stderr */
     bool live;
     bool quiet;
     unsigned view_lines;

@@ -29,6 +29,7 @@ void runner_outcome_clear(struct runner_outcome *out)
     if (out) {
         free(out->run_dir);
         free(out->report);
+        free(out->summary_json);
         memset(out, 0, sizeof *out);
     }
 }
@@ -467,14 +468,15 @@ static void free_run(struct run *run)
     free(run->scenario_text);
     free(run->dir);
     free(run->sock_dir);
+    free(run->summary_text);
     fl_error_free(run->infra);
 }
 
 /* Messages may carry guest text (an agent's error): shown escaped. */
-static void print_escaped(const char *fmt, const char *s)
+static void print_escaped(FILE *f, const char *fmt, const char *s)
 {
     char *e = fl_text_terminal_dup(s);
-    printf(fmt, e);
+    fprintf(f, fmt, e);
     free(e);
 }
 
@@ -487,30 +489,30 @@ static void print_summary(struct run *run)
     for (size_t i = 0; i < run->n_results; i++) {
         failed += !run->results[i].passed;
     }
-    printf("\n%s: %s", run->scen->name, runner_result_name(run->result));
+    fprintf(run->human, "\n%s: %s", run->scen->name, runner_result_name(run->result));
     if (run->n_results) {
-        printf(" (%zu of %zu check%s passed)", run->n_results - failed, run->n_results,
-               run->n_results == 1 ? "" : "s");
+        fprintf(run->human, " (%zu of %zu check%s passed)", run->n_results - failed, run->n_results,
+                run->n_results == 1 ? "" : "s");
     }
-    printf("\n");
+    fprintf(run->human, "\n");
     for (size_t i = 0; i < run->n_results; i++) {
         const struct rn_result *r = &run->results[i];
-        printf("  %s %-28s %s%s", r->passed ? "PASS" : "FAIL", r->name, r->node,
-               r->passed ? "" : ": ");
-        print_escaped("%s\n", r->passed ? "" : r->message);
+        fprintf(run->human, "  %s %-28s %s%s", r->passed ? "PASS" : "FAIL", r->name, r->node,
+                r->passed ? "" : ": ");
+        print_escaped(run->human, "%s\n", r->passed ? "" : r->message);
         if (!r->passed && r->rr_segment >= 0) {
-            printf("       replay %s: faultline replay %s %s --segment %d\n", r->node, run->dir,
-                   r->node, r->rr_segment);
+            fprintf(run->human, "       replay %s: faultline replay %s %s --segment %d\n", r->node,
+                    run->dir, r->node, r->rr_segment);
         }
     }
     if (run->infra) {
-        print_escaped("  error: %s\n", run->infra->msg);
+        print_escaped(run->human, "  error: %s\n", run->infra->msg);
     }
-    printf("run directory: %s\n", run->dir);
+    fprintf(run->human, "run directory: %s\n", run->dir);
     if (run->report_written) {
-        printf("report:        %s/report.html\n", run->dir);
+        fprintf(run->human, "report:        %s/report.html\n", run->dir);
     }
-    printf("replay:        faultline run --replay-of %s\n", run->dir);
+    fprintf(run->human, "replay:        faultline run --replay-of %s\n", run->dir);
 }
 
 bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
@@ -525,6 +527,7 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     run->check_done = maybe_finish;
     run->timeline_over = timeline_over;
     run->result = RUNNER_ERROR;
+    run->human = opts->human_to_stderr ? stderr : stdout;
     struct fl_error *err = NULL;
 
     if (!load(run, &err) || !rn_record_check(run, &err)) {
@@ -651,6 +654,8 @@ bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
     out->result = run->result;
     out->checks = run->n_results;
     out->checks_failed = failed;
+    out->summary_json = run->summary_text;
+    run->summary_text = NULL;
     bool completed = run->result == RUNNER_PASS || run->result == RUNNER_FAIL;
     if (!completed) {
         if (run->infra) {

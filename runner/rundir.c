@@ -151,6 +151,59 @@ static bool claim(const char *dir, bool *created, struct fl_error **errp)
     return true;
 }
 
+char *rn_dir_make_default(const char *name, struct fl_error **errp)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    if (!fl_mkdir_p("runs", 0700, errp)) {
+        return NULL;
+    }
+    /* A name that exists (another run of this scenario in the same
+     * second) gets the next free suffix: mkdir is the test. */
+    char *dir = fl_xasprintf("runs/%s-%s", stamp, name);
+    for (int i = 2;; i++) {
+        if (mkdir(dir, 0700) == 0) {
+            return dir;
+        }
+        if (errno != EEXIST || i > 10000) {
+            fl_error_setf_errno(errp, errno, "cannot create the run directory '%s'", dir);
+            free(dir);
+            return NULL;
+        }
+        free(dir);
+        dir = fl_xasprintf("runs/%s-%s-%d", stamp, name, i);
+    }
+}
+
+bool rn_dir_link_latest(const char *dir)
+{
+    const char *slash = strrchr(dir, '/');
+    char *parent = slash ? fl_xasprintf("%.*s", (int)(slash - dir), dir) : fl_xstrdup(".");
+    const char *base = slash ? slash + 1 : dir;
+    char *latest = fl_xasprintf("%s/latest", parent);
+    char *tmp = fl_xasprintf("%s/.latest.%d", parent, (int)getpid());
+    struct stat st;
+    bool ok = false;
+    if (lstat(latest, &st) == 0 && !S_ISLNK(st.st_mode)) {
+        fl_log(FL_LOG_WARN, "runner", "'%s' is not a symbolic link: left as it is", latest);
+    } else {
+        unlink(tmp);
+        ok = symlink(base, tmp) == 0 && rename(tmp, latest) == 0;
+        if (!ok) {
+            fl_log(FL_LOG_WARN, "runner", "cannot point '%s' at '%s': %s", latest, base,
+                   strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    free(latest);
+    free(parent);
+    return ok;
+}
+
 bool rn_dir_create(struct run *run, struct fl_error **errp)
 {
     bool created = false;
@@ -160,30 +213,12 @@ bool rn_dir_create(struct run *run, struct fl_error **errp)
             return false;
         }
     } else {
-        char stamp[32];
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-        if (!fl_mkdir_p("runs", 0700, errp)) {
+        run->dir = rn_dir_make_default(run->scen->name, errp);
+        if (!run->dir || !claim(run->dir, &created, errp)) {
             return false;
         }
-        /* A name that exists (another run of this scenario in the same
-         * second) gets the next free suffix: mkdir is the test. */
-        run->dir = fl_xasprintf("runs/%s-%s", stamp, run->scen->name);
-        for (int i = 2;; i++) {
-            if (mkdir(run->dir, 0700) == 0) {
-                break;
-            }
-            if (errno != EEXIST || i > 10000) {
-                fl_error_setf_errno(errp, errno, "cannot create the run directory '%s'", run->dir);
-                return false;
-            }
-            free(run->dir);
-            run->dir = fl_xasprintf("runs/%s-%s-%d", stamp, run->scen->name, i);
-        }
-        if (!claim(run->dir, &created, errp)) {
-            return false;
+        if (!run->opts->no_latest) {
+            rn_dir_link_latest(run->dir);
         }
     }
     /* Sockets and consoles are private to the user running faultline; the
@@ -314,6 +349,8 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
     fl_buf_printf(&b, ",\n  \"timeline_ns\": %lld",
                   (long long)(run->clock.t0 ? rn_clock_now(&run->clock) : 0));
     fl_buf_printf(&b, ",\n  \"held_ns\": %lld", (long long)run->clock.held_ns);
+    fl_buf_printf(&b, ",\n  \"duration_ns\": %lld",
+                  (long long)(fl_clock_mono_ns() - run->clock.run_start_ns));
     fl_buf_printf(&b, ",\n  \"events_played\": %zu", run->next_event);
     fl_buf_printf(&b, ",\n  \"events_total\": %zu", run->scen->n_events);
     fl_buf_printf(&b, ",\n  \"events_late\": %zu", run->late_events);
@@ -370,6 +407,8 @@ bool rn_write_summary(struct run *run, struct fl_error **errp)
     json(&b, replay);
     free(replay);
     fl_buf_puts(&b, "\n}\n");
+    free(run->summary_text);
+    run->summary_text = fl_xstrdup(b.data);
     char *p = fl_xasprintf("%s/summary.json", run->dir);
     bool ok = fl_write_file(p, b.data, b.size, errp);
     free(p);

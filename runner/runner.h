@@ -24,6 +24,9 @@
  *   record.c    recorded nodes (--record): segment directories under rr/
  *   run.c       callbacks, phases (set_phase is the one place they
  *               change), the verdict, teardown
+ *   repeat.c    --repeat / --seeds: runner_run once per seed, the index
+ *   index.c     the index of a directory of runs (index.html, index.json)
+ *   json.c      a JSON reader (summary.json read back for the index)
  *
  * The run directory (docs/cli.md):
  *   scenario.yaml   the exact scenario file      seed        the seed, decimal
@@ -32,6 +35,10 @@
  *   disks/          the disks' backing files     junit.xml   one test case per check
  *   summary.json    verdict, checks, paths       report.html the report
  *   rr/             recorded nodes' segments (docs/record-replay.md)
+ *
+ * runs/latest, a symbolic link beside the run directories, names the
+ * newest run made under runs/ (without --out), or the newest repeat's
+ * directory.
  */
 #ifndef FL_RUNNER_H
 #define FL_RUNNER_H
@@ -78,6 +85,12 @@ struct runner_options {
      * node, "n1,n2" those. */
     const char *record;
     enum runner_view view;
+    /* Human output (the live view, event lines, the summary) on stderr
+     * instead of stdout: stdout is kept for machine output (--json). */
+    bool human_to_stderr;
+    /* Do not point runs/latest at this run (a repeat's runs: the repeat's
+     * directory is the latest). */
+    bool no_latest;
 };
 
 struct runner_outcome {
@@ -85,6 +98,7 @@ struct runner_outcome {
     char *run_dir; /* NULL when the run never got a directory */
     char *report;  /* path of report.html, or NULL */
     size_t checks, checks_failed;
+    char *summary_json; /* summary.json's text, or NULL when none was made */
 };
 void runner_outcome_clear(struct runner_outcome *out);
 
@@ -94,5 +108,59 @@ void runner_outcome_clear(struct runner_outcome *out);
  * INVALID, ERROR and INTERRUPTED. */
 bool runner_run(const struct runner_options *opts, struct runner_outcome *out,
                 struct fl_error **errp);
+
+/*
+ * Repeating a scenario (runner/repeat.c; docs/cli.md, "faultline run
+ * --repeat"): N runs with fresh seeds, or one run per given seed, each
+ * its own run directory inside one directory:
+ *
+ *   runs/<YYYYmmdd-HHMMSS>-<name>/       (or --out)
+ *     01-seed-<S>/  02-seed-<S>/ ...     run directories, numbered in run order
+ *     index.html  index.json             the set (runner/index.h), rewritten
+ *                                        after every run
+ *   runs/latest -> <YYYYmmdd-HHMMSS>-<name>
+ *
+ * The set's verdict: FAIL when a run failed; else INTERRUPTED when a
+ * signal stopped one (no further run starts); else ERROR when a run had
+ * an infrastructure error; else PASS.  An invalid scenario is INVALID
+ * before any run starts.
+ */
+struct runner_repeat {
+    /* The runs' options: scenario_path, accel, cache_dir, view, ...; its
+     * out_dir is the repeat's directory (NULL: runs/<date>-<time>-<name>/);
+     * its seed, replay_of and no_latest are not used. */
+    const struct runner_options *run;
+    size_t count;          /* runs with drawn seeds; 0 with seeds */
+    const uint64_t *seeds; /* one run per seed, in order; NULL: drawn */
+    size_t n_seeds;
+    bool until_fail; /* stop after the first run that did not pass */
+};
+
+struct runner_repeat_outcome {
+    enum runner_result result;
+    char *dir;        /* the repeat's directory, or NULL */
+    char *index_json; /* index.json's text, or NULL */
+    size_t runs;      /* runs started */
+};
+void runner_repeat_outcome_clear(struct runner_repeat_outcome *out);
+
+/* Runs the set; human output (each run's, then the table and the rerun
+ * command of every failure) goes where run->human_to_stderr says.  False
+ * with *errp when no run could start (invalid scenario, the directory). */
+bool runner_repeat_run(const struct runner_repeat *rep, struct runner_repeat_outcome *out,
+                       struct fl_error **errp);
+
+/* "1-50", "7", "3,9,12", "1-3,10" (each seed decimal or 0x hex): the
+ * seeds in order, newly allocated.  A seed given twice, a range A-B with
+ * B < A, or more than RUNNER_MAX_SEEDS seeds is an error naming the
+ * value. */
+#define RUNNER_MAX_SEEDS 100000
+bool runner_seeds_parse(const char *text, uint64_t **seeds, size_t *n, struct fl_error **errp);
+
+/* The index of a directory of runs (runner/index.h): writes dir/index.json
+ * and dir/index.html.  *index_html (may be NULL): the path written,
+ * newly allocated.  False with *errp (ENOENT: dir holds no run
+ * directories). */
+bool runner_index_dir(const char *dir, char **index_html, struct fl_error **errp);
 
 #endif /* FL_RUNNER_H */

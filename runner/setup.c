@@ -24,11 +24,11 @@ static void progress(void *arg, const char *stage, const char *item, uint64_t do
     if (!run->live) {
         return;
     }
-    printf("\r\033[K  image: %s %s", stage, item ? item : "");
+    fprintf(run->human, "\r\033[K  image: %s %s", stage, item ? item : "");
     if (total) {
-        printf(" (%llu/%llu)", (unsigned long long)done, (unsigned long long)total);
+        fprintf(run->human, " (%llu/%llu)", (unsigned long long)done, (unsigned long long)total);
     }
-    fflush(stdout);
+    fflush(run->human);
 }
 
 /* An image build takes up to a minute before the loop runs: SIGINT and
@@ -90,7 +90,7 @@ bool rn_build_images(struct run *run, struct fl_error **errp)
             ok = hv_image_build(&spec, &run->images[k], progress, run, errp);
             free(files);
             if (run->live) {
-                printf("\r\033[K");
+                fprintf(run->human, "\r\033[K");
             }
             if (!ok) {
                 /* A Ctrl-C also reaches apt-get directly, which then fails

@@ -8,7 +8,7 @@
  *    partition: isolate n3
  *    frames: 812 sent · 790 delivered · 22 dropped (22 partition)
  *
- * Plain mode (stdout not a terminal, CI=true, TERM=dumb): event lines only.
+ * Plain mode (stdout, or stderr with --json, not a terminal, CI=true, TERM=dumb): event lines only.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,8 +89,8 @@ static void draw(struct run *run)
         fl_buf_puts(&b, *sep == ',' ? ")\n" : "\n");
         lines++;
     }
-    fputs(b.data, stdout);
-    fflush(stdout);
+    fputs(b.data, run->human);
+    fflush(run->human);
     run->view_lines = lines;
     fl_buf_free(&b);
 }
@@ -98,7 +98,7 @@ static void draw(struct run *run)
 static void erase(struct run *run)
 {
     if (run->view_lines) {
-        printf("\033[%uA\033[J", run->view_lines);
+        fprintf(run->human, "\033[%uA\033[J", run->view_lines);
         run->view_lines = 0;
     }
 }
@@ -117,11 +117,11 @@ static void view_line(void *arg, const char *line)
     struct run *run = arg;
     if (run->live) {
         erase(run);
-        printf("%s\n", line);
+        fprintf(run->human, "%s\n", line);
         draw(run);
     } else {
-        printf("%s\n", line);
-        fflush(stdout);
+        fprintf(run->human, "%s\n", line);
+        fflush(run->human);
     }
 }
 
@@ -140,7 +140,7 @@ void rn_view_start(struct run *run)
         run->live = true;
         break;
     case RUNNER_VIEW_AUTO:
-        run->live = isatty(STDOUT_FILENO) && !(ci && *ci && strcmp(ci, "false")) &&
+        run->live = isatty(fileno(run->human)) && !(ci && *ci && strcmp(ci, "false")) &&
                     !(term && !strcmp(term, "dumb"));
         break;
     }
@@ -155,7 +155,7 @@ void rn_view_stop(struct run *run)
 {
     if (run->live) {
         erase(run);
-        fflush(stdout);
+        fflush(run->human);
     }
     fl_timer_destroy(run->view_timer);
     run->view_timer = NULL;

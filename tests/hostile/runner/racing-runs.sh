@@ -65,7 +65,7 @@ for i in $(seq 1 5); do
     race ""
     [ "$codes" = "3 3" ] || fail "default names: exit codes $codes: $(cat "$TMP/a.log" "$TMP/b.log")"
 done
-n=$(ls runs | wc -l)
+n=$(find runs -mindepth 1 -maxdepth 1 -type d | wc -l)
 [ "$n" = 10 ] || fail "10 runs without --out made $n directories: $(ls runs)"
 for d in runs/*; do
     [ "$(grep -c '\] scenario ' "$d/events.log")" = 1 ] || fail "$d written by two runs"

@@ -81,7 +81,7 @@ out=$(cd "$tmp/work" && PATH=$prefix/bin:/usr/bin:/bin bash --norc --noprofile -
     c faultline net ""
 ' _ "$prefix/share/bash-completion/completions/faultline") || fail "completion script: rc $?"
 want='faultline r|replay report run 
-faultline run --re|--record --replay-of 
+faultline run --re|--record --repeat --replay-of 
 faultline validate |a.yaml runs sub 
 faultline trace |runs 
 faultline net |ctl serve '

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,11 +168,43 @@ static void test_terminal(void **state)
     free(s);
 }
 
+/* fl_text_shell: sh reads each word back as exactly the bytes it was
+ * (every hostile input up to its NUL, plus quotes, spaces, globs,
+ * expansions and an empty word). */
+static void test_shell(void **state)
+{
+    static const char *const extra[] = {
+        "",  "plain/path-1.yaml", "it's", "a b", "$(rm -rf /)", "`x`", "*", "~", "a\\nb", "'''",
+        "-n"};
+    size_t n = FL_ARRAY_LEN(hostile) + FL_ARRAY_LEN(extra);
+    for (size_t i = 0; i < n; i++) {
+        const char *word =
+            i < FL_ARRAY_LEN(hostile) ? hostile[i].bytes : extra[i - FL_ARRAY_LEN(hostile)];
+        struct fl_buf b = {0};
+        fl_buf_puts(&b, "printf '%s' ");
+        fl_text_shell(&b, word);
+        FILE *p = popen(b.data, "r");
+        assert_non_null(p);
+        char out[256];
+        size_t got = fread(out, 1, sizeof out, p);
+        assert_int_equal(pclose(p), 0);
+        if (got != strlen(word) || memcmp(out, word, got)) {
+            fail_msg("word %zu did not come back from sh: %s", i, b.data);
+        }
+        fl_buf_free(&b);
+    }
+    struct fl_buf b = {0};
+    fl_text_shell(&b, "runs/a-1.yaml");
+    assert_string_equal(b.data, "runs/a-1.yaml"); /* plain words stay readable */
+    fl_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode), cmocka_unit_test(test_cut),      cmocka_unit_test(test_xml),
-        cmocka_unit_test(test_json),   cmocka_unit_test(test_terminal),
+        cmocka_unit_test(test_decode),   cmocka_unit_test(test_cut),
+        cmocka_unit_test(test_xml),      cmocka_unit_test(test_json),
+        cmocka_unit_test(test_terminal), cmocka_unit_test(test_shell),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
