@@ -353,4 +353,39 @@ bool fl_name_valid(const char *name, size_t max);
  *   network name 'a.b': character '.' at 1 is not allowed (valid: 1 to 63 letters, ...) */
 bool fl_name_check(const char *what, const char *name, size_t max, struct fl_error **errp);
 
+/* ------------------------------------------------------------------ */
+/* JSON reading (json.c): RFC 8259, strictly; the one reader            */
+/* ------------------------------------------------------------------ */
+
+enum fl_json_type {
+    FL_JSON_NULL,
+    FL_JSON_BOOL,
+    FL_JSON_NUM,
+    FL_JSON_STR,
+    FL_JSON_ARR,
+    FL_JSON_OBJ
+};
+struct fl_json {
+    enum fl_json_type type;
+    bool b;
+    double num;
+    char *str;              /* STR: the UTF-8 text; NUM: the number as written */
+    struct fl_json **items; /* ARR and OBJ values */
+    char **keys;            /* OBJ keys */
+    size_t n;
+};
+/* Parses exactly one value (surrounding whitespace allowed).  Depth (64)
+ * and size are bounded; \u0000 is refused (strings are C strings).  NULL
+ * with *errp ("JSON: WHAT at offset N") on error. */
+struct fl_json *fl_json_parse(const char *text, size_t size, struct fl_error **errp);
+void fl_json_free(struct fl_json *j);
+/* An object's member, or NULL (also when obj is NULL or not an object). */
+const struct fl_json *fl_json_get(const struct fl_json *obj, const char *key);
+/* A string member's text, or NULL. */
+const char *fl_json_get_str(const struct fl_json *obj, const char *key);
+/* An integer member (no fraction or exponent) that fits: true and *out;
+ * exact for every 64-bit value, since numbers keep their text. */
+bool fl_json_i64(const struct fl_json *obj, const char *key, int64_t *out);
+bool fl_json_u64(const struct fl_json *obj, const char *key, uint64_t *out);
+
 #endif /* FL_CORE_H */

@@ -26,7 +26,7 @@
  *                                   manifest, verify, list, prune)
  *   nodes    node.c (lifecycle) ─▶ node-config.c (check + copy)
  *            hv/node.h             qemu-cmdline.c (hv_qemu_cmdline: argv)
- *            node-ops.c ─▶ qmp.c (QMP session; json.c reads it)
+ *            node-ops.c ─▶ qmp.c (QMP session; core's fl_json reads it)
  *                      └─▶ agent-channel.c (frames, requests; proto.h)
  *   shared   accel.c, script.c (setup script), proto.c (agent wire
  *            format, also linked into agent/agent.c, the guest side)

@@ -96,32 +96,6 @@ bool hv_cidr_valid(const char *cidr);
 bool hv_ip_valid(const char *ip);
 bool hv_name_valid(const char *name);
 
-/* ---- json.c: a small JSON reader for QMP ---- */
-
-enum hv_json_type {
-    HV_JSON_NULL,
-    HV_JSON_BOOL,
-    HV_JSON_NUM,
-    HV_JSON_STR,
-    HV_JSON_ARR,
-    HV_JSON_OBJ
-};
-struct hv_json {
-    enum hv_json_type type;
-    bool b;
-    double num;
-    char *str;              /* STR; key names for members live in keys */
-    struct hv_json **items; /* ARR and OBJ values */
-    char **keys;            /* OBJ keys */
-    size_t n;
-};
-/* Parses exactly one value (surrounding whitespace allowed).  Depth and
- * size are bounded.  NULL with *errp on error. */
-struct hv_json *hv_json_parse(const char *text, size_t size, struct fl_error **errp);
-void hv_json_free(struct hv_json *j);
-const struct hv_json *hv_json_get(const struct hv_json *obj, const char *key);
-const char *hv_json_get_str(const struct hv_json *obj, const char *key);
-
 /* ---- accel.c ---- */
 
 /* For tests: resolve from given cpuinfo text and whether /dev/kvm opens. */

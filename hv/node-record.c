@@ -234,10 +234,10 @@ void hv_rr_booted(struct hv_node *n)
     }
 }
 
-void hv_rr_qmp_return(struct hv_node *n, const struct hv_json *ret)
+void hv_rr_qmp_return(struct hv_node *n, const struct fl_json *ret)
 {
-    const struct hv_json *ic = hv_json_get(ret, "icount");
-    if (n->rr.on && ic && ic->type == HV_JSON_NUM) {
+    const struct fl_json *ic = fl_json_get(ret, "icount");
+    if (n->rr.on && ic && ic->type == FL_JSON_NUM) {
         rr_icount_seen(n, (uint64_t)ic->num);
     }
 }

@@ -181,7 +181,7 @@ void hv_rr_booted(struct hv_node *n); /* QEMU started */
 /* A recorded, running QEMU: stop ▸ query-replay ▸ quit sent (the exit is
  * expected) and true; false (nothing done) when not recorded. */
 bool hv_rr_quit(struct hv_node *n);
-void hv_rr_qmp_return(struct hv_node *n, const struct hv_json *ret); /* QMP "return" */
+void hv_rr_qmp_return(struct hv_node *n, const struct fl_json *ret); /* QMP "return" */
 /* true (and *errp) when a reset must be refused: a recorded node runs. */
 bool hv_rr_refuse_reset(struct hv_node *n, struct fl_error **errp);
 void hv_rr_destroy(struct hv_node *n);

@@ -52,10 +52,10 @@ bool hv_qmp_cmd(struct hv_node *n, const char *cmd, struct fl_error **errp)
     return true;
 }
 
-static void qmp_message(struct hv_node *n, const struct hv_json *msg)
+static void qmp_message(struct hv_node *n, const struct fl_json *msg)
 {
     if (!n->qmp_greeted) {
-        if (!hv_json_get(msg, "QMP")) {
+        if (!fl_json_get(msg, "QMP")) {
             hv_node_fail(n, EPROTO, "QMP: no greeting from QEMU");
             return;
         }
@@ -71,19 +71,19 @@ static void qmp_message(struct hv_node *n, const struct hv_json *msg)
         qmp_flush(n);
         return;
     }
-    const char *ev = hv_json_get_str(msg, "event");
+    const char *ev = fl_json_get_str(msg, "event");
     if (ev) {
         hv_node_qmp_event(n, ev);
         return;
     }
-    const struct hv_json *ret = hv_json_get(msg, "return");
+    const struct fl_json *ret = fl_json_get(msg, "return");
     if (ret) {
         hv_rr_qmp_return(n, ret);
         return;
     }
-    const struct hv_json *e = hv_json_get(msg, "error");
+    const struct fl_json *e = fl_json_get(msg, "error");
     if (e) {
-        const char *desc = hv_json_get_str(e, "desc");
+        const char *desc = fl_json_get_str(e, "desc");
         hv_node_fail(n, EIO, "QMP error: %s", desc ? desc : "(no description)");
     }
 }
@@ -122,10 +122,10 @@ void hv_qmp_on_readable(struct fl_loop *loop, int fd, uint32_t events, void *arg
         }
         size_t len = (size_t)(nl - n->qmp_in.data);
         struct fl_error *err = NULL;
-        struct hv_json *msg = hv_json_parse(n->qmp_in.data, len, &err);
+        struct fl_json *msg = fl_json_parse(n->qmp_in.data, len, &err);
         if (msg) {
             qmp_message(n, msg);
-            hv_json_free(msg);
+            fl_json_free(msg);
         } else {
             hv_node_fail(n, EPROTO, "QMP: %s", err->msg);
             fl_error_free(err);

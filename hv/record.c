@@ -371,10 +371,10 @@ static bool rd_fail(struct rd *r, const char *field, const char *why)
     return false;
 }
 
-static char *rd_str(struct rd *r, const struct hv_json *obj, const char *key, bool required)
+static char *rd_str(struct rd *r, const struct fl_json *obj, const char *key, bool required)
 {
-    const struct hv_json *v = hv_json_get(obj, key);
-    if (!v || v->type != HV_JSON_STR) {
+    const struct fl_json *v = fl_json_get(obj, key);
+    if (!v || v->type != FL_JSON_STR) {
         if (required || v) {
             rd_fail(r, key, v ? "is not a string" : "is missing");
         }
@@ -383,10 +383,10 @@ static char *rd_str(struct rd *r, const struct hv_json *obj, const char *key, bo
     return fl_xstrdup(v->str);
 }
 
-static bool rd_u64(struct rd *r, const struct hv_json *obj, const char *key, uint64_t *out)
+static bool rd_u64(struct rd *r, const struct fl_json *obj, const char *key, uint64_t *out)
 {
-    const struct hv_json *v = hv_json_get(obj, key);
-    if (!v || v->type != HV_JSON_NUM || v->num < 0 || v->num > 9007199254740992.0 ||
+    const struct fl_json *v = fl_json_get(obj, key);
+    if (!v || v->type != FL_JSON_NUM || v->num < 0 || v->num > 9007199254740992.0 ||
         v->num != (double)(uint64_t)v->num) {
         return rd_fail(r, key, v ? "is not a non-negative integer" : "is missing");
     }
@@ -394,16 +394,16 @@ static bool rd_u64(struct rd *r, const struct hv_json *obj, const char *key, uin
     return true;
 }
 
-static char **rd_argv(struct rd *r, const struct hv_json *obj, const char *key)
+static char **rd_argv(struct rd *r, const struct fl_json *obj, const char *key)
 {
-    const struct hv_json *v = hv_json_get(obj, key);
-    if (!v || v->type != HV_JSON_ARR || v->n == 0) {
+    const struct fl_json *v = fl_json_get(obj, key);
+    if (!v || v->type != FL_JSON_ARR || v->n == 0) {
         rd_fail(r, key, v ? "is not a non-empty array of strings" : "is missing");
         return NULL;
     }
     char **argv = fl_xcalloc(v->n + 1, sizeof *argv);
     for (size_t i = 0; i < v->n; i++) {
-        if (v->items[i]->type != HV_JSON_STR) {
+        if (v->items[i]->type != FL_JSON_STR) {
             char *f = fl_xasprintf("%s[%zu]", key, i);
             rd_fail(r, f, "is not a string");
             free(f);
@@ -430,7 +430,7 @@ bool hv_rr_segment_read(const char *path, struct hv_rr_segment *s, struct fl_err
         return false;
     }
     struct fl_error *perr = NULL;
-    struct hv_json *j = hv_json_parse(text, size, &perr);
+    struct fl_json *j = fl_json_parse(text, size, &perr);
     free(text);
     if (!j) {
         fl_error_setf(errp, EINVAL, "%s: not valid JSON: %s", path, perr->msg);
@@ -439,7 +439,7 @@ bool hv_rr_segment_read(const char *path, struct hv_rr_segment *s, struct fl_err
     }
     struct rd r = {.path = path, .errp = errp, .ok = true};
     uint64_t u = 0;
-    if (j->type != HV_JSON_OBJ) {
+    if (j->type != FL_JSON_OBJ) {
         rd_fail(&r, "(top level)", "is not an object");
         goto out;
     }
@@ -459,8 +459,8 @@ bool hv_rr_segment_read(const char *path, struct hv_rr_segment *s, struct fl_err
         }
         s->index = (unsigned)u;
     }
-    const struct hv_json *q = hv_json_get(j, "qemu");
-    if (!q || q->type != HV_JSON_OBJ) {
+    const struct fl_json *q = fl_json_get(j, "qemu");
+    if (!q || q->type != FL_JSON_OBJ) {
         rd_fail(&r, "qemu", q ? "is not an object" : "is missing");
     } else {
         s->qemu_path = rd_str(&r, q, "path", true);
@@ -481,12 +481,12 @@ bool hv_rr_segment_read(const char *path, struct hv_rr_segment *s, struct fl_err
     }
     free(flavor);
     s->image_key = rd_str(&r, j, "image_key", true);
-    const struct hv_json *sv = hv_json_get(j, "started_unix");
-    if (sv && sv->type == HV_JSON_NUM) {
+    const struct fl_json *sv = fl_json_get(j, "started_unix");
+    if (sv && sv->type == FL_JSON_NUM) {
         s->started_unix = (int64_t)sv->num;
     }
-    sv = hv_json_get(j, "duration_ns");
-    if (sv && sv->type == HV_JSON_NUM) {
+    sv = fl_json_get(j, "duration_ns");
+    if (sv && sv->type == FL_JSON_NUM) {
         s->duration_ns = (int64_t)sv->num;
     }
     char *end = rd_str(&r, j, "end", true);
@@ -501,22 +501,22 @@ bool hv_rr_segment_read(const char *path, struct hv_rr_segment *s, struct fl_err
         rd_fail(&r, "end", "is not running, quit, killed or exited");
     }
     free(end);
-    const struct hv_json *ic = hv_json_get(j, "icount");
-    if (ic && ic->type != HV_JSON_NULL) {
+    const struct fl_json *ic = fl_json_get(j, "icount");
+    if (ic && ic->type != FL_JSON_NULL) {
         s->has_icount = rd_u64(&r, j, "icount", &s->icount);
     }
     s->log = rd_str(&r, j, "log", true);
     if (s->log && !plain_name(s->log)) {
         rd_fail(&r, "log", "is not a file name inside the segment directory");
     }
-    const struct hv_json *d = hv_json_get(j, "disks");
-    if (!d || d->type != HV_JSON_ARR) {
+    const struct fl_json *d = fl_json_get(j, "disks");
+    if (!d || d->type != FL_JSON_ARR) {
         rd_fail(&r, "disks", d ? "is not an array" : "is missing");
     } else if (r.ok) {
         s->disks = fl_xcalloc(d->n + 1, sizeof *s->disks);
         for (size_t i = 0; i < d->n && r.ok; i++) {
             char *f = fl_xasprintf("disks[%zu]", i);
-            if (d->items[i]->type != HV_JSON_OBJ) {
+            if (d->items[i]->type != FL_JSON_OBJ) {
                 rd_fail(&r, f, "is not an object");
             } else {
                 s->n_disks++;
@@ -537,7 +537,7 @@ bool hv_rr_segment_read(const char *path, struct hv_rr_segment *s, struct fl_err
         s->replay_argv = rd_argv(&r, j, "replay_argv");
     }
 out:
-    hv_json_free(j);
+    fl_json_free(j);
     if (!r.ok) {
         hv_rr_segment_clear(s);
     }

@@ -51,13 +51,13 @@ struct qmp {
 
 /* Next complete line as JSON, waiting up to timeout_ms (0: only what is
  * already there).  NULL: none yet (or EOF: q->eof). */
-static struct hv_json *qmp_next(struct qmp *q, int timeout_ms, struct fl_error **errp)
+static struct fl_json *qmp_next(struct qmp *q, int timeout_ms, struct fl_error **errp)
 {
     for (;;) {
         char *nl = q->in.data ? memchr(q->in.data, '\n', q->in.size) : NULL;
         if (nl) {
             size_t len = (size_t)(nl - q->in.data);
-            struct hv_json *j = hv_json_parse(q->in.data, len, errp);
+            struct fl_json *j = fl_json_parse(q->in.data, len, errp);
             memmove(q->in.data, nl + 1, q->in.size - len - 1);
             q->in.size -= len + 1;
             q->in.data[q->in.size] = '\0';
@@ -154,7 +154,7 @@ static void pump_console(struct replay *r)
 
 /* Waits for the answer to the last command, handling events on the way.
  * *ret gets the "return" member (caller frees the message via *msgp). */
-static bool qmp_wait_return(struct replay *r, int64_t timeout_ns, struct hv_json **msgp,
+static bool qmp_wait_return(struct replay *r, int64_t timeout_ns, struct fl_json **msgp,
                             struct fl_error **errp)
 {
     int64_t deadline = fl_clock_mono_ns() + timeout_ns;
@@ -165,7 +165,7 @@ static bool qmp_wait_return(struct replay *r, int64_t timeout_ns, struct hv_json
                           (double)timeout_ns / 1e9);
             return false;
         }
-        struct hv_json *m = qmp_next(&r->q, (int)FL_MIN(left / FL_NS_PER_MS + 1, POLL_MS), errp);
+        struct fl_json *m = qmp_next(&r->q, (int)FL_MIN(left / FL_NS_PER_MS + 1, POLL_MS), errp);
         pump_console(r);
         if (!m) {
             if (r->q.eof) {
@@ -177,30 +177,30 @@ static bool qmp_wait_return(struct replay *r, int64_t timeout_ns, struct hv_json
             }
             continue;
         }
-        const char *ev = hv_json_get_str(m, "event");
+        const char *ev = fl_json_get_str(m, "event");
         if (ev) {
             if (!strcmp(ev, "STOP")) {
                 r->stopped = true;
             }
-            hv_json_free(m);
+            fl_json_free(m);
             continue;
         }
-        const struct hv_json *e = hv_json_get(m, "error");
+        const struct fl_json *e = fl_json_get(m, "error");
         if (e) {
-            const char *desc = hv_json_get_str(e, "desc");
+            const char *desc = fl_json_get_str(e, "desc");
             fl_error_setf(errp, EIO, "QMP error: %s", desc ? desc : "(no description)");
-            hv_json_free(m);
+            fl_json_free(m);
             return false;
         }
-        if (hv_json_get(m, "return") || hv_json_get(m, "QMP")) {
+        if (fl_json_get(m, "return") || fl_json_get(m, "QMP")) {
             if (msgp) {
                 *msgp = m;
             } else {
-                hv_json_free(m);
+                fl_json_free(m);
             }
             return true;
         }
-        hv_json_free(m);
+        fl_json_free(m);
     }
 }
 
@@ -210,18 +210,18 @@ static bool query_icount(struct replay *r, uint64_t *icount, struct fl_error **e
         fl_error_setf(errp, EPIPE, "QMP: QEMU closed the connection");
         return false;
     }
-    struct hv_json *m = NULL;
+    struct fl_json *m = NULL;
     if (!qmp_wait_return(r, 10 * FL_NS_PER_SEC, &m, errp)) {
         return false;
     }
-    const struct hv_json *ic = hv_json_get(hv_json_get(m, "return"), "icount");
-    bool ok = ic && ic->type == HV_JSON_NUM;
+    const struct fl_json *ic = fl_json_get(fl_json_get(m, "return"), "icount");
+    bool ok = ic && ic->type == FL_JSON_NUM;
     if (ok) {
         *icount = (uint64_t)ic->num;
     } else {
         fl_error_setf(errp, EPROTO, "QMP: query-replay answered without an icount");
     }
-    hv_json_free(m);
+    fl_json_free(m);
     return ok;
 }
 
@@ -413,12 +413,12 @@ static bool prepare(struct replay *r, struct fl_error **errp)
 static bool drive(struct replay *r, struct hv_replay_result *res, struct fl_error **errp)
 {
     const struct hv_replay_opts *o = r->o;
-    struct hv_json *m = NULL;
+    struct fl_json *m = NULL;
     /* greeting, capabilities */
     if (!qmp_wait_return(r, 30 * FL_NS_PER_SEC, &m, errp)) {
         return false;
     }
-    hv_json_free(m);
+    fl_json_free(m);
     m = NULL;
     if (!qmp_send(&r->q, "{\"execute\":\"qmp_capabilities\"}\n") ||
         !qmp_wait_return(r, 10 * FL_NS_PER_SEC, NULL, errp)) {
@@ -439,18 +439,18 @@ static bool drive(struct replay *r, struct hv_replay_result *res, struct fl_erro
     int64_t last_move = fl_clock_mono_ns(), last_query = 0;
     while (!r->stopped) {
         struct fl_error *e = NULL;
-        struct hv_json *ev = qmp_next(&r->q, POLL_MS, &e);
+        struct fl_json *ev = qmp_next(&r->q, POLL_MS, &e);
         pump_console(r);
         if (e) {
             fl_error_propagate(errp, e);
             return false;
         }
         if (ev) {
-            const char *name = hv_json_get_str(ev, "event");
+            const char *name = fl_json_get_str(ev, "event");
             if (name && !strcmp(name, "STOP")) {
                 r->stopped = true;
             }
-            hv_json_free(ev);
+            fl_json_free(ev);
             continue;
         }
         if (r->q.eof) {

@@ -442,9 +442,9 @@ bool hv_rr_bundle_unpack(const char *bundle, char **dirp, struct fl_error **errp
         char *mark = fl_xasprintf("%s/" HV_RR_BUNDLE_MARK, dir);
         size_t size = 0;
         char *text = fl_read_file(mark, &size, NULL);
-        struct hv_json *j = text ? hv_json_parse(text, size, NULL) : NULL;
-        const char *format = j ? hv_json_get_str(j, "format") : NULL;
-        const struct hv_json *ver = j ? hv_json_get(j, "version") : NULL;
+        struct fl_json *j = text ? fl_json_parse(text, size, NULL) : NULL;
+        const char *format = j ? fl_json_get_str(j, "format") : NULL;
+        const struct fl_json *ver = j ? fl_json_get(j, "version") : NULL;
         char *rr = fl_xasprintf("%s/rr", dir);
         if (!text) {
             fl_error_setf(errp, EINVAL,
@@ -452,7 +452,7 @@ bool hv_rr_bundle_unpack(const char *bundle, char **dirp, struct fl_error **errp
                           "; make one with 'faultline bundle RUN')",
                           bundle);
             ok = false;
-        } else if (!format || strcmp(format, FORMAT) || !ver || ver->type != HV_JSON_NUM) {
+        } else if (!format || strcmp(format, FORMAT) || !ver || ver->type != FL_JSON_NUM) {
             fl_error_setf(errp, EINVAL,
                           "'%s' is not a faultline bundle (its " HV_RR_BUNDLE_MARK
                           " does not say format \"" FORMAT "\" and a version)",
@@ -467,7 +467,7 @@ bool hv_rr_bundle_unpack(const char *bundle, char **dirp, struct fl_error **errp
             ok = false;
         }
         free(rr);
-        hv_json_free(j);
+        fl_json_free(j);
         free(text);
         free(mark);
     }

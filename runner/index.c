@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 
 #include "runner/index.h"
-#include "runner/json.h"
 
 static void run_clear(struct rn_index_run *r)
 {
@@ -50,37 +49,37 @@ static bool read_summary(const char *path, struct rn_index_run *r)
     if (!text) {
         return false;
     }
-    struct rn_json *j = rn_json_parse(text, size, NULL);
+    struct fl_json *j = fl_json_parse(text, size, NULL);
     free(text);
-    const char *verdict = rn_json_str(j, "verdict");
+    const char *verdict = fl_json_get_str(j, "verdict");
     if (!verdict) {
-        rn_json_free(j);
+        fl_json_free(j);
         return false;
     }
     r->verdict = fl_xstrdup(verdict);
-    r->scenario = dup_or_null(rn_json_str(j, "scenario"));
-    r->scenario_file = dup_or_null(rn_json_str(j, "scenario_file"));
-    r->error = dup_or_null(rn_json_str(j, "error"));
-    r->replay = dup_or_null(rn_json_str(j, "replay"));
-    r->has_seed = rn_json_u64(j, "seed", &r->seed);
-    if (!rn_json_i64(j, "duration_ns", &r->duration_ns)) {
+    r->scenario = dup_or_null(fl_json_get_str(j, "scenario"));
+    r->scenario_file = dup_or_null(fl_json_get_str(j, "scenario_file"));
+    r->error = dup_or_null(fl_json_get_str(j, "error"));
+    r->replay = dup_or_null(fl_json_get_str(j, "replay"));
+    r->has_seed = fl_json_u64(j, "seed", &r->seed);
+    if (!fl_json_i64(j, "duration_ns", &r->duration_ns)) {
         r->duration_ns = -1;
     }
-    const struct rn_json *list = rn_json_get(rn_json_get(j, "checks"), "list");
-    if (list && list->type == RN_JSON_ARRAY) {
+    const struct fl_json *list = fl_json_get(fl_json_get(j, "checks"), "list");
+    if (list && list->type == FL_JSON_ARR) {
         r->n_checks = list->n;
         r->failed = fl_xcalloc(list->n + 1, sizeof *r->failed);
         for (size_t i = 0; i < list->n; i++) {
-            const struct rn_json *passed = rn_json_get(&list->items[i], "passed");
-            const char *name = rn_json_str(&list->items[i], "name");
-            if (passed && passed->type == RN_JSON_BOOL && !passed->boolean) {
+            const struct fl_json *passed = fl_json_get(list->items[i], "passed");
+            const char *name = fl_json_get_str(list->items[i], "name");
+            if (passed && passed->type == FL_JSON_BOOL && !passed->b) {
                 r->failed[r->n_failed++] = fl_xstrdup(name ? name : "?");
             }
         }
     }
-    const struct rn_json *files = rn_json_get(j, "files");
-    r->has_report = rn_json_str(files, "report") != NULL;
-    rn_json_free(j);
+    const struct fl_json *files = fl_json_get(j, "files");
+    r->has_report = fl_json_get_str(files, "report") != NULL;
+    fl_json_free(j);
     return true;
 }
 

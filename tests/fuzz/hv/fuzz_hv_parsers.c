@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for hv's parsers of untrusted bytes: the first byte
  * picks one, the rest is its input.
- *   0  QMP JSON (hv_json_parse)
+ *   0  QMP JSON (fl_json_parse)
  *   1  agent frames: header + payload readers, as the controller reads an
  *      EXEC_RESULT / CLOCK_RESULT / ERROR
  *   2  ELF dynamic section, PVH note, .modinfo (downloaded packages)
@@ -62,12 +62,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     switch (data[0] % 4) {
     case 0: {
-        struct hv_json *j = hv_json_parse((const char *)p, n, NULL);
+        struct fl_json *j = fl_json_parse((const char *)p, n, NULL);
         if (j) {
-            (void)hv_json_get_str(j, "event");
-            (void)hv_json_get(hv_json_get(j, "error"), "desc");
+            (void)fl_json_get_str(j, "event");
+            (void)fl_json_get(fl_json_get(j, "error"), "desc");
         }
-        hv_json_free(j);
+        fl_json_free(j);
         break;
     }
     case 1:

@@ -1,11 +1,11 @@
 /* Reads records from stdin (u32 little-endian size, then the bytes) and
- * writes one character per record: '1' when hv_json_parse accepts it, '0'
+ * writes one character per record: '1' when fl_json_parse accepts it, '0'
  * when it rejects it.  The other side of json_oracle.py. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "hv/internal.h"
+#include "core/core.h"
 
 int main(void)
 {
@@ -23,9 +23,9 @@ int main(void)
         }
         doc[size] = '\0';
         struct fl_error *err = NULL;
-        struct hv_json *j = hv_json_parse(doc, size, &err);
+        struct fl_json *j = fl_json_parse(doc, size, &err);
         putchar(j ? '1' : '0');
-        hv_json_free(j);
+        fl_json_free(j);
         fl_error_free(err);
         free(doc);
     }

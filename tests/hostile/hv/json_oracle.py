@@ -162,7 +162,7 @@ def main():
             bad += 1
             if bad <= 20:
                 print(f"MISMATCH: python3 {'accepts' if want else 'rejects'}, "
-                      f"hv_json_parse {'accepts' if answer == ord('1') else 'rejects'}: {doc!r}")
+                      f"fl_json_parse {'accepts' if answer == ord('1') else 'rejects'}: {doc!r}")
     print(f"{len(docs)} documents ({len(fuzz)} from the fuzz corpus), "
           f"{accepted} valid, {len(docs) - accepted} invalid, {bad} disagreements")
     # a test that cannot fail is a defect: both kinds must be well represented

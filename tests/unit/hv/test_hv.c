@@ -442,18 +442,18 @@ static void test_json(void **state)
     const char *qmp = "{\"return\": {\"status\": \"running\", \"n\": -1.5e2, \"ok\": true, "
                       "\"list\": [1, null, \"x\\u00e9\\n\"]}, \"id\": 3}";
     struct fl_error *err = NULL;
-    struct hv_json *j = hv_json_parse(qmp, strlen(qmp), &err);
+    struct fl_json *j = fl_json_parse(qmp, strlen(qmp), &err);
     assert_non_null(j);
-    const struct hv_json *ret = hv_json_get(j, "return");
-    assert_string_equal(hv_json_get_str(ret, "status"), "running");
-    assert_true(hv_json_get(ret, "n")->num == -150.0);
-    assert_true(hv_json_get(ret, "ok")->b);
-    const struct hv_json *list = hv_json_get(ret, "list");
+    const struct fl_json *ret = fl_json_get(j, "return");
+    assert_string_equal(fl_json_get_str(ret, "status"), "running");
+    assert_true(fl_json_get(ret, "n")->num == -150.0);
+    assert_true(fl_json_get(ret, "ok")->b);
+    const struct fl_json *list = fl_json_get(ret, "list");
     assert_int_equal(list->n, 3);
-    assert_int_equal(list->items[1]->type, HV_JSON_NULL);
+    assert_int_equal(list->items[1]->type, FL_JSON_NULL);
     assert_string_equal(list->items[2]->str, "x\xc3\xa9\n");
-    assert_null(hv_json_get_str(j, "missing"));
-    hv_json_free(j);
+    assert_null(fl_json_get_str(j, "missing"));
+    fl_json_free(j);
 
     const char *bad[] = {"", "{", "{\"a\" 1}", "[1,]", "\"\\x\"", "{\"a\":1}x", "tru",
                          "\"unterminated", "[1 2]", "\"\\u12\"", "{1:2}", "\"a\x01\"",
@@ -464,7 +464,7 @@ static void test_json(void **state)
                          "\"\xc0\xaf\"", "\"\xf4\x90\x80\x80\"", "\"\x80\"", "\"\xc3\""};
     for (size_t i = 0; i < FL_ARRAY_LEN(bad); i++) {
         err = NULL;
-        assert_null(hv_json_parse(bad[i], strlen(bad[i]), &err));
+        assert_null(fl_json_parse(bad[i], strlen(bad[i]), &err));
         assert_non_null(err);
         assert_non_null(strstr(err->msg, "JSON"));
         fl_error_free(err);
@@ -479,15 +479,15 @@ static void test_json(void **state)
                           "123456789012345678901234567890123456789012345678901234567890123456789"};
     for (size_t i = 0; i < FL_ARRAY_LEN(good); i++) {
         err = NULL;
-        j = hv_json_parse(good[i], strlen(good[i]), &err);
+        j = fl_json_parse(good[i], strlen(good[i]), &err);
         assert_non_null(j);
-        hv_json_free(j);
+        fl_json_free(j);
     }
     /* nesting is bounded */
     char deep[200];
     memset(deep, '[', sizeof deep);
     err = NULL;
-    assert_null(hv_json_parse(deep, sizeof deep, &err));
+    assert_null(fl_json_parse(deep, sizeof deep, &err));
     assert_non_null(strstr(err->msg, "deep"));
     fl_error_free(err);
 }

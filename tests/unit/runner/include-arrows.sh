@@ -23,10 +23,8 @@ declare -A allowed=(
     [run.c]="checks.h record.h rundir.h setup.h timeline.h view.h"
     [record.h]="internal.h"
     [record.c]="record.h"
-    [json.h]=""
-    [json.c]="json.h"
     [index.h]="runner.h"
-    [index.c]="index.h json.h"
+    [index.c]="index.h"
     [repeat.c]="index.h rundir.h"
 )
 bad=0

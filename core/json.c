@@ -1,6 +1,7 @@
 /*
- * A small JSON reader for QMP messages: RFC 8259, strictly.  QEMU is our
- * child, but its output is still parsed strictly: anything malformed is
+ * faultline's one JSON reader (QMP messages, segment.json, summary.json
+ * read back by the index of a directory of runs): RFC 8259, strictly.
+ * Whatever wrote the text, QEMU or an earlier run, anything malformed is
  * an error, never a guess.
  *
  *   numbers   -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?  ("01", "1.",
@@ -12,13 +13,17 @@
  *
  * Deliberate limits beyond the RFC (it allows them): nesting deeper than
  * 64 and \u0000 (strings are C strings here) are errors.
- * tests/hostile/hv checks this against python3's json as an oracle.
+ * tests/hostile/hv checks this against python3's json as an oracle.  A
+ * number keeps its text beside its double, so a 64-bit seed reads back
+ * exactly (fl_json_u64).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hv/internal.h"
+#include <stdint.h>
+
+#include "core/core.h"
 
 #define JSON_MAX_DEPTH 64
 
@@ -74,32 +79,6 @@ static bool hex4(struct jp *j, unsigned *out)
     j->p += 4;
     *out = v;
     return true;
-}
-
-static void put_utf8(struct fl_buf *b, unsigned cp)
-{
-    char o[4];
-    size_t n;
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        o[0] = (char)(0xc0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12);
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        o[0] = (char)(0xf0 | cp >> 18);
-        o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    fl_buf_append(b, o, n);
 }
 
 /* Length of the well-formed UTF-8 sequence at p (Unicode 15, table 3-7),
@@ -208,7 +187,7 @@ static char *jstring(struct jp *j)
                 fl_buf_free(&b);
                 return NULL;
             }
-            put_utf8(&b, cp);
+            fl_utf8_put(&b, cp);
         } else {
             jfail(j, "bad escape");
             fl_buf_free(&b);
@@ -224,18 +203,18 @@ static char *jstring(struct jp *j)
     return fl_buf_steal(&b);
 }
 
-static struct hv_json *jvalue(struct jp *j, int depth);
+static struct fl_json *jvalue(struct jp *j, int depth);
 
-static struct hv_json *jnew(enum hv_json_type t)
+static struct fl_json *jnew(enum fl_json_type t)
 {
-    struct hv_json *v = fl_xcalloc(1, sizeof *v);
+    struct fl_json *v = fl_xcalloc(1, sizeof *v);
     v->type = t;
     return v;
 }
 
-static struct hv_json *jcontainer(struct jp *j, int depth, bool obj)
+static struct fl_json *jcontainer(struct jp *j, int depth, bool obj)
 {
-    struct hv_json *v = jnew(obj ? HV_JSON_OBJ : HV_JSON_ARR);
+    struct fl_json *v = jnew(obj ? FL_JSON_OBJ : FL_JSON_ARR);
     size_t alloc = 0, kalloc = 0;
     j->p++;
     ws(j);
@@ -259,7 +238,7 @@ static struct hv_json *jcontainer(struct jp *j, int depth, bool obj)
             }
             j->p++;
         }
-        struct hv_json *item = jvalue(j, depth + 1);
+        struct fl_json *item = jvalue(j, depth + 1);
         if (!item) {
             free(key);
             break;
@@ -282,7 +261,7 @@ static struct hv_json *jcontainer(struct jp *j, int depth, bool obj)
         jfail(j, obj ? "',' or '}' expected" : "',' or ']' expected");
         break;
     }
-    hv_json_free(v);
+    fl_json_free(v);
     return NULL;
 }
 
@@ -296,7 +275,7 @@ static bool digits(struct jp *j)
 }
 
 /* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-static struct hv_json *jnumber(struct jp *j)
+static struct fl_json *jnumber(struct jp *j)
 {
     const char *s = j->p;
     if (*j->p == '-') {
@@ -331,14 +310,13 @@ static struct hv_json *jnumber(struct jp *j)
     }
     /* The text is a valid number: strtod reads exactly it (the C locale
      * is never changed in faultline). */
-    char *tmp = fl_xstrndup(s, (size_t)(j->p - s));
-    struct hv_json *v = jnew(HV_JSON_NUM);
-    v->num = strtod(tmp, NULL);
-    free(tmp);
+    struct fl_json *v = jnew(FL_JSON_NUM);
+    v->str = fl_xstrndup(s, (size_t)(j->p - s)); /* the number's text */
+    v->num = strtod(v->str, NULL);
     return v;
 }
 
-static struct hv_json *jvalue(struct jp *j, int depth)
+static struct fl_json *jvalue(struct jp *j, int depth)
 {
     if (depth > JSON_MAX_DEPTH) {
         jfail(j, "nesting too deep");
@@ -358,22 +336,22 @@ static struct hv_json *jvalue(struct jp *j, int depth)
         if (!s) {
             return NULL;
         }
-        struct hv_json *v = jnew(HV_JSON_STR);
+        struct fl_json *v = jnew(FL_JSON_STR);
         v->str = s;
         return v;
     }
     static const struct {
         const char *word;
-        enum hv_json_type t;
+        enum fl_json_type t;
         bool b;
-    } words[] = {{"true", HV_JSON_BOOL, true},
-                 {"false", HV_JSON_BOOL, false},
-                 {"null", HV_JSON_NULL, false}};
+    } words[] = {{"true", FL_JSON_BOOL, true},
+                 {"false", FL_JSON_BOOL, false},
+                 {"null", FL_JSON_NULL, false}};
     for (size_t i = 0; i < FL_ARRAY_LEN(words); i++) {
         size_t n = strlen(words[i].word);
         if ((size_t)(j->end - j->p) >= n && !memcmp(j->p, words[i].word, n)) {
             j->p += n;
-            struct hv_json *v = jnew(words[i].t);
+            struct fl_json *v = jnew(words[i].t);
             v->b = words[i].b;
             return v;
         }
@@ -385,28 +363,28 @@ static struct hv_json *jvalue(struct jp *j, int depth)
     return NULL;
 }
 
-struct hv_json *hv_json_parse(const char *text, size_t size, struct fl_error **errp)
+struct fl_json *fl_json_parse(const char *text, size_t size, struct fl_error **errp)
 {
     struct jp j = {.p = text, .end = text + size, .start = text, .errp = errp};
-    struct hv_json *v = jvalue(&j, 0);
+    struct fl_json *v = jvalue(&j, 0);
     if (v) {
         ws(&j);
         if (j.p != j.end) {
             jfail(&j, "trailing bytes after the value");
-            hv_json_free(v);
+            fl_json_free(v);
             return NULL;
         }
     }
     return v;
 }
 
-void hv_json_free(struct hv_json *v)
+void fl_json_free(struct fl_json *v)
 {
     if (!v) {
         return;
     }
     for (size_t i = 0; i < v->n; i++) {
-        hv_json_free(v->items[i]);
+        fl_json_free(v->items[i]);
         if (v->keys) {
             free(v->keys[i]);
         }
@@ -417,9 +395,9 @@ void hv_json_free(struct hv_json *v)
     free(v);
 }
 
-const struct hv_json *hv_json_get(const struct hv_json *obj, const char *key)
+const struct fl_json *fl_json_get(const struct fl_json *obj, const char *key)
 {
-    if (!obj || obj->type != HV_JSON_OBJ) {
+    if (!obj || obj->type != FL_JSON_OBJ) {
         return NULL;
     }
     for (size_t i = 0; i < obj->n; i++) {
@@ -430,8 +408,38 @@ const struct hv_json *hv_json_get(const struct hv_json *obj, const char *key)
     return NULL;
 }
 
-const char *hv_json_get_str(const struct hv_json *obj, const char *key)
+const char *fl_json_get_str(const struct fl_json *obj, const char *key)
 {
-    const struct hv_json *v = hv_json_get(obj, key);
-    return v && v->type == HV_JSON_STR ? v->str : NULL;
+    const struct fl_json *v = fl_json_get(obj, key);
+    return v && v->type == FL_JSON_STR ? v->str : NULL;
+}
+
+bool fl_json_i64(const struct fl_json *obj, const char *key, int64_t *out)
+{
+    const struct fl_json *v = fl_json_get(obj, key);
+    if (!v || v->type != FL_JSON_NUM || strpbrk(v->str, ".eE")) {
+        return false;
+    }
+    errno = 0;
+    long long x = strtoll(v->str, NULL, 10);
+    if (errno) {
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+bool fl_json_u64(const struct fl_json *obj, const char *key, uint64_t *out)
+{
+    const struct fl_json *v = fl_json_get(obj, key);
+    if (!v || v->type != FL_JSON_NUM || strpbrk(v->str, ".eE-")) {
+        return false;
+    }
+    errno = 0;
+    unsigned long long x = strtoull(v->str, NULL, 10);
+    if (errno) {
+        return false;
+    }
+    *out = x;
+    return true;
 }
