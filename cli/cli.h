@@ -41,4 +41,10 @@ struct cli_command {
  * stderr and returns false. */
 bool cli_parse_seed(const char *cmd, const char *value, uint64_t *out);
 
+/* Parses an option's whole number in min..max (decimal, or 0x hex).  On
+ * error prints "faultline CMD: OPT: 'VALUE' is not a whole number in
+ * MIN..MAX" to stderr and returns false. */
+bool cli_parse_count(const char *cmd, const char *opt, const char *value, uint64_t min,
+                     uint64_t max, uint64_t *out);
+
 #endif /* FL_CLI_H */

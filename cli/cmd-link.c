@@ -384,22 +384,6 @@ static const char *opt_value(int argc, char **argv, int *i)
     return argv[++*i];
 }
 
-static bool parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (!*s || *s == '-' || *end || errno || v < min || v > max) {
-        fprintf(stderr,
-                "faultline link simulate: %s: '%s' is not a whole number in %" PRIu64 "..%" PRIu64
-                "\n",
-                opt, s, min, max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 /* "SIZE" or "MIN-MAX" (uniformly drawn per frame). */
 static bool parse_sizes(const char *v, struct sim_options *o)
 {
@@ -450,7 +434,7 @@ static int cmd_simulate(int argc, char **argv)
             goto out;
         } else if (!strcmp(a, "--frames")) {
             if (!(v = opt_value(argc, argv, &i)) ||
-                !parse_u64(a, v, 0, UINT64_C(100000000), &o.frames)) {
+                !cli_parse_count("link simulate", a, v, 0, UINT64_C(100000000), &o.frames)) {
                 goto out;
             }
         } else if (!strcmp(a, "--size")) {
@@ -468,13 +452,14 @@ static int cmd_simulate(int argc, char **argv)
             have_interval = true;
         } else if (!strcmp(a, "--pps")) {
             if (!(v = opt_value(argc, argv, &i)) ||
-                !parse_u64(a, v, 1, UINT64_C(1000000000), &o.pps)) {
+                !cli_parse_count("link simulate", a, v, 1, UINT64_C(1000000000), &o.pps)) {
                 goto out;
             }
             have_pps = true;
             o.interval_ns = 0;
         } else if (!strcmp(a, "--seed")) {
-            if (!(v = opt_value(argc, argv, &i)) || !parse_u64(a, v, 0, UINT64_MAX, &o.seed)) {
+            if (!(v = opt_value(argc, argv, &i)) ||
+                !cli_parse_count("link simulate", a, v, 0, UINT64_MAX, &o.seed)) {
                 goto out;
             }
         } else if (!strcmp(a, "--stream")) {

@@ -343,20 +343,6 @@ static int replay_node(const struct opts *o, const char *node)
     return code;
 }
 
-static bool parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v > max) {
-        fprintf(stderr, "faultline replay: %s '%s' is not a number (0..%llu)\n", opt, s,
-                (unsigned long long)max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static int replay_run(struct opts *op, bool do_verify, int argc, char **argv);
 
 static int replay_main(int argc, char **argv)
@@ -379,17 +365,15 @@ static int replay_main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_SEGMENT:
-            if (!parse_u64("--segment", optarg, 100000, &v)) {
+            if (!cli_parse_count("replay", "--segment", optarg, 0, 100000, &v)) {
                 return CLI_EXIT_USAGE;
             }
             o.has_segment = true;
             o.segment = (unsigned)v;
             break;
         case OPT_UNTIL_ICOUNT:
-            if (!parse_u64("--until-icount", optarg, (uint64_t)1 << 53, &o.until) || !o.until) {
-                if (o.until == 0) {
-                    fprintf(stderr, "faultline replay: --until-icount must be at least 1\n");
-                }
+            if (!cli_parse_count("replay", "--until-icount", optarg, 1, (uint64_t)1 << 53,
+                                 &o.until)) {
                 return CLI_EXIT_USAGE;
             }
             break;
@@ -397,7 +381,7 @@ static int replay_main(int argc, char **argv)
             do_verify = true;
             break;
         case OPT_STALL:
-            if (!parse_u64("--stall", optarg, 86400, &v) || !v) {
+            if (!cli_parse_count("replay", "--stall", optarg, 1, 86400, &v)) {
                 return CLI_EXIT_USAGE;
             }
             o.stall_ns = (int64_t)v * FL_NS_PER_SEC;
@@ -405,7 +389,7 @@ static int replay_main(int argc, char **argv)
         case OPT_GDB:
             o.gdb_port = 1234;
             if (optarg) {
-                if (!parse_u64("--gdb", optarg, 65535, &v) || !v) {
+                if (!cli_parse_count("replay", "--gdb", optarg, 1, 65535, &v)) {
                     return CLI_EXIT_USAGE;
                 }
                 o.gdb_port = (unsigned)v;

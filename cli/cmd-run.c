@@ -242,14 +242,8 @@ static int run_main(int argc, char **argv)
             o.human_to_stderr = true;
             break;
         case OPT_REPEAT: {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-' || n < 1 ||
-                n > RUNNER_MAX_SEEDS) {
-                fprintf(stderr,
-                        "faultline run: --repeat '%s' is not a number of runs (valid: 1..%d)\n",
-                        optarg, RUNNER_MAX_SEEDS);
+            uint64_t n;
+            if (!cli_parse_count("run", "--repeat", optarg, 1, RUNNER_MAX_SEEDS, &n)) {
                 return CLI_EXIT_USAGE;
             }
             repeat = (size_t)n;

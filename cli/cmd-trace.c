@@ -256,12 +256,8 @@ static int trace_main(int argc, char **argv)
             q.disk = optarg;
             break;
         case OPT_LIMIT: {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (end == optarg || *end || errno || v == 0 || optarg[0] == '-') {
-                fprintf(stderr, "faultline trace: --limit: '%s' is not a positive integer\n",
-                        optarg);
+            uint64_t v;
+            if (!cli_parse_count("trace", "--limit", optarg, 1, SIZE_MAX, &v)) {
                 return CLI_EXIT_USAGE;
             }
             q.limit = (size_t)v;

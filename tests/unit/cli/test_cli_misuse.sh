@@ -33,4 +33,12 @@ expect 2 "not a run directory" "$F" trace "$tmp/none"
 grep -q '^KEY ' "$tmp/out" || fail "image list prints no table header: $(cat "$tmp/out")"
 expect 2 "is not a subcommand (build, ls, prune)" "$F" image lsit
 
+
+# Whole-number options: one parser (cli_parse_count), one message, and
+# never a silent exit (replay --stall 0 and --gdb=0 said nothing before).
+expect 2 "replay: --stall: '0' is not a whole number in 1..86400" "$F" replay --stall 0 "$tmp" n1
+expect 2 "replay: --gdb: '0' is not a whole number in 1..65535" "$F" replay --gdb=0 "$tmp" n1
+expect 2 "run: --repeat: '0' is not a whole number in 1..100000" "$F" run --repeat 0 "$tmp/x.yaml"
+expect 2 "trace: --limit: '-3' is not a whole number in 1.." "$F" trace --limit -3 "$tmp"
+
 echo "cli misuse: all cases answered"
