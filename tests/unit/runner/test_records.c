@@ -82,6 +82,7 @@ static void test_records_parse(void **state)
     }
     free(run.results);
     free(run.nodes);
+    free(run.summary_text); /* rn_write_summary keeps what it wrote */
     fl_error_free(run.infra);
     topo_scenario_free(run.scen);
     fl_rm_rf(tmpl);
