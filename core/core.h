@@ -333,6 +333,8 @@ char *fl_text_terminal_dup(const char *s);
  * (letters, digits, _ . / - + , : = @ %), else in single quotes (a quote
  * inside as '\''). */
 void fl_text_shell(struct fl_buf *b, const char *s);
+/* Appends s in single quotes whatever it holds (a quote inside as '\''). */
+void fl_text_shell_quoted(struct fl_buf *b, const char *s);
 /* Appends code point cp (at most U+10FFFF) as UTF-8. */
 void fl_utf8_put(struct fl_buf *b, uint32_t cp);
 

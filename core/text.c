@@ -209,6 +209,11 @@ void fl_text_shell(struct fl_buf *b, const char *s)
         fl_buf_puts(b, s);
         return;
     }
+    fl_text_shell_quoted(b, s);
+}
+
+void fl_text_shell_quoted(struct fl_buf *b, const char *s)
+{
     fl_buf_puts(b, "'");
     for (; *s; s++) {
         if (*s == '\'') {

@@ -24,15 +24,7 @@
 
 void hv_sh_quote(struct fl_buf *b, const char *s)
 {
-    fl_buf_puts(b, "'");
-    for (; *s; s++) {
-        if (*s == '\'') {
-            fl_buf_puts(b, "'\\''");
-        } else {
-            fl_buf_append(b, s, 1);
-        }
-    }
-    fl_buf_puts(b, "'");
+    fl_text_shell_quoted(b, s); /* core's one sh quoting */
 }
 
 void hv_default_mac(const char *name, size_t index, char out[18])

@@ -23,7 +23,7 @@
 #else
 #define BOUND_NS (5 * FL_NS_PER_SEC)
 #endif
-#define MANY     100000
+#define MANY 100000
 
 /* Loads text; returns the error text (caller frees) or NULL when valid. */
 static char *load(const struct fl_buf *b, int64_t *took)
