@@ -4,13 +4,8 @@
 # artifact that is there parses; nothing claims a file that is not there.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-mnt=$TMP/mnt
-mkdir "$mnt"
-if ! mount -t tmpfs -o size=2m tmpfs "$mnt" 2>"$TMP/mount.err"; then
-    echo "skipped: cannot mount a tmpfs here: $(cat "$TMP/mount.err")"
-    exit 77
-fi
-trap 'left=$(pgrep -f -- "$TMP" || true); [ -n "$left" ] && kill -9 $left 2>/dev/null; umount "$mnt" 2>/dev/null; rm -rf "$TMP"' EXIT
+tmpfs_or_skip 2m
+mnt=$TMPFS
 
 run=$mnt/run
 set +e
